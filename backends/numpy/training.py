@@ -1,0 +1,85 @@
+"""The NumPy training loop: many SGD steps per call, in place, on preallocated buffers."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import numpy.typing as npt
+
+from mlpcore.backend import TrainingConfig
+from mlpcore.dropout import portable_keep_mask
+from mlpcore.random import Purpose, stream
+from mlpcore.spec import MLPSpec
+from mlpcore_numpy.dropout import native_keep_mask
+from mlpcore_numpy.network import BoolArray, FloatArray, Workspace, backprop
+
+
+class NumpyTrainer:
+    """:class:`mlpcore.backend.Trainer` over a NumPy model's own weight and bias arrays."""
+
+    def __init__(self, spec: MLPSpec, weights: list[FloatArray], biases: list[FloatArray],
+                 config: TrainingConfig, x: FloatArray, targets: npt.NDArray[np.generic]):
+        self._spec = spec
+        self._weights = weights
+        self._biases = biases
+        self._config = config
+        self._x = x
+        self._targets = targets
+        dtype = weights[0].dtype
+        self._lr = dtype.type(config.optimizer.lr)
+        self._momentum = dtype.type(config.optimizer.momentum)
+        self._velocity: list[FloatArray] = (
+            [np.zeros_like(v) for pair in zip(weights, biases, strict=True) for v in pair]
+            if config.optimizer.momentum > 0 else [])
+        self._workspaces: dict[int, Workspace] = {}
+        self._native_rng = stream(config.seed, Purpose.DROPOUT)
+        self._x_batch: FloatArray = np.empty((0,), dtype)
+
+    def _workspace(self, batch_size: int) -> Workspace:
+        if batch_size not in self._workspaces:
+            self._workspaces[batch_size] = Workspace(self._spec, batch_size, self._x.dtype)
+            self._x_batch = np.empty((batch_size, self._x.shape[1]), self._x.dtype)
+        return self._workspaces[batch_size]
+
+    def _keep_masks(self, step: int, n: int) -> list[BoolArray] | None:
+        spec = self._spec
+        if spec.dropout == 0.0:
+            return None
+        widths = spec.sizes[1:-1]
+        if self._config.dropout_mode == "native":
+            return [native_keep_mask(self._native_rng, (n, w), spec.dropout) for w in widths]
+        return [portable_keep_mask(self._config.seed, step, layer, (n, w), spec.dropout)
+                for layer, w in enumerate(widths)]
+
+    def run(self, order: npt.NDArray[np.int64], batch_size: int,
+            first_step: int) -> npt.NDArray[np.float64]:
+        n_steps = math.ceil(len(order) / batch_size)
+        losses = np.empty(n_steps, np.float64)
+        ws = self._workspace(batch_size)
+        x_batch_full = self._x_batch
+        for j in range(n_steps):
+            rows = order[j * batch_size:(j + 1) * batch_size]
+            x_batch = x_batch_full[:len(rows)]
+            np.take(self._x, rows, axis=0, out=x_batch)
+            losses[j] = backprop(self._spec, self._weights, self._biases, x_batch,
+                                 self._targets[rows], self._config.loss,
+                                 self._config.regularisers, ws,
+                                 self._keep_masks(first_step + j, len(rows)))
+            self._update(ws)
+        return losses
+
+    def _update(self, ws: Workspace) -> None:
+        """SGD in place; the gradient buffers are free after this step, so they hold ``lr * g``."""
+        grads = [g for pair in zip(ws.grad_w, ws.grad_b, strict=True) for g in pair]
+        params = [p for pair in zip(self._weights, self._biases, strict=True) for p in pair]
+        if self._velocity:
+            for v, g in zip(self._velocity, grads, strict=True):
+                v *= self._momentum
+                v += g
+                np.multiply(v, self._lr, out=g)
+        else:
+            for g in grads:
+                g *= self._lr
+        for p, g in zip(params, grads, strict=True):
+            p -= g
