@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
@@ -39,15 +39,15 @@ __all__ = [
     "Backend",
     "BackendModel",
     "Capability",
-    "TrainingConfig",
     "Trainer",
+    "TrainingConfig",
 ]
 
 CONTRACT_VERSION = 1
 """The version of this contract. A backend states the version it implements."""
 
 FloatArray = npt.NDArray[np.floating]
-Targets = npt.NDArray[np.generic]
+Targets = npt.NDArray[Any]
 
 
 class Capability(StrEnum):

@@ -34,8 +34,8 @@ class InvalidInputError(MlpcoreError, ValueError):
 
 
 class CheckpointError(MlpcoreError, ValueError):
-    """A checkpoint cannot be read, written, or does not fit the model. The message names the file."""
+    """A checkpoint cannot be read or written, or does not fit the model; names the file."""
 
 
 class DataError(MlpcoreError, ValueError):
-    """A dataset file is missing, truncated or not in the expected format. The message names the file."""
+    """A dataset file is missing, truncated or malformed. The message names the file."""

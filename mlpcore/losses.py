@@ -21,7 +21,7 @@ Values are returned as Python floats, gradients in the dtype of the outputs.
 
 from __future__ import annotations
 
-from typing import Literal, Protocol, get_args, runtime_checkable
+from typing import Any, Literal, Protocol, get_args, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
@@ -44,11 +44,11 @@ class LossOps(Protocol):
     """What a backend offers for losses. Targets are integer labels (N,) or float arrays (N, K)."""
 
     def value(self, name: LossName, outputs: npt.NDArray[np.floating],
-              targets: npt.NDArray[np.generic]) -> float:
+              targets: npt.NDArray[Any]) -> float:
         """The batch-mean loss."""
         ...
 
     def gradient(self, name: LossName, outputs: npt.NDArray[np.floating],
-                 targets: npt.NDArray[np.generic]) -> npt.NDArray[np.floating]:
+                 targets: npt.NDArray[Any]) -> npt.NDArray[np.floating]:
         """``dL/d outputs``, shape and dtype of ``outputs``."""
         ...

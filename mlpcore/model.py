@@ -12,8 +12,8 @@ import numpy.typing as npt
 from mlpcore.backend import Backend, BackendModel, Capability
 from mlpcore.initialisers import Initialiser, initial_variables
 from mlpcore.losses import LossName, check_loss
-from mlpcore.regularisers import Regulariser
 from mlpcore.registry import get_backend
+from mlpcore.regularisers import Regulariser
 from mlpcore.spec import DTypeName, MLPSpec, check_dtype
 from mlpcore.validation import check_inputs, check_targets
 
@@ -108,7 +108,8 @@ class MLP:
 
     def predict_classes(self, x: Any) -> npt.NDArray[np.int64]:
         """The argmax class of each row, shape (N,)."""
-        return np.argmax(self.predict(x), axis=1).astype(np.int64)
+        classes: npt.NDArray[np.int64] = np.argmax(self.predict(x), axis=1).astype(np.int64)
+        return classes
 
     def evaluate(self, x: Any, targets: Any,
                  loss: str = "softmax_cross_entropy") -> Evaluation:

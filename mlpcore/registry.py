@@ -10,6 +10,7 @@ factory that fails) is recorded against that plugin or backend and reported by
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.metadata
 import importlib.util
@@ -168,10 +169,8 @@ class Registry:
                 rows.append(BackendStatus(name, "not installed", "", plugin, entry.install_hint))
                 continue
             if load and name not in self._backend_failures:
-                try:
+                with contextlib.suppress(BackendLoadError):
                     self.get(name)
-                except BackendLoadError:
-                    pass
             if name in self._backend_failures:
                 rows.append(BackendStatus(name, "failed", version, plugin,
                                           self._backend_failures[name]))
@@ -195,10 +194,11 @@ class Registry:
                 raise BackendNotFoundError(self._not_found_message(name))
             entry, plugin = self._entries[name]
             if not self._installed(entry):
+                hint = entry.install_hint or f"pip install {entry.framework}"
                 raise BackendNotFoundError(
                     f"mlpcore backend {name!r} needs {entry.framework}, which is not installed. "
-                    f"Install it with: {entry.install_hint or 'pip install ' + str(entry.framework)}"
-                    f". Installed backends: {', '.join(self.names()) or 'none'}.")
+                    f"Install it with: {hint}. "
+                    f"Installed backends: {', '.join(self.names()) or 'none'}.")
             if name in self._backend_failures:
                 raise BackendLoadError(
                     f"mlpcore backend {name!r} (from {plugin}) failed to load: "

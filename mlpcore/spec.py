@@ -69,7 +69,8 @@ class MLPSpec:
     def __post_init__(self) -> None:
         sizes = tuple(self.sizes)
         if len(sizes) < 2:
-            raise ValueError(f"MLPSpec.sizes needs an input and an output width, got {self.sizes!r}")
+            raise ValueError(
+                f"MLPSpec.sizes needs an input and an output width, got {self.sizes!r}")
         for size in sizes:
             if isinstance(size, bool) or not isinstance(size, int) or size < 1:
                 raise ValueError(

@@ -49,7 +49,7 @@ def check_inputs(x: Any, n_inputs: int, dtype: str, *, what: str = "inputs",
 
 
 def check_targets(targets: Any, n_rows: int, n_outputs: int, loss: LossName, dtype: str,
-                  *, what: str = "labels") -> npt.NDArray[np.generic]:
+                  *, what: str = "labels") -> npt.NDArray[Any]:
     """Return targets as int64 labels (N,) or ``dtype`` floats (N, n_outputs), validated for
     ``loss``: MSE needs float targets; cross-entropy takes either."""
     array = np.asarray(targets)

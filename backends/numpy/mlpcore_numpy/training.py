@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -19,7 +20,7 @@ class NumpyTrainer:
     """:class:`mlpcore.backend.Trainer` over a NumPy model's own weight and bias arrays."""
 
     def __init__(self, spec: MLPSpec, weights: list[FloatArray], biases: list[FloatArray],
-                 config: TrainingConfig, x: FloatArray, targets: npt.NDArray[np.generic]):
+                 config: TrainingConfig, x: FloatArray, targets: npt.NDArray[Any]):
         self._spec = spec
         self._weights = weights
         self._biases = biases

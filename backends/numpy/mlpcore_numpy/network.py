@@ -14,6 +14,7 @@ For layer ``i`` with input ``a_i`` (N, d_i), weights ``W_i`` (d_i, d_{i+1}) and 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -50,7 +51,8 @@ class Workspace:
 
 
 def forward_into(spec: MLPSpec, weights: Sequence[FloatArray], biases: Sequence[FloatArray],
-                 x: FloatArray, ws: Workspace, keep_masks: Sequence[BoolArray] | None) -> FloatArray:
+                 x: FloatArray, ws: Workspace,
+                 keep_masks: Sequence[BoolArray] | None) -> FloatArray:
     """Run the forward pass of ``x`` (n <= ws.batch_size rows) through the workspace buffers.
 
     With ``keep_masks`` (one per hidden layer) dropout is applied at rate ``spec.dropout``;
@@ -76,7 +78,7 @@ def forward_into(spec: MLPSpec, weights: Sequence[FloatArray], biases: Sequence[
 
 
 def backprop(spec: MLPSpec, weights: Sequence[FloatArray], biases: Sequence[FloatArray],
-             x: FloatArray, targets: npt.NDArray[np.generic], loss: LossName,
+             x: FloatArray, targets: npt.NDArray[Any], loss: LossName,
              regularisers: Sequence[Regulariser], ws: Workspace,
              keep_masks: Sequence[BoolArray] | None) -> float:
     """Forward and backward pass on one batch; gradients land in ``ws.grad_w`` / ``ws.grad_b``.
@@ -90,10 +92,7 @@ def backprop(spec: MLPSpec, weights: Sequence[FloatArray], biases: Sequence[Floa
     dropout_on = keep_masks is not None and spec.dropout > 0.0
     scale = x.dtype.type(keep_scale(spec.dropout))
     for i in range(spec.n_layers - 1, -1, -1):
-        if i == 0:
-            layer_input = x
-        else:
-            layer_input = dropped[i - 1] if dropout_on else h[i - 1]
+        layer_input = x if i == 0 else (dropped[i - 1] if dropout_on else h[i - 1])
         np.matmul(layer_input.T, delta[i], out=ws.grad_w[i])
         np.sum(delta[i], axis=0, out=ws.grad_b[i])
         if regularisers:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -64,7 +65,7 @@ class NumpyModel:
     def loss_and_gradients(
         self,
         x: FloatArray,
-        targets: npt.NDArray[np.generic],
+        targets: npt.NDArray[Any],
         loss: LossName,
         regularisers: Sequence[Regulariser] = (),
         keep_masks: Sequence[BoolArray] | None = None,
@@ -82,7 +83,7 @@ class NumpyModel:
         return objective, grads
 
     def start_training(self, config: TrainingConfig, x: FloatArray,
-                       targets: npt.NDArray[np.generic]) -> NumpyTrainer:
+                       targets: npt.NDArray[Any]) -> NumpyTrainer:
         x = np.ascontiguousarray(x, dtype=self.dtype)
         if targets.dtype.kind == "f":
             targets = np.ascontiguousarray(targets, dtype=self.dtype)

@@ -5,6 +5,8 @@ See :mod:`mlpcore.losses` for the maths. ``targets`` are integer labels (N,) or 
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import numpy as np
 import numpy.typing as npt
 
@@ -13,9 +15,9 @@ from mlpcore.losses import LossName, check_loss
 FloatArray = npt.NDArray[np.floating]
 
 
-def loss_and_gradient(name: LossName, outputs: FloatArray, targets: npt.NDArray[np.generic],
+def loss_and_gradient(name: LossName, outputs: FloatArray, targets: npt.NDArray[Any],
                       grad_out: FloatArray) -> float:
-    """Return the batch-mean loss and write ``dL/d outputs`` into ``grad_out`` (shape of outputs)."""
+    """Return the batch-mean loss; write ``dL/d outputs`` into ``grad_out`` (outputs' shape)."""
     n = outputs.shape[0]
     if name == "mse":
         np.subtract(outputs, targets, out=grad_out)
@@ -42,24 +44,23 @@ def loss_and_gradient(name: LossName, outputs: FloatArray, targets: npt.NDArray[
     return loss
 
 
-def _pick(shifted: FloatArray, targets: npt.NDArray[np.generic]) -> npt.NDArray[np.floating]:
+def _pick(shifted: FloatArray, targets: npt.NDArray[Any]) -> npt.NDArray[np.floating]:
     """``sum_k t_nk * shifted_nk`` for each row: the shifted logit of the target class."""
     if targets.ndim == 1:
         return shifted[np.arange(shifted.shape[0]), targets]
-    picked: npt.NDArray[np.floating] = np.einsum("nk,nk->n", shifted, targets)
-    return picked
+    return cast("npt.NDArray[np.floating]", (shifted * targets).sum(axis=1))
 
 
 class NumpyLosses:
     """:class:`mlpcore.losses.LossOps` in NumPy."""
 
     def value(self, name: LossName, outputs: FloatArray,
-              targets: npt.NDArray[np.generic]) -> float:
+              targets: npt.NDArray[Any]) -> float:
         check_loss(name)
         return loss_and_gradient(name, outputs, targets, np.empty_like(outputs))
 
     def gradient(self, name: LossName, outputs: FloatArray,
-                 targets: npt.NDArray[np.generic]) -> FloatArray:
+                 targets: npt.NDArray[Any]) -> FloatArray:
         check_loss(name)
         grad = np.empty_like(outputs)
         loss_and_gradient(name, outputs, targets, grad)

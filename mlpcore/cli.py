@@ -1,0 +1,216 @@
+"""The ``mlpcore`` command: list backends, train the textbook MLP, evaluate a checkpoint.
+
+Every error a user can cause (a bad flag value, missing data, a bad checkpoint, an unknown
+backend) prints one line ``mlpcore: error: ...`` on stderr and exits with status 2 for usage
+errors or 1 otherwise, without a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from mlpcore.errors import MlpcoreError
+
+__all__ = ["main"]
+
+USAGE_ERROR = 2
+RUN_ERROR = 1
+
+
+def _sizes(text: str) -> tuple[int, ...]:
+    try:
+        sizes = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated positive integers like 784,128,10, got {text!r}") from None
+    if len(sizes) < 2 or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(
+            f"expected at least two positive integers like 784,128,10, got {text!r}")
+    return sizes
+
+
+def _number(low: float, high: float = math.inf, *, low_open: bool = False,
+            high_open: bool = False) -> Any:
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        too_low = value <= low if low_open else value < low
+        too_high = value >= high if high_open else value > high
+        if math.isnan(value) or too_low or too_high:
+            left = "(" if low_open else "["
+            right = ")" if high_open or high == math.inf else "]"
+            raise argparse.ArgumentTypeError(f"expected a number in {left}{low}, {high}{right}, "
+                                             f"got {text!r}")
+        return value
+    return parse
+
+
+def _count(minimum: int) -> Any:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {text!r}")
+        return value
+    return parse
+
+
+DATA_HELP = ("directory of MNIST-format IDX files (gzipped or raw), or 'auto' to search "
+             "$MLPCORE_DATA, then Debian's dataset-fashion-mnist; default: the embedded "
+             "Fashion-MNIST subset")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mlpcore", description="A framework-agnostic multilayer perceptron.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    commands.add_parser("backends", help="list backends: name, version, status")
+
+    train = commands.add_parser(
+        "train", help="train an MLP and report per-epoch cost and accuracy",
+        description="Train an MLP with mini-batch SGD. Defaults reproduce the textbook run: "
+                    "784-128 (sigmoid)-10, truncated-normal(0.1) weights, SGD lr 0.1, "
+                    "batch 64, 10 epochs.")
+    train.add_argument("--backend", default=None,
+                       help="backend name (default: $MLPCORE_BACKEND or numpy)")
+    train.add_argument("--data", default=None, help=DATA_HELP)
+    train.add_argument("--sizes", type=_sizes, default=(784, 128, 10),
+                       help="layer widths, input first (default: 784,128,10)")
+    train.add_argument("--activation", choices=("relu", "sigmoid", "tanh"), default="sigmoid")
+    train.add_argument("--dropout", type=_number(0.0, 1.0), default=0.0,
+                       help="dropout rate after each hidden layer, in [0, 1]")
+    train.add_argument("--l1", type=_number(0.0), default=0.0, help="L1 strength λ >= 0")
+    train.add_argument("--l2", type=_number(0.0), default=0.0, help="L2 strength λ >= 0")
+    train.add_argument("--lr", type=_number(0.0, low_open=True), default=0.1,
+                       help="SGD learning rate > 0")
+    train.add_argument("--momentum", type=_number(0.0, 1.0, high_open=True), default=0.0)
+    train.add_argument("--batch-size", type=_count(1), default=64)
+    train.add_argument("--epochs", type=_count(1), default=10)
+    train.add_argument("--seed", type=_count(0), default=123)
+    train.add_argument("--validation-size", type=_count(0), default=None,
+                       help="training images held back for validation "
+                            "(default: 5000 for a full dataset, 10%% of the embedded one)")
+    train.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    train.add_argument("--save", default=None, metavar="PATH",
+                       help="write the trained model to this checkpoint file")
+    train.add_argument("--no-progress", action="store_true", help="do not draw a progress bar")
+
+    evaluate = commands.add_parser("evaluate", help="print the test accuracy of a checkpoint")
+    evaluate.add_argument("checkpoint", help="checkpoint file written by 'mlpcore train --save'")
+    evaluate.add_argument("--backend", default=None,
+                          help="backend to load it into (default: $MLPCORE_BACKEND or numpy)")
+    evaluate.add_argument("--data", default=None, help=DATA_HELP)
+    return parser
+
+
+def _load_splits(data: str | None, validation_size: int | None) -> Any:
+    from mlpcore.data import load_dataset
+
+    if data is None:
+        return load_dataset(embedded=True, validation_size=validation_size)
+    return load_dataset(None if data == "auto" else data, validation_size=validation_size)
+
+
+def _backends() -> int:
+    from mlpcore.registry import backend_statuses
+
+    rows = [(s.name, s.version or "-", s.status + (f": {s.detail}" if s.detail else ""))
+            for s in backend_statuses(load=True)]
+    header = ("NAME", "VERSION", "STATUS")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(2)]
+    for name, version, status in [header, *rows]:
+        print(f"{name:<{widths[0]}}  {version:<{widths[1]}}  {status}")
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    from mlpcore.checkpoint import save
+    from mlpcore.model import MLP
+    from mlpcore.optimizers import SGD
+    from mlpcore.progress import ProgressBar
+    from mlpcore.regularisers import L1, L2, Regulariser
+    from mlpcore.spec import MLPSpec
+    from mlpcore.training import EpochRecord, fit
+
+    splits = _load_splits(args.data, args.validation_size)
+    spec = MLPSpec(sizes=args.sizes, activation=args.activation, dropout=args.dropout)
+    model = MLP(spec, backend=args.backend, seed=args.seed, dtype=args.dtype)
+    regularisers: list[Regulariser] = []
+    if args.l1:
+        regularisers.append(L1(args.l1))
+    if args.l2:
+        regularisers.append(L2(args.l2))
+    n_train = len(splits.train.labels)
+    n_valid = 0 if splits.valid is None else len(splits.valid.labels)
+    print(f"Data: {splits.source} ({n_train} train, {n_valid} valid, "
+          f"{len(splits.test.labels)} test)")
+    print(f"Model: {'-'.join(map(str, spec.sizes))} {spec.activation}, dropout {spec.dropout}, "
+          f"backend {model.backend.name} {model.backend.framework_version()}, {model.dtype}")
+    bar = ProgressBar(force=False) if not args.no_progress else None
+    n_steps = math.ceil(n_train / args.batch_size)
+
+    def report(record: EpochRecord) -> None:
+        if bar is not None:
+            bar.clear()
+        valid = "-" if record.valid_accuracy is None else f"{record.valid_accuracy:.3f}"
+        print(f"Epoch: {record.epoch:03d} | AvgCost: {record.loss:.3f} | "
+              f"Train/Valid ACC: {record.train_accuracy:.3f}/{valid} | {record.seconds:.1f} s",
+              flush=True)
+
+    started = time.perf_counter()
+    fit(model, splits.train, optimizer=SGD(args.lr, args.momentum), regulariser=regularisers,
+        epochs=args.epochs, batch_size=args.batch_size, validation=splits.valid,
+        seed=args.seed, steps_per_call=max(1, n_steps // 50),
+        progress=None if bar is None else bar.update, on_epoch=report)
+    print(f"Total training time: {time.perf_counter() - started:.1f} s")
+    test = model.evaluate(splits.test.images, splits.test.labels)
+    print(f"Test ACC: {test.accuracy:.3f}")
+    if args.save:
+        path = save(model, args.save)
+        print(f"Saved checkpoint: {path}")
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from mlpcore.checkpoint import load
+
+    model = load(args.checkpoint, backend=args.backend)
+    splits = _load_splits(args.data, 0)
+    test = model.evaluate(splits.test.images, splits.test.labels)
+    print(f"Checkpoint: {args.checkpoint} ({'-'.join(map(str, model.spec.sizes))} "
+          f"{model.spec.activation}) on backend {model.backend.name}")
+    print(f"Data: {splits.source} ({len(splits.test.labels)} test images)")
+    print(f"Test ACC: {test.accuracy:.3f}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "backends":
+            return _backends()
+        if args.command == "train":
+            return _train(args)
+        return _evaluate(args)
+    except (MlpcoreError, ValueError, OSError) as error:
+        print(f"mlpcore: error: {error}", file=sys.stderr)
+        return RUN_ERROR
+    except KeyboardInterrupt:
+        print("mlpcore: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
