@@ -40,11 +40,15 @@ def check_inputs(x: Any, n_inputs: int, dtype: str, *, what: str = "inputs",
             f"{what} have width {array.shape[1]}, but the model expects {n_inputs} "
             f"(shape (batch, {n_inputs}), got {array.shape})")
     if finite:
-        bad = ~np.isfinite(array).all(axis=1)
-        if bad.any():
-            row = int(np.argmax(bad))
+        # a row sum is finite unless the row holds NaN or inf, or finite values overflow it;
+        # only the rows whose sum is not finite are checked element by element
+        with np.errstate(over="ignore", invalid="ignore"):
+            suspects = np.flatnonzero(~np.isfinite(array.sum(axis=1)))
+        bad = suspects[~np.isfinite(array[suspects]).all(axis=1)]
+        if bad.size:
+            row = int(bad[0])
             raise InvalidInputError(
-                f"{what} contain NaN or infinity in {int(bad.sum())} row(s), first at row {row}")
+                f"{what} contain NaN or infinity in {bad.size} row(s), first at row {row}")
     return np.ascontiguousarray(array, dtype=dtype)
 
 

@@ -15,21 +15,22 @@ from mlpcore.activations import ActivationName, check_activation
 FloatArray = npt.NDArray[np.floating]
 
 
-def activate(name: ActivationName, z: FloatArray, out: FloatArray, scratch: FloatArray) -> None:
-    """Write ``f(z)`` into ``out``; ``scratch`` is a buffer of the same shape. ``out`` may be ``z``
-    only for relu and tanh."""
+def activate(name: ActivationName, z: FloatArray, out: FloatArray) -> None:
+    """Write ``f(z)`` into ``out`` (which may be ``z``).
+
+    Call it inside ``np.errstate(over="ignore")``: sigmoid computes ``1 / (1 + exp(-z))``, where
+    ``exp(-z)`` overflows to ``inf`` for very negative ``z`` and the result is then exactly 0,
+    the correctly rounded value; the overflow is expected, not an error.
+    """
     if name == "relu":
         np.maximum(z, 0, out=out)
     elif name == "tanh":
         np.tanh(z, out=out)
     else:
-        # sigmoid(z) = 1 / (1 + e) for z >= 0 and e / (1 + e) for z < 0, with e = exp(-|z|) <= 1
-        np.abs(z, out=scratch)
-        np.negative(scratch, out=scratch)
-        np.exp(scratch, out=scratch)
-        np.add(scratch, 1, out=out)
+        np.negative(z, out=out)
+        np.exp(out, out=out)
+        out += 1
         np.reciprocal(out, out=out)
-        np.multiply(out, scratch, out=out, where=z < 0)
 
 
 def derivative_from_output(name: ActivationName, a: FloatArray, out: FloatArray) -> None:
@@ -50,8 +51,11 @@ class NumpyActivations:
     def value(self, name: ActivationName, x: FloatArray) -> FloatArray:
         check_activation(name)
         x = np.asarray(x)
+        if x.dtype.kind != "f":
+            raise TypeError(f"activations take floating-point arrays, got dtype {x.dtype}")
         out = np.empty_like(x)
-        activate(name, x, out, np.empty_like(x))
+        with np.errstate(over="ignore"):
+            activate(name, x, out)
         return out
 
     def derivative(self, name: ActivationName, x: FloatArray) -> FloatArray:

@@ -56,10 +56,11 @@ class NumpyModel:
         x = np.asarray(x, dtype=self.dtype)
         out = np.empty((x.shape[0], self.spec.n_outputs), self.dtype)
         ws = Workspace(self.spec, min(FORWARD_ROWS, max(x.shape[0], 1)), np.dtype(self.dtype))
-        for start in range(0, x.shape[0], FORWARD_ROWS):
-            block = x[start:start + FORWARD_ROWS]
-            out[start:start + len(block)] = forward_into(
-                self.spec, self._weights, self._biases, block, ws, None)
+        with np.errstate(over="ignore"):
+            for start in range(0, x.shape[0], FORWARD_ROWS):
+                block = x[start:start + FORWARD_ROWS]
+                out[start:start + len(block)] = forward_into(
+                    self.spec, self._weights, self._biases, block, ws, None)
         return out
 
     def loss_and_gradients(
@@ -74,8 +75,9 @@ class NumpyModel:
         if targets.dtype.kind == "f":
             targets = np.asarray(targets, dtype=self.dtype)
         ws = Workspace(self.spec, x.shape[0], np.dtype(self.dtype))
-        objective = backprop(self.spec, self._weights, self._biases, x, targets, loss,
-                             tuple(regularisers), ws, keep_masks)
+        with np.errstate(over="ignore"):
+            objective = backprop(self.spec, self._weights, self._biases, x, targets, loss,
+                                 tuple(regularisers), ws, keep_masks)
         grads: dict[str, FloatArray] = {}
         for i in range(self.spec.n_layers):
             grads[weights_name(i)] = ws.grad_w[i].copy()

@@ -47,7 +47,7 @@ def loss_and_gradient(name: LossName, outputs: FloatArray, targets: npt.NDArray[
 def _pick(shifted: FloatArray, targets: npt.NDArray[Any]) -> npt.NDArray[np.floating]:
     """``sum_k t_nk * shifted_nk`` for each row: the shifted logit of the target class."""
     if targets.ndim == 1:
-        return shifted[np.arange(shifted.shape[0]), targets]
+        return cast("npt.NDArray[np.floating]", shifted[np.arange(shifted.shape[0]), targets])
     return cast("npt.NDArray[np.floating]", (shifted * targets).sum(axis=1))
 
 

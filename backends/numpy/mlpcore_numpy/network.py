@@ -57,9 +57,10 @@ def forward_into(spec: MLPSpec, weights: Sequence[FloatArray], biases: Sequence[
 
     With ``keep_masks`` (one per hidden layer) dropout is applied at rate ``spec.dropout``;
     with ``None`` the pass is in eval mode. Returns the logits buffer (a view into ``ws``).
+    Call it inside ``np.errstate(over="ignore")`` (see :func:`activate`).
     """
     n = x.shape[0]
-    z, h, dropped, scratch = (ws.rows(b, n) for b in (ws.z, ws.h, ws.dropped, ws.scratch))
+    z, h, dropped = (ws.rows(b, n) for b in (ws.z, ws.h, ws.dropped))
     scale = x.dtype.type(keep_scale(spec.dropout))
     a = x
     for i, (w, b) in enumerate(zip(weights, biases, strict=True)):
@@ -67,7 +68,7 @@ def forward_into(spec: MLPSpec, weights: Sequence[FloatArray], biases: Sequence[
         z[i] += b
         if i == spec.n_layers - 1:
             return z[i]
-        activate(spec.activation, z[i], h[i], scratch[i])
+        activate(spec.activation, z[i], h[i])
         if keep_masks is None or spec.dropout == 0.0:
             a = h[i]
         else:
@@ -84,6 +85,7 @@ def backprop(spec: MLPSpec, weights: Sequence[FloatArray], biases: Sequence[Floa
     """Forward and backward pass on one batch; gradients land in ``ws.grad_w`` / ``ws.grad_b``.
 
     Returns the objective: batch-mean loss plus the regularisers' penalty.
+    Call it inside ``np.errstate(over="ignore")`` (see :func:`activate`).
     """
     n = x.shape[0]
     logits = forward_into(spec, weights, biases, x, ws, keep_masks)

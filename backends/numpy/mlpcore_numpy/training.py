@@ -59,6 +59,13 @@ class NumpyTrainer:
         losses = np.empty(n_steps, np.float64)
         ws = self._workspace(batch_size)
         x_batch_full = self._x_batch
+        with np.errstate(over="ignore"):
+            self._run_steps(order, batch_size, first_step, n_steps, ws, x_batch_full, losses)
+        return losses
+
+    def _run_steps(self, order: npt.NDArray[np.int64], batch_size: int, first_step: int,
+                   n_steps: int, ws: Workspace, x_batch_full: FloatArray,
+                   losses: npt.NDArray[np.float64]) -> None:
         for j in range(n_steps):
             rows = order[j * batch_size:(j + 1) * batch_size]
             x_batch = x_batch_full[:len(rows)]
@@ -68,7 +75,6 @@ class NumpyTrainer:
                                  self._config.regularisers, ws,
                                  self._keep_masks(first_step + j, len(rows)))
             self._update(ws)
-        return losses
 
     def _update(self, ws: Workspace) -> None:
         """SGD in place; the gradient buffers are free after this step, so they hold ``lr * g``."""
