@@ -1,0 +1,143 @@
+"""The ``mlpcore`` command line: happy paths on the embedded data, and one-line errors."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mlpcore.cli import main
+
+EPOCH_LINE = re.compile(
+    r"^Epoch: (\d{3}) \| AvgCost: (\d+\.\d{3}) \| Train/Valid ACC: (\d\.\d{3})/(\d\.\d{3})")
+TEST_LINE = re.compile(r"^Test ACC: (\d\.\d{3})$", re.MULTILINE)
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_backends_lists_numpy_as_ok(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "backends")
+    assert code == 0
+    header, *rows = out.splitlines()
+    assert header.split() == ["NAME", "VERSION", "STATUS"]
+    numpy_row = next(r for r in rows if r.startswith("numpy "))
+    assert numpy_row.split()[2] == "ok"
+
+
+def test_train_prints_epoch_table_saves_and_evaluate_agrees(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    checkpoint = tmp_path / "mlp.safetensors"
+    code, out, err = run(capsys, "train", "--epochs", "2", "--no-progress",
+                         "--save", str(checkpoint))
+    assert code == 0, err
+    epochs = [EPOCH_LINE.match(line) for line in out.splitlines()]
+    epochs = [m for m in epochs if m]
+    assert [m.group(1) for m in epochs] == ["001", "002"]
+    assert float(epochs[1].group(2)) < float(epochs[0].group(2))
+    trained = TEST_LINE.search(out)
+    assert trained and float(trained.group(1)) > 0.5
+    assert checkpoint.is_file()
+
+    code, out, err = run(capsys, "evaluate", str(checkpoint))
+    assert code == 0, err
+    evaluated = TEST_LINE.search(out)
+    assert evaluated and evaluated.group(1) == trained.group(1)
+
+
+def test_train_flags_reach_the_model(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    checkpoint = tmp_path / "relu.safetensors"
+    code, out, err = run(capsys, "train", "--epochs", "1", "--no-progress", "--sizes",
+                         "784,32,16,10", "--activation", "relu", "--dropout", "0.2", "--l2",
+                         "1e-4", "--l1", "1e-5", "--lr", "0.05", "--momentum", "0.5",
+                         "--batch-size", "128", "--seed", "7", "--dtype", "float64",
+                         "--validation-size", "100", "--save", str(checkpoint))
+    assert code == 0, err
+    assert "784-32-16-10 relu, dropout 0.2" in out
+    assert "float64" in out
+    assert "4900 train, 100 valid" in out
+    import mlpcore
+
+    model = mlpcore.load(checkpoint)
+    assert model.spec == mlpcore.MLPSpec((784, 32, 16, 10), "relu", 0.2)
+    assert model.dtype == "float64"
+
+
+@pytest.mark.parametrize(
+    ("argv", "fragment"),
+    [
+        (["train", "--sizes", "784,abc"], "--sizes"),
+        (["train", "--sizes", "784"], "--sizes"),
+        (["train", "--dropout", "1.5"], "--dropout"),
+        (["train", "--dropout", "nan"], "--dropout"),
+        (["train", "--lr", "0"], "--lr"),
+        (["train", "--l2", "-1"], "--l2"),
+        (["train", "--epochs", "0"], "--epochs"),
+        (["train", "--batch-size", "x"], "--batch-size"),
+        (["train", "--activation", "softplus"], "--activation"),
+        (["frobnicate"], "invalid choice"),
+    ],
+)
+def test_bad_flag_values_are_usage_errors(capsys: pytest.CaptureFixture[str], argv: list[str],
+                                          fragment: str) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert fragment in err
+    assert "Traceback" not in err
+
+
+def test_missing_data_directory_is_one_clear_error(capsys: pytest.CaptureFixture[str],
+                                                   tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere"
+    code, _, err = run(capsys, "train", "--data", str(missing), "--no-progress")
+    assert code == 1
+    assert err.startswith("mlpcore: error:") and str(missing) in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_width_mismatch_names_the_widths(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "train", "--sizes", "100,10", "--epochs", "1", "--no-progress")
+    assert code == 1
+    assert "784" in err and "100" in err
+
+
+def test_unknown_backend_lists_installed(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "train", "--backend", "nope", "--no-progress")
+    assert code == 1
+    assert "'nope'" in err and "numpy" in err
+
+
+@pytest.mark.parametrize("content", [b"", b"not a checkpoint at all", b"\xff" * 64])
+def test_bad_checkpoint_is_one_clear_error(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                           content: bytes) -> None:
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(content)
+    code, _, err = run(capsys, "evaluate", str(bad))
+    assert code == 1
+    assert err.startswith("mlpcore: error:") and str(bad) in err
+    assert "Traceback" not in err
+
+
+def test_missing_checkpoint(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, _, err = run(capsys, "evaluate", str(tmp_path / "absent.safetensors"))
+    assert code == 1
+    assert "absent.safetensors" in err
+
+
+def test_console_script_runs_without_traceback(tmp_path: Path) -> None:
+    script = Path(sys.executable).with_name("mlpcore")
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "mlpcore.cli"]
+    ok = subprocess.run([*command, "--help"], capture_output=True, text=True, check=False)
+    assert ok.returncode == 0 and "train" in ok.stdout
+    bad = subprocess.run([*command, "evaluate", str(tmp_path / "x.safetensors")],
+                         capture_output=True, text=True, check=False)
+    assert bad.returncode == 1
+    assert "Traceback" not in bad.stderr and "x.safetensors" in bad.stderr
