@@ -9,9 +9,10 @@ tanh       tanh(x)                         1 - tanh(x)^2
 =========  ==============================  =====================================
 
 Shapes: any; the output has the input's shape and dtype (float32 or float64).
-Numerics: no overflow warning and no NaN for finite input, including |x| = 1000: sigmoid is
-evaluated as ``exp(min(x, 0)) / (1 + exp(-|x|))``, which never exponentiates a positive number.
-NaN in gives NaN out.
+Numerics: no overflow warning and no NaN for finite input, including |x| = 1000, in float32 and
+float64; sigmoid(-1000) = 0 and sigmoid(1000) = 1. (The NumPy backend evaluates
+``1 / (1 + exp(-x))`` with the overflow of ``exp`` to ``inf`` expected and silenced, which gives
+exactly 0; ``exp(min(x, 0)) / (1 + exp(-|x|))`` is an equally good form.) NaN in gives NaN out.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The ``mlpcore`` command: list backends, train the textbook MLP, evaluate a checkpoint.
 
 Every error a user can cause (a bad flag value, missing data, a bad checkpoint, an unknown
-backend) prints one line ``mlpcore: error: ...`` on stderr and exits with status 2 for usage
+backend) prints one message ``mlpcore: error: ...`` on stderr and exits with status 2 for usage
 errors or 1 otherwise, without a traceback.
 """
 

@@ -1,8 +1,10 @@
 """The exceptions mlpcore raises.
 
-Every error a user can cause derives from :class:`MlpcoreError`, and also from the built-in class a
-Python programmer would expect (``ValueError`` for bad values, ``LookupError`` for unknown names),
-so ``except ValueError`` keeps working for code that does not know about mlpcore.
+Errors about backends, data, model inputs and checkpoints derive from :class:`MlpcoreError` and
+also from the built-in class a Python programmer would expect (``ValueError`` for bad values,
+``LookupError`` for unknown names), so ``except ValueError`` keeps working for code that does not
+know about mlpcore. An invalid argument to a constructor or function (a negative learning rate, a
+dropout rate of 1.5) raises a plain ``ValueError`` naming the argument.
 """
 
 from __future__ import annotations

@@ -6,7 +6,9 @@ probabilities)::
 
     L = -(1/N) * sum_n sum_k t_nk * log_softmax(z_n)_k
     log_softmax(z)_k = z_k - max(z) - log(sum_j exp(z_j - max(z)))      (log-sum-exp, stable)
-    dL/dz = (softmax(z) - t) / N
+    dL/dz_n = (s_n * softmax(z_n) - t_n) / N,    s_n = sum_k t_nk
+
+(s_n = 1 for labels, one-hot rows and probability rows, giving the familiar ``softmax - t``.)
 
 It is finite for logits as large as 1e30 and gives the same value for integer labels and their
 one-hot encoding.

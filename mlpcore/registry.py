@@ -53,7 +53,9 @@ class BackendStatus:
 
     ``status`` is ``"available"`` (installed, not loaded yet), ``"ok"`` (loaded and working),
     ``"not installed"`` (``detail`` is the install command) or ``"failed"`` (``detail`` is why).
-    For a plugin that failed before naming its backends, ``name`` is the entry-point name.
+    A row for a failed *plugin* (it did not import, its hook failed, or it offered a duplicate or
+    unsupported backend) has ``name == plugin``: ``"<distribution> (<module>)"`` for an installed
+    distribution, else the entry-point name.
     """
 
     name: str
@@ -96,6 +98,7 @@ class Registry:
         self._entries: dict[str, tuple[BackendEntry, str]] = {}
         self._failures: list[_PluginFailure] = []
         self._backend_failures: dict[str, str] = {}
+        self._rejected: dict[str, str] = {}
         self._backends: dict[str, Backend] = {}
 
     def _entry_points(self) -> list[importlib.metadata.EntryPoint]:
@@ -142,16 +145,23 @@ class Registry:
                     plugin_name, f"backend name {entry.name!r} is already provided by {other}"))
             elif entry.contract_version not in SUPPORTED_CONTRACT_VERSIONS:
                 supported = ", ".join(str(v) for v in sorted(SUPPORTED_CONTRACT_VERSIONS))
-                self._failures.append(_PluginFailure(
-                    plugin_name,
-                    f"backend {entry.name!r} implements contract version "
-                    f"{entry.contract_version}; this mlpcore supports {supported}"))
+                reason = (f"backend {entry.name!r} implements contract version "
+                          f"{entry.contract_version}; this mlpcore supports {supported}")
+                self._failures.append(_PluginFailure(plugin_name, reason))
+                self._rejected.setdefault(entry.name, f"{reason} (plugin {plugin_name})")
             else:
                 self._entries[entry.name] = (entry, plugin_name)
 
     @staticmethod
     def _installed(entry: BackendEntry) -> bool:
-        return entry.framework is None or importlib.util.find_spec(entry.framework) is not None
+        """Whether the framework's top-level package can be found, without importing it."""
+        if entry.framework is None:
+            return True
+        top_level = entry.framework.partition(".")[0]
+        try:
+            return importlib.util.find_spec(top_level) is not None
+        except (ImportError, ValueError):
+            return False
 
     def names(self) -> list[str]:
         """Sorted names of the backends whose framework is installed. Imports no framework."""
@@ -191,7 +201,11 @@ class Registry:
             if name in self._backends:
                 return self._backends[name]
             if name not in self._entries:
-                raise BackendNotFoundError(self._not_found_message(name))
+                message = self._not_found_message(name)
+                if name in self._rejected:
+                    message = (f"mlpcore backend {name!r} was found but refused: "
+                               f"{self._rejected[name]}. {message}")
+                raise BackendNotFoundError(message)
             entry, plugin = self._entries[name]
             if not self._installed(entry):
                 hint = entry.install_hint or f"pip install {entry.framework}"

@@ -39,6 +39,7 @@ def check_inputs(x: Any, n_inputs: int, dtype: str, *, what: str = "inputs",
         raise InvalidInputError(
             f"{what} have width {array.shape[1]}, but the model expects {n_inputs} "
             f"(shape (batch, {n_inputs}), got {array.shape})")
+    array = np.ascontiguousarray(array, dtype=dtype)
     if finite:
         # a row sum is finite unless the row holds NaN or inf, or finite values overflow it;
         # only the rows whose sum is not finite are checked element by element
@@ -48,8 +49,9 @@ def check_inputs(x: Any, n_inputs: int, dtype: str, *, what: str = "inputs",
         if bad.size:
             row = int(bad[0])
             raise InvalidInputError(
-                f"{what} contain NaN or infinity in {bad.size} row(s), first at row {row}")
-    return np.ascontiguousarray(array, dtype=dtype)
+                f"{what} contain NaN or infinity (after conversion to {dtype}) in {bad.size} "
+                f"row(s), first at row {row}")
+    return array
 
 
 def check_targets(targets: Any, n_rows: int, n_outputs: int, loss: LossName, dtype: str,
