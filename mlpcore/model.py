@@ -89,14 +89,13 @@ class MLP:
         the model's dtype. Raises ``ValueError`` listing every problem at once.
         """
         problems = variable_problems(self.spec, values)
+        arrays = {name: np.asarray(value) for name, value in values.items()}
+        problems += [f"variable {name!r} has non-numeric dtype {array.dtype}"
+                     for name, array in arrays.items() if array.dtype.kind not in "fiu"]
         if problems:
             raise ValueError("cannot assign variables: " + "; ".join(problems))
-        converted: dict[str, FloatArray] = {}
-        for name, value in values.items():
-            array = np.asarray(value)
-            if array.dtype.kind not in "fiu":
-                raise ValueError(f"variable {name!r} has non-numeric dtype {array.dtype}")
-            converted[name] = np.ascontiguousarray(array, dtype=self.dtype)
+        converted: dict[str, FloatArray] = {
+            name: np.ascontiguousarray(array, dtype=self.dtype) for name, array in arrays.items()}
         self.native.write_variables(converted)
 
     def predict(self, x: Any) -> FloatArray:

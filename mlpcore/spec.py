@@ -17,6 +17,8 @@ import math
 from dataclasses import dataclass
 from typing import Any, Literal, cast, get_args
 
+import numpy as np
+
 __all__ = ["ActivationName", "DTypeName", "MLPSpec", "bias_name", "weights_name"]
 
 ActivationName = Literal["relu", "sigmoid", "tanh"]
@@ -67,12 +69,16 @@ class MLPSpec:
     dropout: float = 0.0
 
     def __post_init__(self) -> None:
-        sizes = tuple(self.sizes)
+        try:
+            sizes = tuple(self.sizes)
+        except TypeError:
+            raise ValueError(
+                f"MLPSpec.sizes must be a sequence of layer widths, got {self.sizes!r}") from None
         if len(sizes) < 2:
             raise ValueError(
                 f"MLPSpec.sizes needs an input and an output width, got {self.sizes!r}")
         for size in sizes:
-            if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            if isinstance(size, bool) or not isinstance(size, int | np.integer) or size < 1:
                 raise ValueError(
                     f"MLPSpec.sizes must be positive integers, got {size!r} in {self.sizes!r}"
                 )
@@ -81,7 +87,7 @@ class MLPSpec:
                 f"MLPSpec.activation must be one of {', '.join(ACTIVATIONS)}, "
                 f"got {self.activation!r}"
             )
-        object.__setattr__(self, "sizes", sizes)
+        object.__setattr__(self, "sizes", tuple(int(size) for size in sizes))
         object.__setattr__(self, "dropout", check_rate(self.dropout, "MLPSpec.dropout"))
 
     @property
@@ -118,13 +124,17 @@ class MLPSpec:
         """Build a spec from :meth:`to_dict` output, rejecting unknown or missing keys."""
         if not isinstance(data, dict):
             raise ValueError(f"an MLP spec must be a JSON object, got {type(data).__name__}")
-        unknown = set(data) - {"sizes", "activation", "dropout"}
+        keys = ("sizes", "activation", "dropout")
+        unknown = set(data) - set(keys)
         if unknown:
-            raise ValueError(f"unknown MLP spec keys: {', '.join(sorted(unknown))}")
-        if not isinstance(data.get("sizes"), list):
+            raise ValueError(f"unknown MLP spec keys: {', '.join(sorted(map(str, unknown)))}")
+        missing = [key for key in keys if key not in data]
+        if missing:
+            raise ValueError(f"missing MLP spec keys: {', '.join(missing)}")
+        if not isinstance(data["sizes"], list):
             raise ValueError("MLP spec 'sizes' must be a list of positive integers")
         return cls(
             sizes=tuple(data["sizes"]),
-            activation=data.get("activation", "sigmoid"),
-            dropout=data.get("dropout", 0.0),
+            activation=data["activation"],
+            dropout=data["dropout"],
         )

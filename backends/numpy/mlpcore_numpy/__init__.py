@@ -1,5 +1,5 @@
-"""The NumPy backend of mlpcore: hand-written forward and backward passes, no autodiff."""
+"""The NumPy backend of mlpcore: hand-written forward and backward passes, no autodiff.
 
-from mlpcore_numpy.backend import NumpyBackend
-
-__all__ = ["NumpyBackend"]
+Nothing is imported here, so that discovering the plugin (``mlpcore_numpy.plugin``) stays cheap;
+the backend itself is :class:`mlpcore_numpy.backend.NumpyBackend`.
+"""

@@ -33,14 +33,15 @@ class NumpyTrainer:
         self._velocity: list[FloatArray] = (
             [np.zeros_like(v) for pair in zip(weights, biases, strict=True) for v in pair]
             if config.optimizer.momentum > 0 else [])
-        self._workspaces: dict[int, Workspace] = {}
+        # per batch size: the workspace and the buffer the batch's input rows are gathered into
+        self._workspaces: dict[int, tuple[Workspace, FloatArray]] = {}
         self._native_rng = stream(config.seed, Purpose.DROPOUT)
-        self._x_batch: FloatArray = np.empty((0,), dtype)
 
-    def _workspace(self, batch_size: int) -> Workspace:
+    def _workspace(self, batch_size: int) -> tuple[Workspace, FloatArray]:
         if batch_size not in self._workspaces:
-            self._workspaces[batch_size] = Workspace(self._spec, batch_size, self._x.dtype)
-            self._x_batch = np.empty((batch_size, self._x.shape[1]), self._x.dtype)
+            self._workspaces[batch_size] = (
+                Workspace(self._spec, batch_size, self._x.dtype),
+                np.empty((batch_size, self._x.shape[1]), self._x.dtype))
         return self._workspaces[batch_size]
 
     def _keep_masks(self, step: int, n: int) -> list[BoolArray] | None:
@@ -57,8 +58,7 @@ class NumpyTrainer:
             first_step: int) -> npt.NDArray[np.float64]:
         n_steps = math.ceil(len(order) / batch_size)
         losses = np.empty(n_steps, np.float64)
-        ws = self._workspace(batch_size)
-        x_batch_full = self._x_batch
+        ws, x_batch_full = self._workspace(batch_size)
         with np.errstate(over="ignore"):
             self._run_steps(order, batch_size, first_step, n_steps, ws, x_batch_full, losses)
         return losses

@@ -1,0 +1,1 @@
+raise ImportError("fake plugin needs surely_missing_dependency")
