@@ -4,8 +4,9 @@ Importing this package imports NumPy, pluggy and safetensors only; a backend's f
 imported the first time that backend is requested.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from mlpcore.backend import CONTRACT_VERSION, Backend, Capability
-from mlpcore.checkpoint import load, load_into, read_checkpoint, save
 from mlpcore.errors import (
     BackendLoadError,
     BackendNotFoundError,
@@ -22,6 +23,21 @@ from mlpcore.regularisers import L1, L2
 from mlpcore.spec import MLPSpec
 from mlpcore.training import EpochRecord, History, fit
 from mlpcore.version import __version__
+
+if TYPE_CHECKING:
+    from mlpcore.checkpoint import load, load_into, read_checkpoint, save
+
+_LAZY = {"load", "load_into", "read_checkpoint", "save"}
+
+
+def __getattr__(name: str) -> Any:
+    """Checkpoint functions load safetensors on first use, keeping ``import mlpcore`` quick."""
+    if name in _LAZY:
+        from mlpcore import checkpoint
+
+        return getattr(checkpoint, name)
+    raise AttributeError(f"module 'mlpcore' has no attribute {name!r}")
+
 
 __all__ = [
     "CONTRACT_VERSION",
