@@ -59,6 +59,9 @@ class Capability(StrEnum):
     """:meth:`BackendModel.loss_and_gradients` is implemented."""
     NATIVE_DROPOUT = "native_dropout"
     """Dropout masks can come from the framework's own RNG (``dropout_mode="native"``)."""
+    COMPILE = "compile"
+    """``TrainingConfig.compiled=True`` compiles the whole training step (e.g. ``torch.compile``,
+    XLA ``jit_compile``)."""
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,10 @@ class TrainingConfig:
 
     ``seed`` keys the portable dropout masks: step ``s`` of the run uses
     ``portable_keep_mask(seed, s, layer, ...)`` after hidden layer ``layer``.
+    ``method`` is one of the backend's :attr:`Backend.training_methods` (how gradients and updates
+    are computed: ``"manual"`` backprop, ``"autodiff"`` with a hand-written update, or the
+    framework's ``"optimizer"``); the core has already checked it. ``compiled`` asks for the
+    compiled step (only for backends with :attr:`Capability.COMPILE`).
     """
 
     loss: LossName
@@ -74,6 +81,8 @@ class TrainingConfig:
     regularisers: tuple[Regulariser, ...] = ()
     dropout_mode: DropoutMode = "portable"
     seed: int = 0
+    method: str = "manual"
+    compiled: bool = False
 
 
 @runtime_checkable
@@ -141,6 +150,9 @@ class Backend(Protocol):
     name: str
     contract_version: int
     capabilities: frozenset[str]
+    training_methods: tuple[str, ...]
+    """The ways this backend can train, the default first: ``"manual"``, ``"autodiff"``,
+    ``"optimizer"``. All of them compute the same SGD update."""
     activations: ActivationOps
     losses: LossOps
     regularisers: RegulariserOps

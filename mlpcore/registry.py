@@ -234,8 +234,8 @@ class Registry:
             raise ValueError(f"factory {entry.factory!r} must look like 'module:callable'")
         factory = getattr(importlib.import_module(module_name), attribute)
         backend = factory()
-        missing = [a for a in ("name", "capabilities", "activations", "losses", "regularisers",
-                               "dropout", "framework_version", "build")
+        missing = [a for a in ("name", "capabilities", "training_methods", "activations",
+                               "losses", "regularisers", "dropout", "framework_version", "build")
                    if not hasattr(backend, a)]
         if missing:
             raise TypeError(f"{entry.factory} returned an object without {', '.join(missing)}")

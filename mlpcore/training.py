@@ -106,6 +106,8 @@ def fit(
     validation: Data | None = None,
     seed: int | None = None,
     dropout_mode: DropoutMode = "portable",
+    method: str | None = None,
+    compiled: bool = False,
     steps_per_call: int | None = None,
     train_accuracy: bool = True,
     progress: ProgressCallback | None = None,
@@ -116,7 +118,9 @@ def fit(
     ``train`` and ``validation`` are ``(inputs, labels)`` pairs or datasets with ``images`` and
     ``labels``. ``seed`` (default: the model's seed) keys the shuffling and the portable dropout
     masks. ``dropout_mode`` is ``"portable"`` (same masks on every backend) or ``"native"``
-    (the framework's RNG). ``on_epoch`` is called with each epoch's record as soon as it is known.
+    (the framework's RNG). ``method`` picks one of ``model.backend.training_methods`` (default:
+    the first); ``compiled=True`` asks a backend with the ``compile`` capability to compile its
+    whole step. ``on_epoch`` is called with each epoch's record as soon as it is known.
     """
     loss_name = check_loss(loss)
     optimizer = SGD() if optimizer is None else optimizer
@@ -134,6 +138,13 @@ def fit(
     if dropout_mode == "native" and Capability.NATIVE_DROPOUT not in model.backend.capabilities:
         raise ValueError(f"backend {model.backend.name!r} has no native dropout")
     seed = model.seed if seed is None else seed
+    methods = tuple(model.backend.training_methods)
+    method = methods[0] if method is None else method
+    if method not in methods:
+        raise ValueError(f"backend {model.backend.name!r} trains with method "
+                         f"{', '.join(map(repr, methods))}, not {method!r}")
+    if compiled and Capability.COMPILE not in model.backend.capabilities:
+        raise ValueError(f"backend {model.backend.name!r} has no compiled training mode")
 
     spec = model.spec
     x_raw, y_raw = _split(train, "train")
@@ -152,7 +163,8 @@ def fit(
                                                                    "steps_per_call")
 
     config = TrainingConfig(loss=loss_name, optimizer=optimizer, regularisers=regularisers,
-                            dropout_mode=dropout_mode, seed=seed)
+                            dropout_mode=dropout_mode, seed=seed, method=method,
+                            compiled=compiled)
     trainer = model.native.start_training(config, x, y)
     history = History()
     for epoch in range(epochs):

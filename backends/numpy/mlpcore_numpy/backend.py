@@ -99,6 +99,7 @@ class NumpyBackend:
     contract_version = CONTRACT_VERSION
     capabilities = frozenset({Capability.FLOAT64, Capability.GRADIENTS,
                               Capability.NATIVE_DROPOUT})
+    training_methods = ("manual",)
 
     def __init__(self) -> None:
         self.activations = NumpyActivations()
