@@ -7,12 +7,12 @@ from typing import Any
 
 import numpy as np
 import pytest
-from mlpcore_numpy.backend import FORWARD_ROWS
 
 from mlpcore import L1, L2, MLP, SGD, MLPSpec, Normal, fit
 from mlpcore.backend import TrainingConfig
 from mlpcore.dropout import portable_keep_mask
 from mlpcore.random import Purpose, stream
+from mlpcore_numpy.backend import FORWARD_ROWS
 
 ACTIVATIONS = ("relu", "sigmoid", "tanh")
 Variables = dict[str, np.ndarray]
