@@ -45,3 +45,11 @@ def bench(session: nox.Session) -> None:
     install_all(session)
     session.run("python", "benchmarks/bench_import.py")
     session.run("python", "benchmarks/bench_numpy.py", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def three_ways(session: nox.Session) -> None:
+    """The notebook's three ways on every backend; writes docs/three-ways.md."""
+    install_all(session)
+    session.run("python", "scripts/three_ways.py", "--out", "docs/three-ways.md",
+                *session.posargs)
