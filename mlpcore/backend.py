@@ -72,7 +72,8 @@ class TrainingConfig:
     ``portable_keep_mask(seed, s, layer, ...)`` after hidden layer ``layer``.
     ``method`` is one of the backend's :attr:`Backend.training_methods` (how gradients and updates
     are computed: ``"manual"`` backprop, ``"autodiff"`` with a hand-written update, or the
-    framework's ``"optimizer"``); the core has already checked it. ``compiled`` asks for the
+    framework's ``"optimizer"``), or ``None`` for the backend's default, its first method;
+    ``fit`` has already checked it. ``compiled`` asks for the
     compiled step (only for backends with :attr:`Capability.COMPILE`).
     """
 
@@ -81,7 +82,7 @@ class TrainingConfig:
     regularisers: tuple[Regulariser, ...] = ()
     dropout_mode: DropoutMode = "portable"
     seed: int = 0
-    method: str = "manual"
+    method: str | None = None
     compiled: bool = False
 
 

@@ -95,11 +95,11 @@ class NumpyModel:
 class NumpyBackend:
     """:class:`mlpcore.backend.Backend` in plain NumPy with hand-written backpropagation."""
 
-    name = "numpy"
-    contract_version = CONTRACT_VERSION
-    capabilities = frozenset({Capability.FLOAT64, Capability.GRADIENTS,
-                              Capability.NATIVE_DROPOUT})
-    training_methods = ("manual",)
+    name: str = "numpy"
+    contract_version: int = CONTRACT_VERSION
+    capabilities: frozenset[str] = frozenset({Capability.FLOAT64, Capability.GRADIENTS,
+                                              Capability.NATIVE_DROPOUT})
+    training_methods: tuple[str, ...] = ("manual",)
 
     def __init__(self) -> None:
         self.activations = NumpyActivations()

@@ -1,0 +1,207 @@
+"""The TensorFlow training loop: a whole chunk of SGD steps inside one ``tf.function`` call.
+
+Why: calling a ``tf.function`` costs about 0.4 ms, more than one training step of an MLP this
+size. So :meth:`TensorflowTrainer.run` does not loop in Python; it makes at most two calls per
+chunk, and each runs a ``tf.while_loop`` over the steps in the graph::
+
+    order (n_steps, B) int64, first_step int64 [, portable masks (n_steps, B, d_l) bool ...]
+    for j in 0 … n_steps-1 (in the graph, iterations strictly in sequence):
+        rows = order[j];  x_b = gather(x, rows);  t_b = gather(targets, rows)
+        keep = masks[j] | stateless_uniform((seed, (first_step + j) · n_hidden + l)) >= p
+        with GradientTape: J = loss(forward(x_b, keep), t_b) + penalties
+        g = dJ/dθ;  update θ (autodiff: assign_sub; optimizer: keras SGD.apply_gradients)
+        losses[j] = J                                   (a TensorArray, returned once)
+
+A chunk of ``n`` rows at batch size ``B`` is split into the full batches, one ``(n // B, B)``
+order matrix, and the short remainder, a ``(1, n % B)`` matrix. The function has one
+``input_signature`` with both dimensions unknown, so it is traced **once per trainer**, whatever
+the number of epochs, chunks or batch sizes (``trace_count``). In compiled mode
+(``config.compiled``, ``jit_compile=True``) XLA needs static shapes and compiles once per
+distinct order shape (``shapes``): with whole-epoch chunks that is two, the full batches and the
+remainder, each compiled on first use and then cached.
+
+Updates, for every variable ``w`` with gradient ``g`` (weights and biases):
+
+* ``"autodiff"``: ``w -= lr · g``, or with momentum μ ``v = μ v + g; w -= lr · v``, exactly
+  :mod:`mlpcore.optimizers` (``tf.Variable.assign`` / ``assign_sub``);
+* ``"optimizer"``: ``keras.optimizers.SGD(lr, momentum)``, whose form ``v = μ v - lr g; w += v``
+  follows the same trajectory for a constant learning rate (only the rounding differs). The
+  learning rate is given as a constant callable returning a NumPy float64 and the momentum as a
+  NumPy float64: Keras casts both straight to each variable's dtype. (With plain Python floats
+  Keras rounds them through float32, its floatx, and float64 runs drift by ~1e-8 relative.)
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import tensorflow as tf
+
+from mlpcore.backend import TrainingConfig
+from mlpcore.dropout import portable_keep_mask
+from mlpcore.spec import MLPSpec
+from mlpcore_tensorflow.dropout import native_keep_mask, native_seed
+from mlpcore_tensorflow.network import objective
+
+
+class TensorflowTrainer:
+    """:class:`mlpcore.backend.Trainer` updating a TensorFlow model's own ``tf.Variable`` objects.
+
+    Attributes for inspection and benchmarks:
+
+    * ``trace_count``: how many times the chunk function was traced (1 after the first call);
+    * ``shapes``: the distinct ``(n_steps, batch)`` order shapes it was called with (in compiled
+      mode, one XLA compilation each);
+    * ``compile_seconds``: wall time of the calls that traced or compiled (including running
+      their own steps); ``calls``: number of ``tf.function`` calls made.
+    """
+
+    def __init__(self, spec: MLPSpec, weights: Sequence[tf.Variable],
+                 biases: Sequence[tf.Variable], config: TrainingConfig, x: tf.Tensor,
+                 targets: tf.Tensor):
+        self.trace_count = 0
+        self.calls = 0
+        self.compile_seconds = 0.0
+        self.shapes: set[tuple[int, int]] = set()
+        self._spec = spec
+        self._config = config
+        self._weights = list(weights)
+        self._biases = list(biases)
+        self._variables = [v for pair in zip(self._weights, self._biases, strict=True)
+                           for v in pair]
+        self._x = x
+        self._targets = targets
+        self._dtype = x.dtype
+        self._widths = spec.sizes[1:-1]
+        dropout_on = spec.dropout > 0.0 and len(self._widths) > 0
+        self._portable = dropout_on and config.dropout_mode == "portable"
+        self._native = dropout_on and config.dropout_mode == "native"
+        self._lr = tf.constant(config.optimizer.lr, self._dtype)
+        self._momentum = tf.constant(config.optimizer.momentum, self._dtype)
+        self._velocities: list[tf.Variable] = []
+        self._optimizer: Any = None
+        if config.method == "optimizer":
+            import keras
+
+            # Keras would keep a float learning rate in a float32 variable and turn a Python
+            # float momentum into a float32 tensor before casting it to the variable dtype,
+            # rounding both for float64 models. A callable returning a NumPy float64 and a
+            # NumPy float64 momentum (a float subclass) are cast straight to the variable dtype.
+            lr = np.float64(config.optimizer.lr)
+            self._optimizer = keras.optimizers.SGD(learning_rate=lambda: lr,
+                                                   momentum=np.float64(config.optimizer.momentum))
+            self._optimizer.build(self._variables)
+        elif config.optimizer.momentum > 0.0:
+            self._velocities = [tf.Variable(tf.zeros_like(v), trainable=False)
+                                for v in self._variables]
+        signature = [
+            tf.TensorSpec([None, None], tf.int64, name="order"),
+            tf.TensorSpec([], tf.int64, name="first_step"),
+            tuple(tf.TensorSpec([None, None, w], tf.bool, name=f"keep_{layer}")
+                  for layer, w in enumerate(self._widths) if self._portable),
+        ]
+        self._chunk_fn = tf.function(self._chunk, input_signature=signature,
+                                     jit_compile=config.compiled)
+
+    # --- the graph ------------------------------------------------------------------------------
+
+    def _chunk(self, order: tf.Tensor, first_step: tf.Tensor,
+               masks: tuple[tf.Tensor, ...]) -> tf.Tensor:
+        """Run ``order.shape[0]`` steps of batch ``order.shape[1]``; their objectives (n_steps,)."""
+        self.trace_count += 1  # a Python side effect: runs only while tracing
+        n_steps = tf.shape(order)[0]
+        losses = tf.TensorArray(self._dtype, size=n_steps, element_shape=())
+
+        def step(j: tf.Tensor, losses: tf.TensorArray) -> tuple[tf.Tensor, tf.TensorArray]:
+            rows = order[j]
+            x_batch = tf.gather(self._x, rows)
+            t_batch = tf.gather(self._targets, rows)
+            keep = self._keep_masks(j, first_step, tf.shape(rows)[0], masks)
+            with tf.GradientTape() as tape:
+                value = objective(self._spec, self._weights, self._biases, x_batch, t_batch,
+                                  self._config.loss, self._config.regularisers, keep)
+            grads = tape.gradient(value, self._variables)
+            with tf.control_dependencies(self._update(grads)):
+                return j + 1, losses.write(j, value)
+
+        _, losses = tf.while_loop(lambda j, _: j < n_steps, step, (tf.constant(0), losses),
+                                  parallel_iterations=1)
+        return losses.stack()
+
+    def _keep_masks(self, j: tf.Tensor, first_step: tf.Tensor, n: tf.Tensor,
+                    masks: tuple[tf.Tensor, ...]) -> list[tf.Tensor] | None:
+        if self._portable:
+            return [mask[j] for mask in masks]
+        if self._native:
+            step = first_step + tf.cast(j, tf.int64)
+            hidden = len(self._widths)
+            return [native_keep_mask(tf.stack([n, width]), self._spec.dropout,
+                                     native_seed(self._config.seed, step * hidden + layer))
+                    for layer, width in enumerate(self._widths)]
+        return None
+
+    def _update(self, grads: Sequence[tf.Tensor]) -> list[Any]:
+        """Apply one SGD step; returns the update ops (empty for the Keras optimizer)."""
+        if self._optimizer is not None:
+            self._optimizer.apply_gradients(zip(grads, self._variables, strict=True))
+            return []
+        ops: list[Any] = []
+        if self._velocities:
+            for var, vel, g in zip(self._variables, self._velocities, grads, strict=True):
+                new = self._momentum * vel + g
+                ops.append(vel.assign(new, read_value=False))
+                ops.append(var.assign_sub(self._lr * new, read_value=False))
+        else:
+            for var, g in zip(self._variables, grads, strict=True):
+                ops.append(var.assign_sub(self._lr * g, read_value=False))
+        return ops
+
+    # --- the Python side: one or two calls per chunk ---------------------------------------------
+
+    def run(self, order: npt.NDArray[np.int64], batch_size: int,
+            first_step: int) -> npt.NDArray[np.float64]:
+        order = np.asarray(order, dtype=np.int64)
+        full, rest = divmod(len(order), batch_size)
+        parts: list[npt.NDArray[np.float64]] = []
+        if full:
+            parts.append(self._call(order[:full * batch_size].reshape(full, batch_size),
+                                    first_step))
+        if rest:
+            parts.append(self._call(order[full * batch_size:].reshape(1, rest),
+                                    first_step + full))
+        if not parts:
+            return np.empty(0, np.float64)
+        return np.concatenate(parts)
+
+    def _call(self, order: npt.NDArray[np.int64], first_step: int) -> npt.NDArray[np.float64]:
+        shape = (int(order.shape[0]), int(order.shape[1]))
+        masks: tuple[tf.Tensor, ...] = ()
+        if self._portable:
+            masks = self._portable_masks(first_step, shape)
+        traces = self.trace_count
+        new_shape = shape not in self.shapes
+        started = time.perf_counter()
+        losses = self._chunk_fn(tf.convert_to_tensor(order),
+                                tf.constant(first_step, tf.int64), masks).numpy()
+        elapsed = time.perf_counter() - started
+        self.calls += 1
+        self.shapes.add(shape)
+        if self.trace_count != traces or (self._config.compiled and new_shape):
+            self.compile_seconds += elapsed
+        return np.asarray(losses, dtype=np.float64)
+
+    def _portable_masks(self, first_step: int, shape: tuple[int, int]) -> tuple[tf.Tensor, ...]:
+        """The chunk's portable keep-masks, one (n_steps, batch, d_l) bool tensor per layer."""
+        n_steps, batch = shape
+        seed, rate = self._config.seed, self._spec.dropout
+        masks = []
+        for layer, width in enumerate(self._widths):
+            block = np.empty((n_steps, batch, width), dtype=bool)
+            for j in range(n_steps):
+                block[j] = portable_keep_mask(seed, first_step + j, layer, (batch, width), rate)
+            masks.append(tf.convert_to_tensor(block))
+        return tuple(masks)
