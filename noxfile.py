@@ -1,4 +1,4 @@
-"""Developer sessions: ``nox -s tests``, ``nox -s lint``, ``nox -s bench``.
+"""Developer sessions: ``nox -s tests``, ``nox -s lint``, ``nox -s bench``, ``nox -s conformance``.
 
 No session installs an unpinned ``torch``: on a CPU machine that resolves to several GB of CUDA
 packages. Backends that need torch pin the CPU build explicitly.
@@ -53,3 +53,50 @@ def three_ways(session: nox.Session) -> None:
     install_all(session)
     session.run("python", "scripts/three_ways.py", "--out", "docs/three-ways.md",
                 *session.posargs)
+
+
+BUILTIN_BACKENDS = ("numpy", "torch", "tensorflow")
+"""The backends ``nox -s conformance`` checks, one session each."""
+
+
+@nox.session(python=PYTHON)
+@nox.parametrize("backend", BUILTIN_BACKENDS)
+def conformance(session: nox.Session, backend: str) -> None:
+    """The conformance suite against one built-in backend, then (once) the checkpoint matrix.
+
+    ``nox -s conformance`` runs every backend's session and ``conformance_matrix``; the report of
+    each goes to ``build/conformance/<backend>.{json,md}``. Extra arguments go to pytest.
+    """
+    install_all(session, "test")
+    session.run("pytest", "--pyargs", "mlpcore_conformance", "-p", "no:cacheprovider",
+                "--mlpcore-backend", backend, "--mlpcore-report",
+                f"build/conformance/{backend}", *session.posargs)
+    session.notify("conformance_matrix")
+
+
+@nox.session(python=PYTHON)
+def conformance_matrix(session: nox.Session) -> None:
+    """Checkpoints saved by each installed backend and loaded by each (N×N, the diagonal too)."""
+    install_all(session, "test")
+    session.run("pytest", "--pyargs", "mlpcore_conformance", "-p", "no:cacheprovider",
+                "--mlpcore-matrix", "--mlpcore-report", "build/conformance/matrix",
+                *session.posargs)
+
+
+JAX_PLUGIN = "./examples/mlpcore-jax"
+"""A third-party backend plugin, its own distribution; nothing in mlpcore names it."""
+
+
+@nox.session(python=PYTHON)
+def jax(session: nox.Session) -> None:
+    """The example JAX plugin, installed like any third-party backend and found only through its
+    entry point: its own unit tests and mypy, then the conformance suite against it, including
+    the checkpoint matrix with every built-in backend (report in ``build/conformance/jax``)."""
+    install_all(session, "test", "lint")
+    session.install(JAX_PLUGIN)  # not editable: the installed distribution is what is tested
+    session.run("mlpcore", "backends")
+    session.run("pytest", f"{JAX_PLUGIN}/tests")
+    session.run("mypy", "--config-file", f"{JAX_PLUGIN}/pyproject.toml", "-p", "mlpcore_jax")
+    session.run("pytest", "--pyargs", "mlpcore_conformance", "-p", "no:cacheprovider",
+                "--mlpcore-backend", "jax", "--mlpcore-matrix", "--mlpcore-report",
+                "build/conformance/jax", *session.posargs)

@@ -1,4 +1,5 @@
-"""The ``mlpcore`` command: list backends, train the textbook MLP, evaluate a checkpoint.
+"""The ``mlpcore`` command: list backends, train the textbook MLP, evaluate a checkpoint, and
+check a backend against the contracts (``mlpcore conformance``, which runs the pytest suite).
 
 Every error a user can cause (a bad flag value, missing data, a bad checkpoint, an unknown
 backend) prints one message ``mlpcore: error: ...`` on stderr and exits with status 2 for usage
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -20,6 +22,7 @@ __all__ = ["main"]
 
 USAGE_ERROR = 2
 RUN_ERROR = 1
+CONFORMANCE_ENV = "MLPCORE_CONFORMANCE_BACKEND"
 
 
 def _sizes(text: str) -> tuple[int, ...]:
@@ -110,6 +113,26 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--backend", default=None,
                           help="backend to load it into (default: $MLPCORE_BACKEND or numpy)")
     evaluate.add_argument("--data", default=None, help=DATA_HELP)
+
+    conformance = commands.add_parser(
+        "conformance", allow_abbrev=False,
+        help="check a backend against the contracts (runs the conformance suite with pytest)",
+        description="Run the conformance suite, 'pytest --pyargs mlpcore_conformance', against a "
+                    "backend. Any other argument goes to pytest (e.g. -x, -k sigmoid, -q); "
+                    "arguments after '--' go to pytest as they are. The exit status is "
+                    "pytest's: 0 when every test passed.")
+    conformance.add_argument(
+        "--backend", default=None,
+        help="backend(s) under test: a registered name, 'package.module:factory', 'all', or a "
+             "comma-separated list (default: $MLPCORE_CONFORMANCE_BACKEND)")
+    conformance.add_argument("--matrix", action="store_true",
+                             help="also run the cross-backend checkpoint matrix")
+    conformance.add_argument("--examples", type=_count(1), default=None, metavar="N",
+                             help="Hypothesis examples per property test")
+    conformance.add_argument("--xfails", action="append", default=None, metavar="PATH",
+                             help="an extra xfails file (repeatable)")
+    conformance.add_argument("--report", default=None, metavar="PATH",
+                             help="write the report to PATH.json and PATH.md")
     return parser
 
 
@@ -194,15 +217,54 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _conformance(args: argparse.Namespace, pytest_args: list[str]) -> int:
+    import importlib.util
+
+    missing = [name for name in ("pytest", "hypothesis") if importlib.util.find_spec(name) is None]
+    if missing:
+        print(f"mlpcore: error: the conformance suite needs {' and '.join(missing)}; install "
+              "it with: pip install 'mlpcore[test]'", file=sys.stderr)
+        return RUN_ERROR
+    if not (args.backend or os.environ.get(CONFORMANCE_ENV, "").strip() or args.matrix):
+        from mlpcore.registry import list_backends
+
+        print("mlpcore: error: name the backend to check with --backend NAME (or set "
+              f"${CONFORMANCE_ENV}); installed backends: {', '.join(list_backends()) or 'none'}",
+              file=sys.stderr)
+        return USAGE_ERROR
+    argv = ["--pyargs", "mlpcore_conformance"]
+    if os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD"):
+        argv = ["-p", "mlpcore_conformance.plugin", *argv]
+    if args.backend:
+        argv += ["--mlpcore-backend", args.backend]
+    if args.matrix:
+        argv.append("--mlpcore-matrix")
+    if args.examples is not None:
+        argv += ["--mlpcore-examples", str(args.examples)]
+    for path in args.xfails or []:
+        argv += ["--mlpcore-xfails", path]
+    if args.report:
+        argv += ["--mlpcore-report", args.report]
+    if "--" in pytest_args:
+        pytest_args.remove("--")
+    import pytest
+
+    return int(pytest.main([*argv, *pytest_args]))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command != "conformance":
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         if args.command == "backends":
             return _backends()
         if args.command == "train":
             return _train(args)
+        if args.command == "conformance":
+            return _conformance(args, extra)
         return _evaluate(args)
     except (MlpcoreError, ValueError, OSError) as error:
         print(f"mlpcore: error: {error}", file=sys.stderr)

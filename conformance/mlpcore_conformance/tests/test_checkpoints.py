@@ -1,0 +1,197 @@
+"""Checkpoints (``mlpcore/checkpoint.py``): bit-exact round trips, every ordered pair of
+backends (with ``--mlpcore-matrix``), strict loads, and nothing changed by a failed load.
+
+A failed write is provoked at the backend boundary by handing ``write_variables`` one value that
+cannot be converted to a float (a string array): the contract says a backend converts everything
+first and assigns only when every conversion succeeded, so the model must be unchanged, whichever
+variable was the bad one.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import mlpcore
+from mlpcore.backend import Backend, Capability
+from mlpcore.spec import DTypeName
+from mlpcore_conformance import cases, reference
+from mlpcore_conformance.repro import Repro
+from mlpcore_conformance.session import MATRIX_PROPERTY
+from mlpcore_conformance.strategies import DTYPES
+from mlpcore_conformance.tolerances import assert_bit_identical, assert_close, measure
+
+SPEC = mlpcore.MLPSpec((5, 6, 6, 3), activation="tanh")
+"""Has a square layer, where a transposed matrix keeps its shape."""
+
+
+def _values(dtype: str, seed: int = 81) -> dict[str, np.ndarray]:
+    values = cases.variables(SPEC, seed, dtype)
+    special = cases.special_values(dtype)
+    first = values["dense_1/bias"]
+    first[:] = special[:first.size]
+    return values
+
+
+def _model(backend: Backend, dtype: str, values: dict[str, np.ndarray]) -> mlpcore.MLP:
+    model = mlpcore.MLP(SPEC, backend=backend, dtype=dtype)
+    model.assign(values)
+    return model
+
+
+def _snapshot(model: mlpcore.MLP, x: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    return model.variables, model.predict(x)
+
+
+def _assert_unchanged(model: mlpcore.MLP, x: np.ndarray,
+                      before: tuple[dict[str, np.ndarray], np.ndarray], what: str,
+                      reproduce: object = None) -> None:
+    variables, outputs = before
+    now = model.variables
+    for name, value in variables.items():
+        assert_bit_identical(now[name], value, f"{name} after {what}", reproduce)
+    assert_bit_identical(model.predict(x), outputs, f"outputs after {what}", reproduce)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_round_trip_is_bit_exact(backend: Backend, repro: Repro, tmp_path: Path,
+                                 dtype: str) -> None:
+    values = _values(dtype)
+    model = _model(backend, dtype, values)
+    x = cases.normal(82, (7, 5), dtype)
+    path = mlpcore.save(model, tmp_path / "model.safetensors")
+    snippet = repro("model = mlpcore.MLP(spec, backend=backend, dtype=dtype)",
+                    "model.assign(values)", "mlpcore.save(model, 'model.safetensors')",
+                    "stored = mlpcore.read_checkpoint('model.safetensors').variables",
+                    "loaded = mlpcore.load('model.safetensors', backend=backend)",
+                    spec=SPEC, dtype=dtype, values=values)
+    checkpoint = mlpcore.read_checkpoint(path)
+    assert checkpoint.backend == backend.name, f"manifest names backend {checkpoint.backend!r}"
+    assert checkpoint.dtype == dtype
+    for name, value in values.items():
+        assert_bit_identical(checkpoint.variables[name], value,
+                             f"{name} as saved (canonical (fan_in, fan_out) layout)", snippet)
+    loaded = mlpcore.load(path, backend=backend)
+    assert loaded.dtype == dtype and loaded.spec == SPEC
+    for name, value in values.items():
+        assert_bit_identical(loaded.variables[name], value, f"{name} after save and load",
+                             snippet)
+    assert_close(loaded.predict(x), model.predict(x), "forward", dtype,
+                 what="outputs of the loaded model vs the saved one", reproduce=snippet)
+    into = mlpcore.MLP(SPEC, backend=backend, dtype=dtype, seed=1)
+    mlpcore.load_into(into, path)
+    for name, value in values.items():
+        assert_bit_identical(into.variables[name], value, f"{name} after load_into", snippet)
+
+
+def test_saved_by_one_backend_loaded_by_another(checkpoint_pair: tuple[Backend, Backend],
+                                                request: pytest.FixtureRequest,
+                                                tmp_path: Path) -> None:
+    saver, loader = checkpoint_pair
+    request.node.user_properties.append(("mlpcore_matrix_pair", (saver.name, loader.name)))
+    dtypes = ["float32"]
+    if all(Capability.FLOAT64 in b.capabilities for b in checkpoint_pair):
+        dtypes.append("float64")
+    worst = 0.0
+    for dtype in dtypes:
+        values = _values(dtype, seed=91)
+        values["dense_1/bias"][:] = cases.normal(92, (6,), dtype)  # finite outputs to compare
+        model = _model(saver, dtype, values)
+        path = mlpcore.save(model, tmp_path / f"{saver.name}-{dtype}.safetensors")
+        loaded = mlpcore.load(path, backend=loader)
+        assert loaded.backend is loader and loaded.dtype == dtype
+        for name, value in values.items():
+            assert_bit_identical(loaded.variables[name], value,
+                                 f"{name} saved by {saver.name!r}, loaded by {loader.name!r}")
+        x = cases.normal(93, (8, 5), dtype)
+        saved_outputs = model.predict(x)
+        loaded_outputs = loaded.predict(x)
+        context = f"saved by {saver.name!r} ({dtype}), loaded by {loader.name!r}"
+        assert_close(loaded_outputs, saved_outputs, "forward", dtype,
+                     what=f"outputs, {context}")
+        assert_close(loaded_outputs, reference.forward(SPEC, values, x), "forward", dtype,
+                     what=f"outputs vs reference, {context}")
+        worst = max(worst, measure(loaded_outputs, saved_outputs, "forward", dtype).max_abs)
+    request.node.user_properties.append(
+        (MATRIX_PROPERTY, {"dtypes": dtypes, "max_abs_output_diff": worst}))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_strict_load_reports_every_problem_and_changes_nothing(backend: Backend, repro: Repro,
+                                                               tmp_path: Path,
+                                                               dtype: str) -> None:
+    model = _model(backend, dtype, _values(dtype))
+    x = cases.normal(83, (4, 5), dtype)
+    before = _snapshot(model, x)
+    wrong_width = mlpcore.MLP(mlpcore.MLPSpec((5, 7, 6, 3)), backend=backend, dtype=dtype)
+    fewer_layers = mlpcore.MLP(mlpcore.MLPSpec((5, 6, 3)), backend=backend, dtype=dtype)
+    more_layers = mlpcore.MLP(mlpcore.MLPSpec((5, 6, 6, 3, 3)), backend=backend, dtype=dtype)
+    expected = {
+        "wrong width": (wrong_width, ["wrong shape: dense_0/weights", "wrong shape: dense_0/bias",
+                                      "wrong shape: dense_1/weights"]),
+        "fewer layers": (fewer_layers, ["missing: dense_2/weights", "missing: dense_2/bias",
+                                        "wrong shape: dense_1/weights"]),
+        "more layers": (more_layers, ["unexpected: dense_3/weights", "unexpected: dense_3/bias"]),
+    }
+    for label, (other, phrases) in expected.items():
+        path = mlpcore.save(other, tmp_path / f"{label.replace(' ', '-')}.safetensors")
+        snippet = repro("model = mlpcore.MLP(spec, backend=backend, dtype=dtype)",
+                        f"mlpcore.load_into(model, {str(path)!r})", spec=SPEC, dtype=dtype)
+        with pytest.raises(mlpcore.CheckpointError) as error:
+            mlpcore.load_into(model, path)
+        message = str(error.value)
+        missing = [p for p in [str(path), *phrases] if p not in message]
+        assert not missing, (f"load_into a checkpoint with {label}: the error lacks {missing}:"
+                             f"\n{message}")
+        _assert_unchanged(model, x, before, f"a failed load ({label})", snippet)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_corrupt_checkpoint_changes_nothing(backend: Backend, tmp_path: Path, dtype: str) -> None:
+    model = _model(backend, dtype, _values(dtype))
+    x = cases.normal(84, (4, 5), dtype)
+    before = _snapshot(model, x)
+    path = mlpcore.save(mlpcore.MLP(SPEC, backend=backend, dtype=dtype, seed=2),
+                        tmp_path / "corrupt.safetensors")
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(mlpcore.CheckpointError, match="checksum"):
+        mlpcore.load_into(model, path)
+    _assert_unchanged(model, x, before, "loading a corrupt checkpoint")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_failed_write_changes_nothing(backend: Backend, repro: Repro, dtype: DTypeName) -> None:
+    values = _values(dtype)
+    model = backend.build(SPEC, values, dtype)
+    x = cases.normal(85, (4, 5), dtype)
+    outputs = model.forward(x)
+    replacement = cases.variables(SPEC, 86, dtype)
+    for bad in SPEC.variable_shapes():
+        new = dict(replacement)
+        new[bad] = np.full(new[bad].shape, "not a number")
+        snippet = repro("model = backend.build(spec, values, dtype)",
+                        "new = cases.variables(spec, 86, dtype)",
+                        f"new[{bad!r}] = np.full(new[{bad!r}].shape, 'not a number')",
+                        "model.write_variables(new)  # must raise and change nothing",
+                        "print(model.read_variables())",
+                        spec=SPEC, values=values, dtype=dtype)
+        try:
+            model.write_variables(new)
+        except Exception:
+            pass
+        else:
+            raise AssertionError(f"write_variables accepted a string array for {bad!r}; "
+                                 f"converting it to {dtype} must fail\nreproduce:\n{snippet}")
+        now = model.read_variables()
+        changed = [name for name, value in values.items()
+                   if now[name].tobytes() != value.tobytes()]
+        assert not changed, (
+            f"write_variables failed on {bad!r} but had already assigned {changed}; it must "
+            f"convert every value first and assign only when all conversions succeeded\n"
+            f"reproduce:\n{snippet}")
+        assert_bit_identical(model.forward(x), outputs, f"outputs after a failed write ({bad})",
+                             snippet)

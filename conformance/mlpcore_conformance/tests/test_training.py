@@ -1,0 +1,202 @@
+"""Training (``Trainer``, ``mlpcore/training.py``): N SGD steps from one initial state follow the
+reference trajectory, step by step, for every training method the backend declares.
+
+Each run takes two epochs of 37 rows in batches of 8 (the fifth batch has 5 rows), the first
+epoch in two calls (3 steps, then 2), so the step numbers that pick the portable dropout masks and
+the optimiser state carried between calls are checked too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+
+import mlpcore
+from mlpcore.backend import Backend, Capability, TrainingConfig
+from mlpcore.losses import LossName
+from mlpcore.regularisers import Regulariser
+from mlpcore.spec import DTypeName
+from mlpcore_conformance import cases, reference
+from mlpcore_conformance.repro import Code, Repro
+from mlpcore_conformance.strategies import DTYPES
+from mlpcore_conformance.tolerances import assert_close
+
+KNOWN_METHODS = ("manual", "autodiff", "optimizer")
+N_ROWS = 37
+BATCH = 8
+SEED = 17
+
+
+@dataclass(frozen=True)
+class Case:
+    """One training configuration."""
+
+    spec: mlpcore.MLPSpec
+    loss: LossName
+    targets: str
+    optimizer: mlpcore.SGD
+    regularisers: tuple[Regulariser, ...]
+
+
+CASES = {
+    "plain": Case(mlpcore.MLPSpec((6, 8, 4), activation="sigmoid"), "softmax_cross_entropy",
+                  "labels", mlpcore.SGD(0.5), ()),
+    "mse-momentum-l2": Case(mlpcore.MLPSpec((6, 7, 5, 3), activation="tanh"), "mse", "floats",
+                            mlpcore.SGD(0.1, momentum=0.9), (mlpcore.L2(0.01),)),
+    "dropout-momentum-l1-l2": Case(mlpcore.MLPSpec((6, 8, 8, 4), activation="relu", dropout=0.3),
+                                   "softmax_cross_entropy", "one_hot",
+                                   mlpcore.SGD(0.2, momentum=0.5),
+                                   (mlpcore.L1(1e-3), mlpcore.L2(1e-2))),
+}
+
+
+def _data(case: Case, dtype: str) -> tuple[npt.NDArray[np.floating], npt.NDArray[Any], str]:
+    k = case.spec.n_outputs
+    x = cases.normal(71, (N_ROWS, case.spec.n_inputs), dtype)
+    if case.targets == "labels":
+        return x, cases.labels(72, N_ROWS, k), f"cases.labels(72, {N_ROWS}, {k})"
+    if case.targets == "one_hot":
+        return (x, cases.one_hot(72, N_ROWS, k, dtype),
+                f"cases.one_hot(72, {N_ROWS}, {k}, {dtype!r})")
+    return x, cases.normal(72, (N_ROWS, k), dtype, 0.5), \
+        f"cases.normal(72, {(N_ROWS, k)}, {dtype!r}, 0.5)"
+
+
+CHUNKS = [(0, 0, 24, 0), (0, 24, N_ROWS, 3), (1, 0, N_ROWS, 5)]
+"""(epoch, start, stop, first_step): the calls to ``Trainer.run``."""
+
+
+def _check_run(backend: Backend, repro: Repro, case_name: str, dtype: DTypeName, method: str,
+               compiled: bool) -> None:
+    case = CASES[case_name]
+    variables = reference.initial_variables(case.spec.sizes, 5, dtype=dtype)
+    x, targets, targets_code = _data(case, dtype)
+    config = TrainingConfig(loss=case.loss, optimizer=case.optimizer,
+                            regularisers=case.regularisers, dropout_mode="portable", seed=SEED,
+                            method=method, compiled=compiled)
+    model = backend.build(case.spec, variables, dtype)
+    trainer = model.start_training(config, x, targets)
+    got: list[npt.NDArray[np.float64]] = []
+    state = reference.SGDResult(np.empty(0), {k: v.astype(np.float64) for k, v in
+                                              variables.items()}, {})
+    want: list[npt.NDArray[np.float64]] = []
+    for epoch, start, stop, first_step in CHUNKS:
+        order = reference.epoch_order(SEED, epoch, N_ROWS)[start:stop]
+        got.append(np.asarray(trainer.run(order, BATCH, first_step)))
+        state = reference.sgd_steps(
+            case.spec, state.variables, x, targets, loss_name=case.loss,
+            lr=case.optimizer.lr, momentum=case.optimizer.momentum,
+            regularisers=case.regularisers, seed=SEED, order=order, batch_size=BATCH,
+            first_step=first_step, velocities=state.velocities or None)
+        want.append(state.objectives)
+    snippet = repro(
+        "model = backend.build(spec, reference.initial_variables(spec.sizes, 5, dtype=dtype), "
+        "dtype)",
+        "trainer = model.start_training(config, x, targets)",
+        *[f"objectives_{i} = trainer.run(reference.epoch_order({SEED}, {e}, {N_ROWS})"
+          f"[{a}:{b}], {BATCH}, {s})" for i, (e, a, b, s) in enumerate(CHUNKS)],
+        "variables = model.read_variables()",
+        spec=case.spec, dtype=dtype, config=config,
+        x=cases.code("normal", 71, (N_ROWS, case.spec.n_inputs), dtype),
+        targets=Code(targets_code))
+    label = f"{case_name}, method {method!r}{', compiled' if compiled else ''}"
+    assert_close(np.concatenate(got), np.concatenate(want), "training", dtype,
+                 what=f"per-step objectives ({label})", reproduce=snippet)
+    final = model.read_variables()
+    for name, value in state.variables.items():
+        assert_close(final[name], value, "training", dtype,
+                     what=f"{name} after {sum(len(w) for w in want)} steps ({label})",
+                     reproduce=snippet)
+
+
+@pytest.mark.parametrize("method", KNOWN_METHODS)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case_name", sorted(CASES))
+def test_sgd_steps_follow_the_reference(backend: Backend, repro: Repro, case_name: str,
+                                        dtype: DTypeName, method: str) -> None:
+    if method not in backend.training_methods:
+        pytest.skip(f"backend {backend.name!r} declares no training method {method!r}")
+    _check_run(backend, repro, case_name, dtype, method, compiled=False)
+
+
+@pytest.mark.mlpcore_requires("compile")
+def test_compiled_sgd_steps_follow_the_reference(backend: Backend, repro: Repro) -> None:
+    _check_run(backend, repro, "dropout-momentum-l1-l2", "float32", backend.training_methods[0],
+               compiled=True)
+
+
+def test_fit_epoch_losses_follow_the_reference(backend: Backend, repro: Repro) -> None:
+    """``fit`` in chunks of two steps: epoch losses are the mean of the reference's steps."""
+    case = CASES["dropout-momentum-l1-l2"]
+    x, targets, _ = _data(case, "float32")
+    model = mlpcore.MLP(case.spec, backend=backend, seed=SEED)
+    start = model.variables
+    history = mlpcore.fit(model, (x, targets), loss=case.loss, optimizer=case.optimizer,
+                          regulariser=list(case.regularisers), epochs=2, batch_size=BATCH,
+                          steps_per_call=2, train_accuracy=False)
+    state = reference.SGDResult(np.empty(0), {k: v.astype(np.float64) for k, v in
+                                              start.items()}, {})
+    means = []
+    for epoch in range(2):
+        state = reference.sgd_steps(
+            case.spec, state.variables, x, targets, loss_name=case.loss,
+            lr=case.optimizer.lr, momentum=case.optimizer.momentum,
+            regularisers=case.regularisers, seed=SEED,
+            order=reference.epoch_order(SEED, epoch, N_ROWS), batch_size=BATCH,
+            first_step=epoch * 5, velocities=state.velocities or None)
+        means.append(float(state.objectives.mean()))
+    snippet = repro("model = mlpcore.MLP(spec, backend=backend, seed=17)",
+                    "history = mlpcore.fit(model, (x, targets), loss=loss, optimizer=optimizer, "
+                    "regulariser=regs, epochs=2, batch_size=8, steps_per_call=2, "
+                    "train_accuracy=False)",
+                    spec=case.spec, loss=case.loss, optimizer=case.optimizer,
+                    regs=list(case.regularisers),
+                    x=cases.code("normal", 71, (N_ROWS, case.spec.n_inputs), "float32"),
+                    targets=cases.code("one_hot", 72, N_ROWS, case.spec.n_outputs, "float32"))
+    assert_close(history.loss, means, "training", "float32", what="fit's epoch losses",
+                 reproduce=snippet)
+    for name, value in state.variables.items():
+        assert_close(model.variables[name], value, "training", "float32",
+                     what=f"{name} after fit", reproduce=snippet)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_native_dropout_mode(backend: Backend, repro: Repro, dtype: DTypeName) -> None:
+    """With ``native_dropout`` declared, the native mode trains: at p = 0 exactly along the
+    reference trajectory, at p = 0.5 with finite objectives. Without it, ``fit`` refuses the mode
+    (native masks differ by design, so nothing else can be compared)."""
+    x, labels, _ = _data(CASES["plain"], dtype)
+    if Capability.NATIVE_DROPOUT not in backend.capabilities:
+        refused = mlpcore.MLP(mlpcore.MLPSpec((6, 8, 4), dropout=0.5), backend=backend)
+        with pytest.raises(ValueError):
+            mlpcore.fit(refused, (x, labels), dropout_mode="native", epochs=1)
+        return
+    order = reference.epoch_order(SEED, 0, N_ROWS)
+    for rate in (0.0, 0.5):
+        spec = mlpcore.MLPSpec((6, 8, 4), activation="tanh", dropout=rate)
+        variables = reference.initial_variables(spec.sizes, 5, dtype=dtype)
+        config = TrainingConfig(loss="softmax_cross_entropy", optimizer=mlpcore.SGD(0.3),
+                                dropout_mode="native", seed=SEED,
+                                method=backend.training_methods[0])
+        model = backend.build(spec, variables, dtype)
+        objectives = np.asarray(model.start_training(config, x, labels).run(order, BATCH, 0))
+        snippet = repro("model = backend.build(spec, reference.initial_variables(spec.sizes, 5, "
+                        "dtype=dtype), dtype)",
+                        "objectives = model.start_training(config, x, labels).run(order, 8, 0)",
+                        spec=spec, dtype=dtype, config=config,
+                        x=cases.code("normal", 71, (N_ROWS, 6), dtype),
+                        labels=cases.code("labels", 72, N_ROWS, 4),
+                        order=Code(f"reference.epoch_order({SEED}, 0, {N_ROWS})"))
+        assert objectives.shape == (5,) and np.all(np.isfinite(objectives)), (
+            f"native dropout p={rate}: objectives {objectives.tolist()}\nreproduce:\n{snippet}")
+        if rate == 0.0:
+            want = reference.sgd_steps(spec, variables, x, labels,
+                                       loss_name="softmax_cross_entropy", lr=0.3, seed=SEED,
+                                       order=order, batch_size=BATCH)
+            assert_close(objectives, want.objectives, "training", dtype,
+                         what="per-step objectives, native dropout mode at p=0",
+                         reproduce=snippet)
