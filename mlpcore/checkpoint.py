@@ -7,34 +7,42 @@ under the ``"mlpcore"`` key of the safetensors ``__metadata__`` map.
 
 Guarantees:
 
-- :func:`save` is atomic. The bytes go to a temporary file in the target's own directory, which is
-  flushed, ``fsync``-ed and then renamed over the target with :func:`os.replace`. A failed save
-  leaves any previous file at the path untouched and removes its temporary file.
-- :func:`read_checkpoint` verifies everything before returning: the safetensors structure, the
-  manifest, the spec, the set of names, every dtype and shape, and every SHA-256 checksum.
+- :func:`save` is atomic and durable (:mod:`mlpcore.atomic`): a temporary file in the target's
+  directory, ``fsync``, ``os.replace``, directory ``fsync``. A failed or killed save leaves any
+  previous file at the path untouched.
+- :func:`read_checkpoint` verifies everything before returning: the safetensors structure
+  (validated by :mod:`mlpcore.safetensors_io` before any tensor byte is read), the manifest,
+  the spec, the set of names, every dtype and shape, and every checksum
+  (:mod:`mlpcore.checksums`).
 - :func:`load` and :func:`load_into` are strict and all-or-nothing: every missing, unexpected or
   wrong-shaped variable is reported in one error, and no variable is assigned when any check fails.
+  :func:`load_into` can also load a chosen subset (``include``, ``name_map``), for finetuning.
 - Every failure is a :class:`~mlpcore.errors.CheckpointError` whose message names the file.
 """
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import json
 import os
-import tempfile
-from collections.abc import Callable
+import re
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, cast
 
 import numpy as np
 import numpy.typing as npt
-import safetensors
-import safetensors.numpy
 
+from mlpcore.atomic import atomic_write
+from mlpcore.checksums import ALGORITHMS, ChecksumName, new_digest, valid_hex
 from mlpcore.errors import CheckpointError
+from mlpcore.safetensors_io import (
+    byte_view,
+    open_regular,
+    read_layout,
+    read_tensors,
+    write_container,
+)
 from mlpcore.spec import DTYPES, DTypeName, MLPSpec, check_dtype
 from mlpcore.version import __version__
 
@@ -56,34 +64,33 @@ __all__ = [
 
 FORMAT: Final = "mlpcore.checkpoint"
 """The value of the manifest's ``"format"`` field."""
-FORMAT_VERSION: Final = 1
-"""The format version :func:`save` writes."""
-SUPPORTED_FORMAT_VERSIONS: Final = (1,)
-"""The format versions :func:`read_checkpoint` reads."""
+FORMAT_VERSION: Final = 2
+"""The format version :func:`save` writes (2: per-variable ``crc32`` or ``sha256``)."""
+SUPPORTED_FORMAT_VERSIONS: Final = (1, 2)
+"""The format versions :func:`read_checkpoint` reads (1: per-variable ``sha256`` only)."""
 MANIFEST_KEY: Final = "mlpcore"
 """The ``__metadata__`` key whose value is the JSON manifest."""
 
 PathArg = str | os.PathLike[str]
 FloatArray = npt.NDArray[np.floating]
 
-_HEADER_LENGTH_BYTES: Final = 8
 _SAFETENSORS_DTYPES: Final = {"F32": "float32", "F64": "float64"}
 _LITTLE_ENDIAN: Final[dict[str, np.dtype[np.floating]]] = {
     "float32": np.dtype("<f4"),
     "float64": np.dtype("<f8"),
 }
-_NEW_FILE_MODE: Final = 0o644
-
-_deserialize = cast(Callable[[bytes], list[tuple[str, dict[str, Any]]]], safetensors.deserialize)
+_IMPORT_REFERENCE: Final = re.compile(r"^\s*[A-Za-z_][\w.]*\s*:\s*[A-Za-z_][\w.]*\s*$")
+_PLAIN_NAME: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}$")
 
 
 @dataclass(frozen=True)
 class Checkpoint:
     """A checkpoint file read and verified by :func:`read_checkpoint`.
 
-    ``variables`` holds writable arrays in canonical layout and in the checkpoint's dtype: exactly
-    the manifest's variables, with the recorded shapes, their bytes matching the recorded
-    checksums.
+    ``variables`` holds arrays in canonical layout and in the checkpoint's dtype: exactly the
+    manifest's variables, with the recorded shapes, their bytes matching the recorded
+    checksums. They are writable views of one buffer, or read-only views of a memory map when
+    read with ``mmap=True``.
     """
 
     path: Path
@@ -102,117 +109,26 @@ class Checkpoint:
         return cast(str, self.manifest["backend"])
 
 
-def save(model: MLP, path: PathArg) -> Path:
+def save(model: MLP, path: PathArg, *, checksum: ChecksumName = "crc32") -> Path:
     """Write ``model``'s variables and manifest to ``path`` atomically and return the path.
 
-    The file is either the complete new checkpoint or, if anything fails, whatever was there
-    before; no temporary file is left behind. An existing file's permission bits are kept, a new
-    file gets mode 0644. Raises :class:`CheckpointError` naming the path if the parent directory
-    does not exist, the path is a directory, or writing fails (the ``OSError`` is the cause).
+    ``checksum`` is the per-variable checksum recorded in the manifest: ``"crc32"`` (fast,
+    detects corruption, not tampering) or ``"sha256"`` (cryptographic, ~3x slower); see
+    :mod:`mlpcore.checksums`. The file is either the complete new checkpoint or, if anything
+    fails, whatever was there before; no temporary file is left behind. An existing file's
+    permission bits are kept, a new file gets mode 0644. Raises :class:`CheckpointError` naming
+    the path if the parent directory does not exist, the path is a directory or a symbolic
+    link, or writing fails (the ``OSError`` is the cause).
     """
+    if checksum not in ALGORITHMS:
+        raise ValueError(f"checksum must be one of {', '.join(ALGORITHMS)}, got {checksum!r}")
     target = Path(os.fspath(path))
-    directory = target.parent
-    if not directory.is_dir():
-        problem = "is not a directory" if directory.exists() else "does not exist"
-        raise CheckpointError(f"cannot save checkpoint {target}: {directory} {problem}")
-    if target.is_dir():
-        raise CheckpointError(f"cannot save checkpoint {target}: it is a directory")
-
-    data = _serialise(model)
-    try:
-        mode = target.stat().st_mode & 0o7777
-    except OSError:
-        mode = _NEW_FILE_MODE
-
-    try:
-        fd, temp_name = tempfile.mkstemp(dir=directory, prefix=f".{target.name}.", suffix=".tmp")
-    except OSError as err:
-        raise CheckpointError(f"cannot save checkpoint {target}: {err}") from err
-    try:
-        with os.fdopen(fd, "wb") as stream:
-            stream.write(data)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.chmod(temp_name, mode)
-        os.replace(temp_name, target)
-    except BaseException as err:
-        with contextlib.suppress(OSError):
-            os.unlink(temp_name)
-        if isinstance(err, OSError):
-            raise CheckpointError(f"cannot save checkpoint {target}: {err}") from err
-        raise
-    _fsync_directory(directory)
-    return target
-
-
-def read_checkpoint(path: PathArg) -> Checkpoint:
-    """Read and verify the checkpoint at ``path``.
-
-    Checks, in order: the file exists and is a regular file; its header length fits inside it
-    (checked before anything else is read, so a corrupt length allocates nothing); safetensors
-    can parse it; it carries an mlpcore manifest of a supported format version with a valid spec;
-    the tensors are exactly the manifest's variables, each with the recorded dtype, shape and
-    SHA-256 checksum. Any failure raises :class:`CheckpointError` naming the file and, for
-    consistency problems, listing every problem found.
-
-    Whether the variables fit a spec (their own or a model's) is checked by :func:`load` and
-    :func:`load_into`, which report every misfit together.
-    """
-    file = Path(os.fspath(path))
-    data = _read_bytes(file)
-    try:
-        entries = _deserialize(data)
-    except Exception as err:  # the Rust binding raises SafetensorError and assorted built-ins
-        raise CheckpointError(
-            f"checkpoint {file} is not a valid safetensors file (truncated or corrupt): {err}"
-        ) from err
-
-    manifest = _manifest_from_header(file, data)
-    spec = _check_manifest(file, manifest)
-    variables = _check_tensors(file, manifest, entries)
-    return Checkpoint(path=file, manifest=manifest, spec=spec, variables=variables)
-
-
-def load(path: PathArg, backend: str | Backend | None = None, *, dtype: str | None = None) -> MLP:
-    """Build a model from the checkpoint at ``path``.
-
-    The model has the checkpoint's spec and variables, on ``backend`` (the default backend when
-    ``None``) and in ``dtype`` (the checkpoint's dtype when ``None``). Values are cast to the model
-    dtype; a float64 value too large for float32 raises :class:`CheckpointError` rather than
-    becoming infinite. Variables that do not fit the checkpoint's own spec are all reported in
-    one :class:`CheckpointError`.
-    """
-    from mlpcore.model import MLP
-
-    checkpoint = read_checkpoint(path)
-    _check_fit(checkpoint, checkpoint.spec, "its own spec")
-    model_dtype = check_dtype(dtype) if dtype is not None else checkpoint.dtype
-    values = _cast_all(checkpoint, model_dtype)
-    model = MLP(checkpoint.spec, backend=backend, dtype=model_dtype)
-    model.assign(values)
-    return model
-
-
-def load_into(model: MLP, path: PathArg) -> None:
-    """Replace every variable of ``model`` with the checkpoint's, all or nothing.
-
-    The checkpoint's variables must have exactly the names and shapes of
-    ``model.spec.variable_shapes()``; its activation and dropout rate are not compared. Every
-    missing, unexpected and wrong-shaped variable is listed in one :class:`CheckpointError` naming
-    the file, and the model is left unchanged. Values are cast to the model's dtype.
-    """
-    checkpoint = read_checkpoint(path)
-    _check_fit(checkpoint, model.spec, "the model")
-    model.assign(_cast_all(checkpoint, check_dtype(model.dtype)))
-
-
-def _serialise(model: MLP) -> bytes:
     dtype = check_dtype(model.dtype)
     layout = _LITTLE_ENDIAN[dtype]
     tensors = {
         name: np.ascontiguousarray(value, dtype=layout) for name, value in model.variables.items()
     }
-    manifest: dict[str, Any] = {
+    manifest = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "mlpcore_version": __version__,
@@ -220,83 +136,147 @@ def _serialise(model: MLP) -> bytes:
         "backend_version": model.backend.framework_version(),
         "dtype": dtype,
         "spec": model.spec.to_dict(),
-        "variables": {
-            name: {
-                "shape": list(array.shape),
-                "dtype": dtype,
-                "sha256": hashlib.sha256(array.tobytes(order="C")).hexdigest(),
-            }
-            for name, array in tensors.items()
-        },
+        "variables": {name: {"shape": list(array.shape), "dtype": dtype,
+                             checksum: _digest_of(array, checksum)}
+                      for name, array in tensors.items()},
     }
     text = json.dumps(manifest, allow_nan=False, separators=(",", ":"))
-    return safetensors.numpy.save(tensors, metadata={MANIFEST_KEY: text})
+    return atomic_write(target, lambda stream: write_container(stream, tensors,
+                                                               {MANIFEST_KEY: text}))
 
 
-def _fsync_directory(directory: Path) -> None:
-    flag = getattr(os, "O_DIRECTORY", None)
-    if flag is None:
+def read_checkpoint(path: PathArg, *, mmap: bool = False) -> Checkpoint:
+    """Read and verify the checkpoint at ``path``.
+
+    Checks, in order: the path is a regular file, not a symbolic link; the safetensors header is
+    well formed and accounts for every byte of the file (see :mod:`mlpcore.safetensors_io`;
+    nothing is allocated for the data before this passes); it carries an mlpcore manifest of a
+    supported format version with a valid spec, naming no importable object; the tensors are
+    exactly the manifest's variables, each with the recorded dtype, shape and checksum. Any
+    failure raises :class:`CheckpointError` naming the file and, for consistency problems,
+    listing every problem found.
+
+    With ``mmap=True`` the variables are read-only views of a memory map of the file (no copy
+    is made here; the map stays valid if the file is later replaced).
+
+    Whether the variables fit a spec (their own or a model's) is checked by :func:`load` and
+    :func:`load_into`, which report every misfit together.
+    """
+    file = Path(os.fspath(path))
+    with open_regular(file) as stream:
+        layout = read_layout(stream, file)
+        manifest = _manifest_from_metadata(file, layout.metadata)
+        spec = _check_manifest(file, manifest)
+        problems = _layout_problems(manifest, layout.tensors)
+        if problems:
+            raise _problems_error(file, "is damaged or inconsistent", problems)
+        recorded: dict[str, dict[str, Any]] = manifest["variables"]
+        digests = {name: new_digest(_algorithm(entry)) for name, entry in recorded.items()}
+        arrays = read_tensors(stream, layout, digests, use_mmap=mmap)
+    for name, entry in recorded.items():
+        algorithm = _algorithm(entry)
+        found = digests[name].hexdigest()
+        if found != entry[algorithm]:
+            problems.append(
+                f"variable {name!r} fails its checksum ({algorithm} of the data is {found}, the "
+                f"manifest records {entry[algorithm]}): the tensor data is corrupt")
+    if problems:
+        raise _problems_error(file, "is damaged or inconsistent", problems)
+    variables = {name: cast(FloatArray, arrays[name]) for name in recorded}
+    return Checkpoint(path=file, manifest=manifest, spec=spec, variables=variables)
+
+
+def load(path: PathArg, backend: str | Backend | None = None, *, dtype: str | None = None,
+         mmap: bool = True) -> MLP:
+    """Build a model from the checkpoint at ``path``.
+
+    The model has the checkpoint's spec and variables, on ``backend`` (the default backend when
+    ``None``) and in ``dtype`` (the checkpoint's dtype when ``None``). Values are cast to the model
+    dtype; a float64 value too large for float32 raises :class:`CheckpointError` rather than
+    becoming infinite. Variables that do not fit the checkpoint's own spec are all reported in
+    one :class:`CheckpointError`. With ``mmap=True`` (the default) the file is memory-mapped, so
+    the only full copy of the data is the backend's own arrays.
+    """
+    from mlpcore.model import MLP
+
+    checkpoint = read_checkpoint(path, mmap=mmap)
+    _check_fit(checkpoint, checkpoint.spec, "its own spec")
+    model_dtype = check_dtype(dtype) if dtype is not None else checkpoint.dtype
+    values = _cast_all(checkpoint.path, checkpoint.variables, model_dtype)
+    return MLP.from_variables(checkpoint.spec, values, backend=backend, dtype=model_dtype)
+
+
+def load_into(model: MLP, path: PathArg, *, include: Collection[str] | None = None,
+              name_map: Mapping[str, str] | None = None, format: str | None = None) -> None:
+    """Replace variables of ``model`` with the checkpoint's, all or nothing.
+
+    Without ``include`` and ``name_map`` every variable is replaced: the checkpoint's variables
+    must have exactly the names and shapes of ``model.spec.variable_shapes()`` (its activation
+    and dropout rate are not compared). Every missing, unexpected and wrong-shaped variable is
+    listed in one :class:`CheckpointError` naming the file.
+
+    For finetuning, load a subset: ``name_map`` (checkpoint name -> model variable name) takes
+    exactly the mapped variables, under their new names; ``include`` (model variable names)
+    keeps only those. The model's other variables keep their values. Every chosen variable must
+    exist in both and have the same shape; every problem is listed, naming the variable and both
+    shapes. ``path`` may be in any installed format (``format`` overrides detection, see
+    :mod:`mlpcore.interop`). Values are cast to the model's dtype. On any error nothing is
+    assigned.
+    """
+    file = Path(os.fspath(path))
+    whole = include is None and name_map is None
+    if whole and format in (None, "mlpcore") and _is_mlpcore(file, format):
+        checkpoint = read_checkpoint(file, mmap=True)
+        _check_fit(checkpoint, model.spec, "the model")
+        model.assign(_cast_all(file, checkpoint.variables, check_dtype(model.dtype)))
         return
+    from mlpcore.interop import default_map, detect_format, formats, read_variables
+    from mlpcore.namemap import select
+
+    entry = formats()[format] if format in formats() else detect_format(file)
+    source = read_variables(file, format=entry.name)
+    expected = model.spec.variable_shapes()
+    chosen = select(file, source, expected, include=include, name_map=name_map,
+                    default=default_map(entry, list(source)) if name_map is None else None)
+    missing = [name for name in expected if name not in chosen]
+    if whole and missing:
+        raise CheckpointError(f"checkpoint {file} does not fit the model "
+                              f"{_describe(model.spec)}: missing {', '.join(missing)}; pass "
+                              "include=[...] or a name_map to load only some variables")
+    values = model.variables
+    values.update(_cast_all(file, chosen, check_dtype(model.dtype)))
+    model.assign(values)
+
+
+def _is_mlpcore(file: Path, format: str | None) -> bool:
+    if format == "mlpcore":
+        return True
+    from mlpcore.interop import detect_format
+
     try:
-        fd = os.open(directory, os.O_RDONLY | flag)
-    except OSError:
-        return
-    try:
-        with contextlib.suppress(OSError):
-            os.fsync(fd)
-    finally:
-        os.close(fd)
+        return detect_format(file).name == "mlpcore"
+    except CheckpointError:
+        return True  # let read_checkpoint explain what is wrong with the file
 
 
-def _read_bytes(file: Path) -> bytes:
-    if not file.exists():
-        raise CheckpointError(f"checkpoint file {file} does not exist")
-    if file.is_dir():
-        raise CheckpointError(f"checkpoint {file} is a directory, not a file")
-    try:
-        with open(file, "rb") as stream:
-            size = os.fstat(stream.fileno()).st_size
-            prefix = stream.read(_HEADER_LENGTH_BYTES)
-            if len(prefix) < _HEADER_LENGTH_BYTES:
-                raise CheckpointError(
-                    f"checkpoint {file} is not a valid safetensors file: it has {size} bytes, "
-                    f"fewer than the {_HEADER_LENGTH_BYTES}-byte header length field"
-                )
-            _check_header_length(file, int.from_bytes(prefix, "little"), size)
-            stream.seek(0)
-            data = stream.read()
-    except OSError as err:
-        raise CheckpointError(f"cannot read checkpoint {file}: {err}") from err
-    _check_header_length(file, int.from_bytes(data[:_HEADER_LENGTH_BYTES], "little"), len(data))
-    return data
+def _digest_of(array: FloatArray, algorithm: str) -> str:
+    digest = new_digest(algorithm)
+    view = byte_view(array)
+    step = 8 << 20
+    for start in range(0, len(view), step):
+        digest.update(view[start:start + step])
+    return cast(str, digest.hexdigest())
 
 
-def _check_header_length(file: Path, header_length: int, size: int) -> None:
-    available = size - _HEADER_LENGTH_BYTES
-    if header_length > available:
-        raise CheckpointError(
-            f"checkpoint {file} is not a valid safetensors file (truncated or corrupt): its "
-            f"header length field says {header_length} bytes but only {available} bytes follow it"
-        )
-
-
-def _manifest_from_header(file: Path, data: bytes) -> dict[str, Any]:
-    end = _HEADER_LENGTH_BYTES + int.from_bytes(data[:_HEADER_LENGTH_BYTES], "little")
-    try:
-        header = json.loads(data[_HEADER_LENGTH_BYTES:end])
-    except ValueError as err:
-        raise CheckpointError(f"checkpoint {file} has an unreadable header: {err}") from err
-    metadata = header.get("__metadata__") if isinstance(header, dict) else None
-    text = metadata.get(MANIFEST_KEY) if isinstance(metadata, dict) else None
+def _manifest_from_metadata(file: Path, metadata: dict[str, str]) -> dict[str, Any]:
+    text = metadata.get(MANIFEST_KEY)
     if text is None:
         raise CheckpointError(
             f"{file} is a safetensors file without an mlpcore manifest (no {MANIFEST_KEY!r} key "
-            "in its __metadata__), so it was not written by mlpcore.save"
-        )
-    if not isinstance(text, str):
-        raise CheckpointError(f"checkpoint {file}: the mlpcore manifest is not a string")
+            "in its __metadata__), so it was not written by mlpcore.save; import it with "
+            "format='safetensors' and a name map")
     try:
-        manifest = json.loads(text)
+        manifest = json.loads(text, parse_constant=_refuse_constant)
     except ValueError as err:
         raise CheckpointError(
             f"checkpoint {file}: the mlpcore manifest is not valid JSON: {err}"
@@ -306,7 +286,29 @@ def _manifest_from_header(file: Path, data: bytes) -> dict[str, Any]:
             f"checkpoint {file}: the mlpcore manifest must be a JSON object, "
             f"got {type(manifest).__name__}"
         )
+    reference = _find_import_reference(manifest)
+    if reference is not None:
+        raise CheckpointError(
+            f"checkpoint {file}: the manifest names an importable object {reference!r} "
+            "(module:callable); mlpcore never imports or calls anything a file names, and "
+            "refuses such a manifest")
     return manifest
+
+
+def _refuse_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _find_import_reference(value: Any) -> str | None:
+    if isinstance(value, str):
+        return value if _IMPORT_REFERENCE.match(value) else None
+    children = value.values() if isinstance(value, dict) else value if isinstance(
+        value, list) else ()
+    for child in children:
+        found = _find_import_reference(child)
+        if found is not None:
+            return found
+    return None
 
 
 def _check_manifest(file: Path, manifest: dict[str, Any]) -> MLPSpec:
@@ -334,6 +336,9 @@ def _check_manifest(file: Path, manifest: dict[str, Any]) -> MLPSpec:
     for key in ("mlpcore_version", "backend", "backend_version"):
         if not isinstance(manifest.get(key), str):
             problems.append(f"{key} must be a string, got {manifest.get(key)!r}")
+    backend = manifest.get("backend")
+    if isinstance(backend, str) and not _PLAIN_NAME.match(backend):
+        problems.append(f"backend must be a plain backend name, got {backend!r:.80}")
     if manifest.get("dtype") not in DTYPES:
         problems.append(f"dtype must be one of {', '.join(DTYPES)}, got {manifest.get('dtype')!r}")
     spec: MLPSpec | None = None
@@ -346,13 +351,13 @@ def _check_manifest(file: Path, manifest: dict[str, Any]) -> MLPSpec:
         problems.append(f"variables must be a JSON object, got {type(variables).__name__}")
     else:
         for name, entry in variables.items():
-            problems += [f"variable {name!r}: {p}" for p in _entry_problems(entry)]
+            problems += [f"variable {name!r}: {p}" for p in _entry_problems(entry, version)]
     if problems or spec is None:
         raise _problems_error(file, "has an invalid manifest", problems)
     return spec
 
 
-def _entry_problems(entry: Any) -> list[str]:
+def _entry_problems(entry: Any, version: int) -> list[str]:
     if not isinstance(entry, dict):
         return [f"entry must be a JSON object, got {type(entry).__name__}"]
     problems: list[str] = []
@@ -363,38 +368,29 @@ def _entry_problems(entry: Any) -> list[str]:
         problems.append(f"shape must be a list of non-negative integers, got {shape!r}")
     if entry.get("dtype") not in DTYPES:
         problems.append(f"dtype must be one of {', '.join(DTYPES)}, got {entry.get('dtype')!r}")
-    digest = entry.get("sha256")
-    if not (isinstance(digest, str) and len(digest) == 64 and _is_lower_hex(digest)):
-        problems.append(f"sha256 must be 64 lowercase hex digits, got {digest!r}")
+    allowed = ("sha256",) if version == 1 else ALGORITHMS
+    present = [a for a in ALGORITHMS if a in entry]
+    if len(present) != 1 or present[0] not in allowed:
+        problems.append(f"must record exactly one checksum, one of {', '.join(allowed)} "
+                        f"(format version {version}), got {present or 'none'}")
+    elif not valid_hex(present[0], entry[present[0]]):
+        digits = 8 if present[0] == "crc32" else 64
+        problems.append(f"{present[0]} must be {digits} lowercase hex digits, "
+                        f"got {entry[present[0]]!r}")
     return problems
 
 
-def _is_lower_hex(text: str) -> bool:
-    return all(c in "0123456789abcdef" for c in text)
+def _algorithm(entry: dict[str, Any]) -> str:
+    return next(a for a in ALGORITHMS if a in entry)
 
 
-def _check_tensors(
-    file: Path,
-    manifest: dict[str, Any],
-    entries: list[tuple[str, dict[str, Any]]],
-) -> dict[str, FloatArray]:
+def _layout_problems(manifest: dict[str, Any], tensors: Mapping[str, Any]) -> list[str]:
     recorded: dict[str, dict[str, Any]] = manifest["variables"]
     dtype: str = manifest["dtype"]
-    tensors = dict(entries)
-    problems: list[str] = []
-
-    problems += [
-        f"tensor {name!r} is in the file but not in the manifest"
-        for name in tensors
-        if name not in recorded
-    ]
-    problems += [
-        f"variable {name!r} is in the manifest but has no tensor in the file"
-        for name in recorded
-        if name not in tensors
-    ]
-
-    variables: dict[str, FloatArray] = {}
+    problems = [f"tensor {name!r} is in the file but not in the manifest"
+                for name in tensors if name not in recorded]
+    problems += [f"variable {name!r} is in the manifest but has no tensor in the file"
+                 for name in recorded if name not in tensors]
     for name, entry in recorded.items():
         shape = tuple(entry["shape"])
         if entry["dtype"] != dtype:
@@ -404,31 +400,13 @@ def _check_tensors(
         tensor = tensors.get(name)
         if tensor is None:
             continue
-        tensor_dtype = _SAFETENSORS_DTYPES.get(tensor["dtype"], tensor["dtype"])
-        tensor_shape = tuple(tensor["shape"])
-        if tensor_dtype != entry["dtype"] or tensor_shape != shape:
+        tensor_dtype = _SAFETENSORS_DTYPES.get(tensor.dtype, tensor.dtype)
+        if tensor_dtype != entry["dtype"] or tensor.shape != shape:
             problems.append(
-                f"tensor {name!r} is {tensor_dtype} {_shape(tensor_shape)} in the file, "
+                f"tensor {name!r} is {tensor_dtype} {_shape(tensor.shape)} in the file, "
                 f"but the manifest records {entry['dtype']} {_shape(shape)}"
             )
-            continue
-        raw = bytes(tensor["data"])
-        digest = hashlib.sha256(raw).hexdigest()
-        if digest != entry["sha256"]:
-            problems.append(
-                f"variable {name!r} fails its checksum (sha256 of the data is {digest}, the "
-                f"manifest records {entry['sha256']}): the tensor data is corrupt"
-            )
-            continue
-        variables[name] = (
-            np.frombuffer(raw, dtype=_LITTLE_ENDIAN[tensor_dtype])
-            .reshape(tensor_shape)
-            .astype(tensor_dtype, copy=True)
-        )
-
-    if problems:
-        raise _problems_error(file, "is damaged or inconsistent", problems)
-    return variables
+    return problems
 
 
 def _check_fit(checkpoint: Checkpoint, spec: MLPSpec, target: str) -> None:
@@ -450,10 +428,14 @@ def _check_fit(checkpoint: Checkpoint, spec: MLPSpec, target: str) -> None:
     raise CheckpointError("\n".join(lines))
 
 
-def _cast_all(checkpoint: Checkpoint, dtype: DTypeName) -> dict[str, FloatArray]:
+def _cast_all(file: Path, variables: Mapping[str, FloatArray],
+              dtype: DTypeName) -> dict[str, FloatArray]:
     values: dict[str, FloatArray] = {}
     overflowed: list[str] = []
-    for name, array in checkpoint.variables.items():
+    for name, array in variables.items():
+        if array.dtype == np.dtype(dtype):
+            values[name] = array
+            continue
         with np.errstate(over="ignore"):
             cast_array = array.astype(dtype)
         if np.any(np.isfinite(array) & ~np.isfinite(cast_array)):
@@ -461,7 +443,7 @@ def _cast_all(checkpoint: Checkpoint, dtype: DTypeName) -> dict[str, FloatArray]
         values[name] = cast_array
     if overflowed:
         raise CheckpointError(
-            f"checkpoint {checkpoint.path}: values of {', '.join(overflowed)} are too large for "
+            f"checkpoint {file}: values of {', '.join(overflowed)} are too large for "
             f"{dtype} and would become infinite"
         )
     return values

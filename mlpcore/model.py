@@ -72,6 +72,29 @@ class MLP:
         values = initial_variables(spec, seed, weights_init, bias_init, dtype=self.dtype)
         self.native: BackendModel = self.backend.build(spec, values, self.dtype)
 
+    @classmethod
+    def from_variables(cls, spec: MLPSpec, values: Mapping[str, Any],
+                       backend: str | Backend | None = None, *, dtype: str = "float32",
+                       seed: int = 0) -> MLP:
+        """A model holding ``values`` from the start, without drawing initial weights.
+
+        ``values`` must name exactly ``spec``'s variables with their shapes (``ValueError``
+        listing every problem otherwise). The backend copies them into its own arrays once; no
+        other full-size array is made (checkpoint loading relies on this).
+        """
+        problems = variable_problems(spec, values)
+        if problems:
+            raise ValueError("cannot build the model: " + "; ".join(problems))
+        model = cls.__new__(cls)
+        model.spec = spec
+        model.dtype = check_dtype(dtype)
+        model.seed = seed
+        model.backend = resolve_backend(backend)
+        if model.dtype == "float64" and Capability.FLOAT64 not in model.backend.capabilities:
+            raise ValueError(f"backend {model.backend.name!r} does not support float64")
+        model.native = model.backend.build(spec, values, model.dtype)
+        return model
+
     def __repr__(self) -> str:
         return (f"MLP(sizes={self.spec.sizes}, activation={self.spec.activation!r}, "
                 f"dropout={self.spec.dropout}, backend={self.backend.name!r}, "

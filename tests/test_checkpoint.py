@@ -9,6 +9,7 @@ import os
 import stat
 import sys
 import tempfile
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -211,7 +212,7 @@ def test_manifest_contents_and_plain_safetensors_view(saved: Path) -> None:
     manifest = json.loads(metadata["mlpcore"])
 
     assert manifest["format"] == "mlpcore.checkpoint"
-    assert manifest["format_version"] == 1
+    assert manifest["format_version"] == 2
     assert manifest["mlpcore_version"] == importlib.metadata.version("mlpcore")
     assert manifest["backend"] == model.backend.name == "numpy"
     assert manifest["backend_version"] == model.backend.framework_version()
@@ -225,9 +226,38 @@ def test_manifest_contents_and_plain_safetensors_view(saved: Path) -> None:
         entry = manifest["variables"][name]
         assert tuple(entry["shape"]) == SPEC.variable_shapes()[name] == tensors[name].shape
         assert entry["dtype"] == "float32"
-        assert entry["sha256"] == sha256(value)
-        assert entry["sha256"] == hashlib.sha256(tensors[name].astype("<f4").tobytes()).hexdigest()
+        assert "sha256" not in entry
+        assert entry["crc32"] == f"{zlib.crc32(tensors[name].astype('<f4').tobytes()):08x}"
         np.testing.assert_array_equal(tensors[name], value)
+
+
+def test_sha256_checksums_on_request(tmp_path: Path) -> None:
+    model = make_model()
+    path = save(model, tmp_path / "m.safetensors", checksum="sha256")
+    manifest = read_checkpoint(path).manifest
+    for name, value in model.variables.items():
+        assert manifest["variables"][name] == {
+            "shape": list(value.shape), "dtype": "float32", "sha256": sha256(value)}
+    np.testing.assert_array_equal(load(path).predict(X), model.predict(X))
+
+
+def test_format_version_1_files_still_load(tmp_path: Path) -> None:
+    values = make_model().variables
+    path = write_raw(tmp_path / "v1.safetensors", values, manifest_for(values))
+    assert read_checkpoint(path).manifest["format_version"] == 1
+    for name, value in load(path).variables.items():
+        np.testing.assert_array_equal(value, values[name])
+
+
+def test_format_version_1_requires_sha256(tmp_path: Path) -> None:
+    values = make_model().variables
+    manifest = manifest_for(values)
+    entry = manifest["variables"]["dense_0/bias"]
+    entry["crc32"] = f"{zlib.crc32(values['dense_0/bias'].tobytes()):08x}"
+    del entry["sha256"]
+    path = write_raw(tmp_path / "v1.safetensors", values, manifest)
+    assert_checkpoint_error(path, "'dense_0/bias': must record exactly one checksum, one of "
+                            "sha256 (format version 1)")
 
 
 def test_read_checkpoint_returns_verified_writable_copies(saved: Path) -> None:
@@ -449,10 +479,10 @@ def test_huge_header_length_fails_before_reading(
     path = tmp_path / "huge.safetensors"
     path.write_bytes((2**63).to_bytes(8, "little") + b'{"a": 1}')
 
-    def refuse(data: bytes) -> None:
-        raise AssertionError("the file body should not have been parsed")
+    def refuse(*args: object) -> None:
+        raise AssertionError("the file body should not have been read")
 
-    monkeypatch.setattr(checkpoint, "_deserialize", refuse)
+    monkeypatch.setattr(checkpoint, "read_tensors", refuse)
     assert_checkpoint_error(path, "header length", str(2**63))
 
 
@@ -503,13 +533,13 @@ def test_bad_manifest(tmp_path: Path, manifest: Any, fragment: str) -> None:
     assert_checkpoint_error(path, fragment)
 
 
-@pytest.mark.parametrize("version", [0, 2, 99])
+@pytest.mark.parametrize("version", [0, 3, 99])
 def test_unsupported_format_version(tmp_path: Path, version: int) -> None:
     values = make_model().variables
     path = write_raw(
         tmp_path / "future.safetensors", values, manifest_for(values, format_version=version)
     )
-    assert_checkpoint_error(path, f"format_version {version}", "supported format versions: 1")
+    assert_checkpoint_error(path, f"format_version {version}", "supported format versions: 1, 2")
 
 
 def test_invalid_spec(tmp_path: Path) -> None:
