@@ -7,6 +7,7 @@ packages. Backends that need torch pin the CPU build explicitly.
 from __future__ import annotations
 
 import nox
+import nox.command
 
 nox.options.sessions = ["tests", "lint"]
 nox.options.reuse_existing_virtualenvs = True
@@ -41,10 +42,20 @@ def lint(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
-    """Speed goals: import time, and each backend against a hand-written loop of its framework."""
+    """Speed goals: import time, and each backend against a hand-written loop of its framework
+    (and Keras 3 ``fit``). Every benchmark runs even when an earlier one reads FAIL; the session
+    fails if any did. ``nox -s bench -- --quick`` runs the framework benchmarks on fewer rows."""
     install_all(session)
-    session.run("python", "benchmarks/bench_import.py")
-    session.run("python", "benchmarks/bench_numpy.py", *session.posargs)
+    quick = ["--quick"] if "--quick" in session.posargs else []
+    failed = []
+    for script, args in (("bench_import.py", []), ("bench_numpy.py", []),
+                         ("bench_torch.py", quick), ("bench_tensorflow.py", quick)):
+        try:
+            session.run("python", f"benchmarks/{script}", *args)
+        except nox.command.CommandFailed:
+            failed.append(script)
+    if failed:
+        session.error(f"benchmark goal(s) missed: {', '.join(failed)}")
 
 
 @nox.session(python=PYTHON)
