@@ -59,6 +59,16 @@ def bench(session: nox.Session) -> None:
 
 
 @nox.session(python=PYTHON)
+def fuzz(session: nox.Session) -> None:
+    """Hypothesis byte mutations of valid checkpoints: each loads identically or is refused.
+
+    ``nox -s fuzz -- --examples 5000`` sets the number of mutated files (default 2000).
+    """
+    install_all(session, "test")
+    session.run("python", "tests/test_hostile_fuzz.py", *(session.posargs or ["--examples", "2000"]))
+
+
+@nox.session(python=PYTHON)
 def three_ways(session: nox.Session) -> None:
     """The notebook's three ways on every backend; writes docs/three-ways.md."""
     install_all(session)

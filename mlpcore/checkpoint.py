@@ -70,6 +70,8 @@ SUPPORTED_FORMAT_VERSIONS: Final = (1, 2)
 """The format versions :func:`read_checkpoint` reads (1: per-variable ``sha256`` only)."""
 MANIFEST_KEY: Final = "mlpcore"
 """The ``__metadata__`` key whose value is the JSON manifest."""
+MANIFEST_CHECKSUM_KEY: Final = "mlpcore_manifest_crc32"
+"""The ``__metadata__`` key holding the CRC-32 of the manifest text (format version 2)."""
 
 PathArg = str | os.PathLike[str]
 FloatArray = npt.NDArray[np.floating]
@@ -141,8 +143,8 @@ def save(model: MLP, path: PathArg, *, checksum: ChecksumName = "crc32") -> Path
                       for name, array in tensors.items()},
     }
     text = json.dumps(manifest, allow_nan=False, separators=(",", ":"))
-    return atomic_write(target, lambda stream: write_container(stream, tensors,
-                                                               {MANIFEST_KEY: text}))
+    metadata = {MANIFEST_KEY: text, MANIFEST_CHECKSUM_KEY: _text_crc(text)}
+    return atomic_write(target, lambda stream: write_container(stream, tensors, metadata))
 
 
 def read_checkpoint(path: PathArg, *, mmap: bool = False) -> Checkpoint:
@@ -167,6 +169,7 @@ def read_checkpoint(path: PathArg, *, mmap: bool = False) -> Checkpoint:
         layout = read_layout(stream, file)
         manifest = _manifest_from_metadata(file, layout.metadata)
         spec = _check_manifest(file, manifest)
+        _check_manifest_checksum(file, manifest, layout.metadata)
         problems = _layout_problems(manifest, layout.tensors)
         if problems:
             raise _problems_error(file, "is damaged or inconsistent", problems)
@@ -259,6 +262,12 @@ def _is_mlpcore(file: Path, format: str | None) -> bool:
         return True  # let read_checkpoint explain what is wrong with the file
 
 
+def _text_crc(text: str) -> str:
+    digest = new_digest("crc32")
+    digest.update(text.encode("utf-8"))
+    return cast(str, digest.hexdigest())
+
+
 def _digest_of(array: FloatArray, algorithm: str) -> str:
     digest = new_digest(algorithm)
     view = byte_view(array)
@@ -293,6 +302,18 @@ def _manifest_from_metadata(file: Path, metadata: dict[str, str]) -> dict[str, A
             "(module:callable); mlpcore never imports or calls anything a file names, and "
             "refuses such a manifest")
     return manifest
+
+
+def _check_manifest_checksum(file: Path, manifest: dict[str, Any],
+                             metadata: dict[str, str]) -> None:
+    recorded = metadata.get(MANIFEST_CHECKSUM_KEY)
+    if manifest["format_version"] == 1 and recorded is None:
+        return  # version 1 had no manifest checksum
+    found = _text_crc(metadata[MANIFEST_KEY])
+    if recorded != found:
+        raise CheckpointError(
+            f"checkpoint {file}: the manifest fails its checksum (crc32 of the manifest text is "
+            f"{found}, {MANIFEST_CHECKSUM_KEY} records {recorded!r}): the header is corrupt")
 
 
 def _refuse_constant(name: str) -> None:

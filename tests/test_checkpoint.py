@@ -208,8 +208,9 @@ def test_manifest_contents_and_plain_safetensors_view(saved: Path) -> None:
     model = make_model()
     with safetensors.safe_open(str(saved), framework="np") as handle:
         metadata = handle.metadata()
-    assert set(metadata) == {"mlpcore"}
+    assert set(metadata) == {"mlpcore", "mlpcore_manifest_crc32"}
     manifest = json.loads(metadata["mlpcore"])
+    assert metadata["mlpcore_manifest_crc32"] == f"{zlib.crc32(metadata['mlpcore'].encode()):08x}"
 
     assert manifest["format"] == "mlpcore.checkpoint"
     assert manifest["format_version"] == 2

@@ -9,6 +9,7 @@ import os
 import pickle
 import signal
 import tracemalloc
+import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -64,7 +65,8 @@ def manifest_edit(change: Callable[[dict[str, Any]], None]) -> Callable[[bytes],
     def alter(header: dict[str, Any]) -> None:
         manifest = json.loads(header["__metadata__"]["mlpcore"])
         change(manifest)
-        header["__metadata__"]["mlpcore"] = json.dumps(manifest)
+        header["__metadata__"]["mlpcore"] = text = json.dumps(manifest)
+        header["__metadata__"]["mlpcore_manifest_crc32"] = f"{zlib.crc32(text.encode()):08x}"
     return edit(alter)
 
 
@@ -158,6 +160,9 @@ CASES: list[tuple[str, Callable[[bytes], bytes], tuple[str, ...]]] = [
      ("__metadata__",)),
     ("gap-between-tensors", edit(set_entry("dense_0/weights", data_offsets=[10**6, 10**6 + 128])),
      ("gap",)),
+    ("manifest-edited", edit(lambda h: h["__metadata__"].update(
+        mlpcore=h["__metadata__"]["mlpcore"].replace("tanh", "relu"))),
+     ("manifest fails its checksum",)),
     ("extra-entry-key", edit(set_entry("dense_0/bias", code="x")), ("exactly the keys",)),
 ]
 
