@@ -65,7 +65,8 @@ def fuzz(session: nox.Session) -> None:
     ``nox -s fuzz -- --examples 5000`` sets the number of mutated files (default 2000).
     """
     install_all(session, "test")
-    session.run("python", "tests/test_hostile_fuzz.py", *(session.posargs or ["--examples", "2000"]))
+    args = session.posargs or ["--examples", "2000"]
+    session.run("python", "tests/test_hostile_fuzz.py", *args)
 
 
 @nox.session(python=PYTHON)
