@@ -114,6 +114,35 @@ def build_parser() -> argparse.ArgumentParser:
                           help="backend to load it into (default: $MLPCORE_BACKEND or numpy)")
     evaluate.add_argument("--data", default=None, help=DATA_HELP)
 
+    convert = commands.add_parser(
+        "convert", help="convert a checkpoint between formats (mlpcore, torch, TensorFlow)",
+        description="Convert the checkpoint SRC to DST. Each format is picked from the file's "
+                    "contents (SRC) or extension (DST: .safetensors mlpcore, .pt/.pth torch "
+                    "state_dict, .ckpt tf1-saver, .tf2 tf2-checkpoint); --from/--to override. "
+                    "See docs/interop.md.")
+    convert.add_argument("source", metavar="SRC", help="checkpoint to read")
+    convert.add_argument("target", metavar="DST", help="checkpoint to write (replaced atomically)")
+    convert.add_argument("--map", action="append", default=None, metavar="OLD=NEW",
+                         help="name map entry: SRC's variable OLD is dense_i/weights or "
+                              "dense_i/bias NEW (repeatable; needed when SRC's names do not "
+                              "follow its format's convention, the error suggests a map)")
+    convert.add_argument("--export-map", action="append", default=None, metavar="CANON=NAME",
+                         help="store canonical variable CANON as NAME in DST (repeatable; "
+                              "all or none)")
+    convert.add_argument("--from", dest="source_format", default=None, metavar="FORMAT")
+    convert.add_argument("--to", dest="target_format", default=None, metavar="FORMAT")
+    convert.add_argument("--activation", choices=("relu", "sigmoid", "tanh"), default=None,
+                         help="activation recorded in an mlpcore DST when SRC is a foreign "
+                              "format (which does not store it)")
+
+    inspect = commands.add_parser(
+        "inspect", help="print a checkpoint's format, variables (name, shape, dtype), manifest",
+        description="Read and verify the checkpoint at PATH (any known format) and print its "
+                    "format, each variable's name, shape and dtype, and its manifest "
+                    "(mlpcore checkpoints) or a suggested name map (foreign ones).")
+    inspect.add_argument("path", metavar="PATH")
+    inspect.add_argument("--format", default=None, help="the format, instead of detecting it")
+
     conformance = commands.add_parser(
         "conformance", allow_abbrev=False,
         help="check a backend against the contracts (runs the conformance suite with pytest)",
@@ -217,6 +246,48 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _convert(args: argparse.Namespace) -> int:
+    from mlpcore.interop import convert
+    from mlpcore.namemap import parse_map
+
+    name_map = parse_map(args.map) if args.map else None
+    export_map = parse_map(args.export_map) if args.export_map else None
+    path = convert(args.source, args.target, source_format=args.source_format,
+                   target_format=args.target_format, name_map=name_map, export_map=export_map,
+                   activation=args.activation)
+    print(f"Converted {args.source} -> {path}")
+    return 0
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from mlpcore.checkpoint import MANIFEST_KEY, read_checkpoint
+    from mlpcore.interop import default_map, detect_format, formats, read_variables
+    from mlpcore.namemap import format_map, suggest_map
+
+    path = Path(args.path)
+    entry = formats()[args.format] if args.format in formats() else detect_format(path)
+    variables = read_variables(path, format=entry.name)
+    print(f"{path}: {entry.name} ({entry.description})")
+    rows = [("NAME", "SHAPE", "DTYPE")] + [
+        (name, "(" + ", ".join(map(str, a.shape)) + ("," if a.ndim == 1 else "") + ")",
+         str(a.dtype)) for name, a in variables.items()]
+    widths = [max(len(row[i]) for row in rows) for i in range(2)]
+    for name, shape, dtype in rows:
+        print(f"{name:<{widths[0]}}  {shape:<{widths[1]}}  {dtype}")
+    if entry.name == "mlpcore":
+        manifest = read_checkpoint(path, mmap=True).manifest
+        print(f"manifest ({MANIFEST_KEY!r} metadata):")
+        print(json.dumps(manifest, indent=2))
+    elif default_map(entry, list(variables)) is None:
+        shapes = {name: tuple(a.shape) for name, a in variables.items()}
+        print(f"the names do not follow the {entry.name} convention; suggested name map:")
+        print(format_map(suggest_map(shapes), shapes))
+    return 0
+
+
 def _conformance(args: argparse.Namespace, pytest_args: list[str]) -> int:
     import importlib.util
 
@@ -265,6 +336,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _train(args)
         if args.command == "conformance":
             return _conformance(args, extra)
+        if args.command == "convert":
+            return _convert(args)
+        if args.command == "inspect":
+            return _inspect(args)
         return _evaluate(args)
     except (MlpcoreError, ValueError, OSError) as error:
         print(f"mlpcore: error: {error}", file=sys.stderr)

@@ -1,0 +1,92 @@
+"""TensorFlow checkpoint formats, as far as they can be told without importing TensorFlow.
+
+Both formats are a *prefix* ``P`` naming two files, ``P.index`` (a LevelDB-style table, which
+ends with the magic number ``0xdb4775248b80fb57``) and ``P.data-00000-of-00001``; a folder with
+a ``checkpoint`` state file names its latest prefix. A path may be given as ``P``, ``P.index``
+or that folder.
+
+- ``tf1-saver``: name-based, written by ``tf.compat.v1.train.Saver``: one entry per variable,
+  under the variable's name (``weights_0``, ``Variable_1``, ``biases/out``, ...).
+- ``tf2-checkpoint``: object-based, written by ``tf.train.Checkpoint``: entries named by the
+  object path plus ``/.ATTRIBUTES/VARIABLE_VALUE``, and a ``_CHECKPOINTABLE_OBJECT_GRAPH`` entry,
+  whose key appears literally in the (uncompressed) index.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Final
+
+__all__ = ["default_map", "export_names_tf1", "export_names_tf2", "prefix_of", "sniff_tf1",
+           "sniff_tf2"]
+
+TABLE_MAGIC: Final = (0xDB4775248B80FB57).to_bytes(8, "little")
+OBJECT_GRAPH_KEY: Final = b"_CHECKPOINTABLE_OBJECT_GRAPH"
+_TUTORIAL: Final = re.compile(r"^(?P<kind>weights|bias)_(?P<index>\d+)$")
+_CANONICAL: Final = re.compile(r"^dense_(?P<index>\d+)/(?P<kind>weights|bias)$")
+_STATE_LINE: Final = re.compile(r'^model_checkpoint_path:\s*"(?P<path>[^"]+)"\s*$', re.MULTILINE)
+
+
+def prefix_of(path: Path) -> Path | None:
+    """The checkpoint prefix ``path`` stands for, or ``None`` when it names no TF checkpoint."""
+    if path.is_dir():
+        state = path / "checkpoint"
+        if not state.is_file():
+            return None
+        match = _STATE_LINE.search(state.read_text(encoding="utf-8", errors="replace"))
+        if match is None:
+            return None
+        prefix = Path(match["path"])
+        return prefix if prefix.is_absolute() else path / prefix
+    if path.name.endswith(".index"):
+        return path.with_name(path.name[: -len(".index")])
+    return path if Path(f"{path}.index").is_file() else None
+
+
+def _index_bytes(path: Path) -> bytes | None:
+    prefix = prefix_of(path)
+    if prefix is None:
+        return None
+    index = Path(f"{prefix}.index")
+    if not index.is_file() or index.is_symlink() or index.stat().st_size > 1 << 30:
+        return None
+    data = index.read_bytes()
+    return data if data.endswith(TABLE_MAGIC) else None
+
+
+def sniff_tf1(path: Path) -> bool:
+    """A TensorFlow bundle without an object graph: a ``tf.compat.v1.train.Saver`` checkpoint."""
+    data = _index_bytes(path)
+    return data is not None and OBJECT_GRAPH_KEY not in data
+
+
+def sniff_tf2(path: Path) -> bool:
+    """A TensorFlow bundle with an object graph: a ``tf.train.Checkpoint`` checkpoint."""
+    data = _index_bytes(path)
+    return data is not None and OBJECT_GRAPH_KEY in data
+
+
+def default_map(names: list[str]) -> dict[str, str] | None:
+    """``weights_i`` / ``bias_i`` (the tutorial's names) or canonical names, else ``None``."""
+    result: dict[str, str] = {}
+    for name in names:
+        match = _TUTORIAL.match(name) or _CANONICAL.match(name)
+        if match is None:
+            return None
+        result[name] = f"dense_{int(match['index'])}/{match['kind']}"
+    return result
+
+
+def export_names_tf1(canonical: list[str]) -> dict[str, str]:
+    """``dense_i/weights`` -> ``weights_i``, ``dense_i/bias`` -> ``bias_i`` (the tutorial's)."""
+    result: dict[str, str] = {}
+    for name in canonical:
+        layer, _, kind = name.partition("/")
+        result[name] = f"{kind}_{layer.removeprefix('dense_')}"
+    return result
+
+
+def export_names_tf2(canonical: list[str]) -> dict[str, str]:
+    """Canonical names as object paths: ``checkpoint.dense_0.weights``."""
+    return {name: name for name in canonical}

@@ -1,0 +1,152 @@
+"""Reading and writing TensorFlow checkpoints (``tf1-saver``, ``tf2-checkpoint``).
+
+Both are read with ``tf.train.load_checkpoint``, which parses TensorFlow's tensor bundle (each
+tensor checked against its CRC32C) and never runs code from the file. Weights are stored by
+TensorFlow as ``(fan_in, fan_out)`` already (``tf.matmul(x, W)``), so no transpose is needed.
+
+- ``tf1-saver`` keeps every variable under its name, except the training bookkeeping a
+  ``Saver`` also stores (``global_step``, ``beta1_power``/``beta2_power``, optimizer slots such
+  as ``Variable/Adam``), which is left out.
+- ``tf2-checkpoint`` keeps the entries ending in ``/.ATTRIBUTES/VARIABLE_VALUE``, named by the
+  object path before that suffix (``dense_0/weights``, ``layer_with_weights-0/kernel``), except
+  optimizer slots (``.OPTIMIZER_SLOT``), ``save_counter`` and the optimizer's own state.
+
+Writing builds the variables in a private graph (``tf1-saver``, saved by
+``tf.compat.v1.train.Saver`` with a ``var_list`` dict, so the stored names are exactly the given
+ones) or a tree of ``tf.Module`` objects (``tf2-checkpoint``, one object per name segment).
+Both write to a temporary prefix in the target's folder, then rename the data file and then the
+index over the target's: each file is replaced atomically, and a reader of a mixed pair gets
+TensorFlow's checksum error, not wrong values.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+import numpy.typing as npt
+import tensorflow as tf
+
+from mlpcore.atomic import check_target, fsync_directory
+from mlpcore.errors import CheckpointError
+from mlpcore_tensorflow.formats import prefix_of
+
+__all__ = ["read_tf1", "read_tf2", "write_tf1", "write_tf2"]
+
+VALUE_SUFFIX: Final = "/.ATTRIBUTES/VARIABLE_VALUE"
+_TF1_BOOKKEEPING: Final = re.compile(
+    r"^(global_step|beta[12]_power(_\d+)?)$|/(Adam(_\d+)?|Momentum|RMSProp(_\d+)?|Adagrad|"
+    r"Ftrl(_\d+)?|ExponentialMovingAverage)$")
+_FLOATS: Final = {tf.float32: np.float32, tf.float64: np.float64}
+
+
+def _reader(path: Path) -> Any:
+    prefix = prefix_of(path)
+    if prefix is None:
+        raise CheckpointError(f"checkpoint {path} is not a TensorFlow checkpoint (no "
+                              f"{path}.index file, and no 'checkpoint' state file in it)")
+    try:
+        return tf.train.load_checkpoint(str(prefix))
+    except Exception as error:  # DataLossError, NotFoundError, ...
+        first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        raise CheckpointError(f"checkpoint {path} cannot be read by TensorFlow: "
+                              f"{type(error).__name__}: {first}") from error
+
+
+def _tensors(path: Path, reader: Any, names: Mapping[str, str]) -> dict[str, npt.NDArray[Any]]:
+    dtypes = reader.get_variable_to_dtype_map()
+    result: dict[str, npt.NDArray[Any]] = {}
+    for stored, name in names.items():
+        if dtypes[stored] not in _FLOATS:
+            raise CheckpointError(f"checkpoint {path}: variable {name!r} has dtype "
+                                  f"{dtypes[stored].name}; mlpcore reads float32 and float64")
+        try:
+            value = reader.get_tensor(stored)
+        except Exception as error:
+            raise CheckpointError(f"checkpoint {path}: variable {name!r} cannot be read: "
+                                  f"{type(error).__name__}") from error
+        result[name] = np.ascontiguousarray(value)
+    return result
+
+
+def read_tf1(path: Path) -> dict[str, npt.NDArray[Any]]:
+    """The variables of a ``tf.compat.v1.train.Saver`` checkpoint, by variable name."""
+    reader = _reader(path)
+    names = sorted(n for n in reader.get_variable_to_shape_map()
+                   if not _TF1_BOOKKEEPING.search(n))
+    return _tensors(path, reader, {n: n for n in names})
+
+
+def read_tf2(path: Path) -> dict[str, npt.NDArray[Any]]:
+    """The variables of a ``tf.train.Checkpoint`` checkpoint, by object path."""
+    reader = _reader(path)
+    names = {}
+    for key in sorted(reader.get_variable_to_shape_map()):
+        if not key.endswith(VALUE_SUFFIX) or ".OPTIMIZER_SLOT" in key:
+            continue
+        name = key[: -len(VALUE_SUFFIX)]
+        if name == "save_counter" or name.startswith("optimizer/"):
+            continue
+        names[key] = name
+    return _tensors(path, reader, names)
+
+
+def _write(path: Path, save: Any) -> None:
+    check_target(Path(f"{path}.index"))
+    directory = path.parent
+    temp = Path(tempfile.mkdtemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp"))
+    try:
+        written = Path(save(str(temp / "ckpt")))
+        data = sorted(temp.glob("ckpt.data-*"))
+        if Path(f"{written}.index").is_file() is False or not data:
+            raise CheckpointError(f"cannot save checkpoint {path}: TensorFlow wrote no bundle")
+        for file in data:
+            os.replace(file, directory / f"{path.name}{file.name[len('ckpt'):]}")
+        os.replace(f"{written}.index", f"{path}.index")
+    except OSError as error:
+        raise CheckpointError(f"cannot save checkpoint {path}: {error}") from error
+    finally:
+        for leftover in temp.glob("*"):
+            with contextlib.suppress(OSError):
+                leftover.unlink()
+        with contextlib.suppress(OSError):
+            temp.rmdir()
+    fsync_directory(directory)
+
+
+def write_tf1(path: Path, variables: Mapping[str, npt.NDArray[Any]]) -> None:
+    """Save ``variables`` under exactly their names with ``tf.compat.v1.train.Saver``."""
+    graph = tf.Graph()
+    with graph.as_default():
+        held = {name: tf.compat.v1.Variable(np.asarray(value), name=f"v{i}")
+                for i, (name, value) in enumerate(variables.items())}
+        saver = tf.compat.v1.train.Saver(var_list=held)
+        with tf.compat.v1.Session(graph=graph) as session:
+            session.run(tf.compat.v1.variables_initializer(list(held.values())))
+
+            def save(prefix: str) -> str:
+                return str(saver.save(session, prefix, write_meta_graph=False, write_state=False))
+
+            _write(path, save)
+
+
+def write_tf2(path: Path, variables: Mapping[str, npt.NDArray[Any]]) -> None:
+    """Save ``variables`` with ``tf.train.Checkpoint``, one object per segment of each name."""
+    root = tf.train.Checkpoint()
+    for name, value in variables.items():
+        *parents, leaf = name.split("/")
+        node: Any = root
+        for part in parents:
+            child = getattr(node, part, None)
+            if child is None:
+                child = tf.Module()
+                setattr(node, part, child)
+            node = child
+        setattr(node, leaf, tf.Variable(np.asarray(value)))
+    _write(path, lambda prefix: root.write(prefix))

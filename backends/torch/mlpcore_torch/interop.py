@@ -1,0 +1,67 @@
+"""Reading and writing torch ``state_dict`` files, converting the layout at the boundary.
+
+Reading goes only through ``torch.load(path, map_location="cpu", weights_only=True)``, torch's
+restricted unpickler, which builds tensors and plain containers and refuses every other object;
+anything it refuses, and anything that is not a flat mapping of names to floating-point tensors,
+is a :class:`~mlpcore.errors.CheckpointError` naming the file. 2-D tensors (``nn.Linear.weight``,
+``(out_features, in_features)``) are transposed to the canonical ``(fan_in, fan_out)``; on
+writing, canonical weights are transposed back. Values keep their dtype and bits.
+"""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import torch
+
+from mlpcore.atomic import atomic_write
+from mlpcore.errors import CheckpointError
+
+__all__ = ["read_state_dict", "write_state_dict"]
+
+_FLOATS = {torch.float32: np.float32, torch.float64: np.float64}
+
+
+def read_state_dict(path: Path) -> dict[str, npt.NDArray[Any]]:
+    """The tensors of the ``state_dict`` at ``path``, 2-D ones transposed to canonical layout."""
+    try:
+        loaded = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # UnpicklingError, RuntimeError, EOFError, zip errors, ...
+        raise CheckpointError(
+            f"checkpoint {path} was refused by torch.load(weights_only=True), the only way "
+            f"mlpcore reads torch files (it never runs a full unpickler): "
+            f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+        ) from error
+    if not isinstance(loaded, Mapping):
+        raise CheckpointError(f"checkpoint {path} holds a {type(loaded).__name__}, not a "
+                              "state_dict (a mapping of names to tensors)")
+    nested = [k for k, v in loaded.items() if isinstance(v, Mapping)]
+    if nested:
+        raise CheckpointError(
+            f"checkpoint {path} is not a flat state_dict: {', '.join(map(repr, nested))} hold "
+            "mappings (a training checkpoint? save model.state_dict() itself)")
+    result: dict[str, npt.NDArray[Any]] = {}
+    for name, value in loaded.items():
+        if not isinstance(name, str) or not isinstance(value, torch.Tensor):
+            raise CheckpointError(f"checkpoint {path}: entry {name!r} is a "
+                                  f"{type(value).__name__}, not a tensor")
+        if value.dtype not in _FLOATS:
+            raise CheckpointError(f"checkpoint {path}: tensor {name!r} has dtype {value.dtype}; "
+                                  "mlpcore reads float32 and float64")
+        array = value.detach().contiguous().numpy()
+        result[name] = np.ascontiguousarray(array.T) if array.ndim == 2 else np.array(array)
+    return result
+
+
+def write_state_dict(path: Path, variables: Mapping[str, npt.NDArray[Any]]) -> None:
+    """``torch.save`` a ``state_dict`` of ``variables``, 2-D ones as (out, in); atomic."""
+    state: collections.OrderedDict[str, torch.Tensor] = collections.OrderedDict()
+    for name, array in variables.items():
+        native = np.ascontiguousarray(array.T if array.ndim == 2 else array)
+        state[name] = torch.from_numpy(native.copy())
+    atomic_write(path, lambda stream: torch.save(state, stream))
