@@ -77,7 +77,18 @@ def build_parser() -> argparse.ArgumentParser:
         prog="mlpcore", description="A framework-agnostic multilayer perceptron.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    commands.add_parser("backends", help="list backends: name, version, status")
+    backends = commands.add_parser(
+        "backends", help="list backends: name, version, contract, plugin, status",
+        description="List every backend the installed plugins offer, loading each to show "
+                    "whether it works: NAME, VERSION (the framework's), CONTRACT (the backend "
+                    "contract version it implements), PLUGIN (distribution==version), STATUS "
+                    "(ok, available, not installed: how to install, failed: why, disabled). "
+                    "A plugin that failed or is disabled gets a row of its own. "
+                    "$MLPCORE_DISABLE_PLUGINS=name1,name2 switches plugins off by entry-point or "
+                    "distribution name.")
+    backends.add_argument("--plugins", action="store_true",
+                          help="list the plugins instead: one row per entry point of the "
+                               "'mlpcore' group, with its distribution, status and backends")
 
     train = commands.add_parser(
         "train", help="train an MLP and report per-epoch cost and accuracy",
@@ -173,15 +184,30 @@ def _load_splits(data: str | None, validation_size: int | None) -> Any:
     return load_dataset(None if data == "auto" else data, validation_size=validation_size)
 
 
-def _backends() -> int:
-    from mlpcore.registry import backend_statuses
+def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    """Print left-aligned columns; the last column is not padded."""
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header) - 1)]
+    for row in [header, *rows]:
+        cells = [f"{cell:<{width}}" for cell, width in zip(row, widths, strict=False)]
+        print("  ".join([*cells, row[-1]]))
 
-    rows = [(s.name, s.version or "-", s.status + (f": {s.detail}" if s.detail else ""))
-            for s in backend_statuses(load=True)]
-    header = ("NAME", "VERSION", "STATUS")
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(2)]
-    for name, version, status in [header, *rows]:
-        print(f"{name:<{widths[0]}}  {version:<{widths[1]}}  {status}")
+
+def _backends(args: argparse.Namespace) -> int:
+    from mlpcore.registry import backend_statuses, plugin_statuses
+
+    if args.plugins:
+        _table(("PLUGIN", "MODULE", "DISTRIBUTION", "BACKENDS", "STATUS"),
+               [(p.name, p.value,
+                 f"{p.distribution}=={p.version}" if p.distribution else "-",
+                 ",".join(p.backends) or "-",
+                 p.status + (f": {p.detail}" if p.detail else "")) for p in plugin_statuses()])
+        return 0
+    _table(("NAME", "VERSION", "CONTRACT", "PLUGIN", "STATUS"),
+           [(s.name, s.version or "-",
+             "-" if s.contract_version is None else str(s.contract_version),
+             f"{s.distribution}=={s.distribution_version}" if s.distribution else s.plugin,
+             s.status + (f": {s.detail}" if s.detail else ""))
+            for s in backend_statuses(load=True)])
     return 0
 
 
@@ -331,7 +357,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         if args.command == "backends":
-            return _backends()
+            return _backends(args)
         if args.command == "train":
             return _train(args)
         if args.command == "conformance":

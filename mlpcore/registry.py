@@ -5,7 +5,14 @@ Discovery reads the ``mlpcore`` entry-point group, imports each plugin module an
 ``factory`` is imported the first time that backend is requested. Every failure on the way (a
 plugin that does not import, a hook that raises, a duplicate name, a wrong contract version, a
 factory that fails) is recorded against that plugin or backend and reported by
-:func:`backend_statuses`; the other backends keep working.
+:func:`backend_statuses` and :func:`plugin_statuses`; the other backends keep working.
+
+``$MLPCORE_DISABLE_PLUGINS`` (comma-separated entry-point or distribution names) switches plugins
+off: a disabled plugin's module is never imported and it is listed as ``disabled``.
+
+Hooks are optional to implement (pluggy's rule): a plugin implementing any hook of
+:mod:`mlpcore.hookspecs` is a valid plugin, one implementing ``mlpcore_backends`` offers backends,
+and a hookspec added in a later mlpcore leaves existing plugins working unchanged.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ import importlib
 import importlib.metadata
 import importlib.util
 import os
+import re
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -31,20 +39,29 @@ __all__ = [
     "DEFAULT_BACKEND",
     "ENTRY_POINT_GROUP",
     "ENV_BACKEND",
+    "ENV_DISABLE_PLUGINS",
+    "SUPPORTED_CONTRACT_VERSIONS",
     "BackendStatus",
+    "PluginStatus",
     "Registry",
     "backend_statuses",
     "default_backend_name",
+    "disabled_plugins",
     "get_backend",
     "list_backends",
+    "plugin_statuses",
 ]
 
 ENTRY_POINT_GROUP = "mlpcore"
 ENV_BACKEND = "MLPCORE_BACKEND"
+ENV_DISABLE_PLUGINS = "MLPCORE_DISABLE_PLUGINS"
+"""Comma-separated plugin names (entry-point names, or distribution names) never to load."""
 DEFAULT_BACKEND = "numpy"
 SUPPORTED_CONTRACT_VERSIONS = frozenset({CONTRACT_VERSION})
+"""The backend contract versions this mlpcore can use; an entry declaring another is refused."""
 
-Status = Literal["available", "ok", "not installed", "failed"]
+Status = Literal["available", "ok", "not installed", "failed", "disabled"]
+PluginState = Literal["ok", "failed", "disabled"]
 
 
 @dataclass(frozen=True)
@@ -52,10 +69,16 @@ class BackendStatus:
     """One row of ``mlpcore backends``.
 
     ``status`` is ``"available"`` (installed, not loaded yet), ``"ok"`` (loaded and working),
-    ``"not installed"`` (``detail`` is the install command) or ``"failed"`` (``detail`` is why).
-    A row for a failed *plugin* (it did not import, its hook failed, or it offered a duplicate or
-    unsupported backend) has ``name == plugin``: ``"<distribution> (<module>)"`` for an installed
+    ``"not installed"`` (``detail`` is the install command), ``"failed"`` (``detail`` is why) or
+    ``"disabled"`` (switched off by ``$MLPCORE_DISABLE_PLUGINS``). A row for a failed or disabled
+    *plugin* (it did not import, its hook failed, it offered a duplicate or unsupported backend,
+    or it is disabled) has ``name == plugin``: ``"<distribution> (<module>)"`` for an installed
     distribution, else the entry-point name.
+
+    ``version`` is the framework's version; ``distribution`` and ``distribution_version`` name
+    the installed distribution that provides the plugin (empty when the entry point has none);
+    ``contract_version`` is the contract version the backend's entry declares (``None`` on a
+    plugin row that declares none).
     """
 
     name: str
@@ -63,15 +86,77 @@ class BackendStatus:
     version: str
     plugin: str
     detail: str = ""
+    distribution: str = ""
+    distribution_version: str = ""
+    contract_version: int | None = None
+
+
+@dataclass(frozen=True)
+class PluginStatus:
+    """One discovered plugin: an entry point of the ``mlpcore`` group.
+
+    ``name`` is the entry-point name and ``value`` its module (``mlpcore_numpy.plugin``);
+    ``distribution``/``version`` the distribution that declares it (empty without one).
+    ``status`` is ``"ok"`` (imported and registered; its hooks ran), ``"failed"`` (``detail`` is
+    why) or ``"disabled"``. ``backends`` are the backend names it offered and the registry kept.
+    """
+
+    name: str
+    value: str
+    distribution: str
+    version: str
+    status: PluginState
+    detail: str = ""
+    backends: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
 class _PluginFailure:
     plugin: str
     reason: str
+    distribution: str = ""
+    distribution_version: str = ""
+    contract_version: int | None = None
+    status: Literal["failed", "disabled"] = "failed"
+
+
+@dataclass(frozen=True)
+class _Origin:
+    """Where a plugin comes from: its display name and its distribution."""
+
+    label: str
+    distribution: str
+    version: str
+
+
+def _normalise(name: str) -> str:
+    """A distribution or plugin name compared the PEP 503 way: lowercase, ``-_.`` runs as ``-``."""
+    return re.sub(r"[-_.]+", "-", name.strip()).lower()
+
+
+def disabled_plugins() -> frozenset[str]:
+    """The normalised names in ``$MLPCORE_DISABLE_PLUGINS`` (empty entries ignored)."""
+    raw = os.environ.get(ENV_DISABLE_PLUGINS, "")
+    return frozenset(_normalise(part) for part in raw.split(",") if part.strip())
+
+
+def _origin(entry_point: importlib.metadata.EntryPoint) -> _Origin:
+    dist = entry_point.dist
+    if dist is None:
+        return _Origin(entry_point.name, "", "")
+    name = dist.name  # from METADATA; a broken distribution may lack it
+    if not name:
+        return _Origin(entry_point.name, "", "")
+    return _Origin(f"{name} ({entry_point.value})", name, dist.version or "")
+
+
+class _PluginError(Exception):
+    """A plugin that imported but is not a valid plugin; reported with its message alone."""
 
 
 def _describe(error: BaseException) -> str:
+    if isinstance(error, _PluginError):
+        return str(error)
     return f"{type(error).__name__}: {error}"
 
 
@@ -96,61 +181,106 @@ class Registry:
         self._lock = threading.RLock()
         self._discovered = False
         self._entries: dict[str, tuple[BackendEntry, str]] = {}
+        self._origins: dict[str, _Origin] = {}
+        self._plugins: list[PluginStatus] = []
+        self._disabled_names: set[str] = set()
         self._failures: list[_PluginFailure] = []
         self._backend_failures: dict[str, str] = {}
         self._rejected: dict[str, str] = {}
         self._backends: dict[str, Backend] = {}
 
     def _entry_points(self) -> list[importlib.metadata.EntryPoint]:
+        """The given entry points in their order, else the installed ones: mlpcore's own first,
+        then by distribution and entry-point name, so that which of two plugins offering the
+        same backend name wins never depends on ``sys.path`` order, and a third-party plugin
+        cannot displace a built-in backend."""
         if self._given_entry_points is not None:
             return self._given_entry_points
-        return list(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP))
+
+        def order(point: importlib.metadata.EntryPoint) -> tuple[bool, str, str]:
+            distribution = _normalise(point.dist.name or "") if point.dist is not None else ""
+            return distribution != "mlpcore", distribution, point.name
+
+        return sorted(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP), key=order)
 
     def _discover(self) -> None:
         with self._lock:
             if self._discovered:
                 return
+            disabled = disabled_plugins()
             manager = pluggy.PluginManager(hookspecs.PROJECT)
             manager.add_hookspecs(hookspecs)
             for entry_point in self._entry_points():
-                plugin_name = entry_point.name
-                if entry_point.dist is not None:
-                    plugin_name = f"{entry_point.dist.name} ({entry_point.value})"
+                origin = _origin(entry_point)
+                if {_normalise(entry_point.name), _normalise(origin.distribution)} & disabled:
+                    self._disabled_names.add(entry_point.name)
+                    self._record_plugin(entry_point, origin, "disabled",
+                                        f"named in ${ENV_DISABLE_PLUGINS}")
+                    continue
                 try:
-                    module = entry_point.load()
-                    manager.register(module, name=f"{entry_point.name}:{entry_point.value}")
-                    implementations = manager.hook.mlpcore_backends.get_hookimpls()
-                    impl = next(i for i in implementations if i.plugin is module)
-                    entries = impl.function()
-                except StopIteration:
-                    self._failures.append(_PluginFailure(
-                        plugin_name, "the plugin module implements no mlpcore_backends hook"))
-                    continue
+                    entries = self._call_plugin(manager, entry_point)
                 except Exception as error:  # a broken plugin is reported, never fatal
-                    self._failures.append(_PluginFailure(plugin_name, _describe(error)))
+                    self._record_plugin(entry_point, origin, "failed", _describe(error))
                     continue
-                self._add_entries(plugin_name, entries)
+                kept = self._add_entries(origin, entries)
+                self._record_plugin(entry_point, origin, "ok", "", kept)
             self._discovered = True
 
-    def _add_entries(self, plugin_name: str, entries: object) -> None:
+    @staticmethod
+    def _call_plugin(manager: pluggy.PluginManager,
+                     entry_point: importlib.metadata.EntryPoint) -> object:
+        """Import and register one plugin; the result of its ``mlpcore_backends`` hook, or
+        ``[]`` when it implements only other hooks. Raises whatever the plugin raises."""
+        module = entry_point.load()
+        manager.register(module, name=f"{entry_point.name}:{entry_point.value}")
+        implemented = manager.get_hookcallers(module) or []
+        own = [impl for impl in manager.hook.mlpcore_backends.get_hookimpls()
+               if impl.plugin is module]
+        if own:
+            return own[0].function()
+        if any(caller.name in _known_hooks() for caller in implemented):
+            return []  # a plugin for other hooks only (e.g. checkpoint formats): no backends
+        raise _PluginError("the plugin module implements no mlpcore hook (expected at least one "
+                          f"of {', '.join(sorted(_known_hooks()))}, marked with "
+                          "mlpcore.hookspecs.hookimpl)")
+
+    def _record_plugin(self, entry_point: importlib.metadata.EntryPoint, origin: _Origin,
+                       status: PluginState, detail: str, backends: tuple[str, ...] = ()) -> None:
+        self._plugins.append(PluginStatus(entry_point.name, entry_point.value,
+                                          origin.distribution, origin.version, status, detail,
+                                          backends))
+        if status != "ok":
+            self._failures.append(_PluginFailure(origin.label, detail, origin.distribution,
+                                                 origin.version, status=status))
+
+    def _add_entries(self, origin: _Origin, entries: object) -> tuple[str, ...]:
+        """Keep the valid entries of one plugin; returns the names kept."""
+        plugin_name = origin.label
         if not isinstance(entries, list | tuple) or \
                 not all(isinstance(e, BackendEntry) for e in entries):
             self._failures.append(_PluginFailure(
-                plugin_name, "mlpcore_backends() must return a list of BackendEntry"))
-            return
+                plugin_name, "mlpcore_backends() must return a list of BackendEntry",
+                origin.distribution, origin.version))
+            return ()
+        kept: list[str] = []
         for entry in entries:
             if entry.name in self._entries:
                 other = self._entries[entry.name][1]
                 self._failures.append(_PluginFailure(
-                    plugin_name, f"backend name {entry.name!r} is already provided by {other}"))
+                    plugin_name, f"backend name {entry.name!r} is already provided by {other}",
+                    origin.distribution, origin.version, entry.contract_version))
             elif entry.contract_version not in SUPPORTED_CONTRACT_VERSIONS:
                 supported = ", ".join(str(v) for v in sorted(SUPPORTED_CONTRACT_VERSIONS))
                 reason = (f"backend {entry.name!r} implements contract version "
-                          f"{entry.contract_version}; this mlpcore supports {supported}")
-                self._failures.append(_PluginFailure(plugin_name, reason))
+                          f"{entry.contract_version!r}; this mlpcore supports {supported}")
+                self._failures.append(_PluginFailure(plugin_name, reason, origin.distribution,
+                                                     origin.version, entry.contract_version))
                 self._rejected.setdefault(entry.name, f"{reason} (plugin {plugin_name})")
             else:
                 self._entries[entry.name] = (entry, plugin_name)
+                self._origins[entry.name] = origin
+                kept.append(entry.name)
+        return tuple(kept)
 
     @staticmethod
     def _installed(entry: BackendEntry) -> bool:
@@ -170,28 +300,42 @@ class Registry:
                       if self._installed(e) and n not in self._backend_failures)
 
     def statuses(self, load: bool = False) -> list[BackendStatus]:
-        """A row per backend and per failed plugin. ``load=True`` loads each installed backend."""
+        """A row per backend and per failed or disabled plugin. ``load=True`` loads each
+        installed backend (importing its framework)."""
         self._discover()
         rows: list[BackendStatus] = []
         for name, (entry, plugin) in sorted(self._entries.items()):
+            origin = self._origins[name]
             version = _distribution_version(entry.framework_distributions)
+
+            def row(status: Status, version: str, detail: str = "",
+                    _name: str = name, _plugin: str = plugin, _origin: _Origin = origin,
+                    _entry: BackendEntry = entry) -> BackendStatus:
+                return BackendStatus(_name, status, version, _plugin, detail,
+                                     _origin.distribution, _origin.version,
+                                     _entry.contract_version)
+
             if not self._installed(entry):
-                rows.append(BackendStatus(name, "not installed", "", plugin, entry.install_hint))
+                rows.append(row("not installed", "", entry.install_hint))
                 continue
             if load and name not in self._backend_failures:
                 with contextlib.suppress(BackendLoadError):
                     self.get(name)
             if name in self._backend_failures:
-                rows.append(BackendStatus(name, "failed", version, plugin,
-                                          self._backend_failures[name]))
+                rows.append(row("failed", version, self._backend_failures[name]))
             elif name in self._backends:
-                rows.append(BackendStatus(name, "ok", self._backends[name].framework_version(),
-                                          plugin))
+                rows.append(row("ok", self._backends[name].framework_version()))
             else:
-                rows.append(BackendStatus(name, "available", version, plugin))
-        rows.extend(BackendStatus(f.plugin, "failed", "", f.plugin, f.reason)
+                rows.append(row("available", version))
+        rows.extend(BackendStatus(f.plugin, f.status, "", f.plugin, f.reason, f.distribution,
+                                  f.distribution_version, f.contract_version)
                     for f in self._failures)
         return rows
+
+    def plugins(self) -> list[PluginStatus]:
+        """One record per entry point of the group, in discovery order. Imports no framework."""
+        self._discover()
+        return list(self._plugins)
 
     def get(self, name: str | None = None) -> Backend:
         """The backend called ``name`` (default: :func:`default_backend_name`), loaded once."""
@@ -202,7 +346,11 @@ class Registry:
                 return self._backends[name]
             if name not in self._entries:
                 message = self._not_found_message(name)
-                if name in self._rejected:
+                if name in self._disabled_names:
+                    message = (f"mlpcore plugin {name!r} is disabled by "
+                               f"${ENV_DISABLE_PLUGINS}; remove it from there to use it. "
+                               f"{message}")
+                elif name in self._rejected:
                     message = (f"mlpcore backend {name!r} was found but refused: "
                                f"{self._rejected[name]}. {message}")
                 raise BackendNotFoundError(message)
@@ -234,11 +382,10 @@ class Registry:
             raise ValueError(f"factory {entry.factory!r} must look like 'module:callable'")
         factory = getattr(importlib.import_module(module_name), attribute)
         backend = factory()
-        missing = [a for a in ("name", "capabilities", "training_methods", "activations",
-                               "losses", "regularisers", "dropout", "framework_version", "build")
-                   if not hasattr(backend, a)]
+        missing = _missing_members(backend)
         if missing:
-            raise TypeError(f"{entry.factory} returned an object without {', '.join(missing)}")
+            raise TypeError(f"{entry.factory} returned an object that does not implement the "
+                            f"backend contract: it lacks {', '.join(missing)}")
         if backend.name != entry.name:
             raise ValueError(f"{entry.factory} returned backend {backend.name!r}, "
                              f"but the plugin registered it as {entry.name!r}")
@@ -259,6 +406,44 @@ class Registry:
             message += f" Known but not installed: {'; '.join(missing)}."
         return message + (" A third-party backend is installed with pip as its own distribution;"
                           " run 'mlpcore backends' to see what was found.")
+
+
+def _members(protocol: type) -> list[str]:
+    """The attributes and methods a Protocol class declares (its own and its bases')."""
+    names: list[str] = []
+    for klass in reversed(protocol.__mro__):
+        if klass is object or klass.__name__ in ("Protocol", "Generic"):
+            continue
+        for name in [*getattr(klass, "__annotations__", {}), *vars(klass)]:
+            if not name.startswith("_") and name not in names:
+                names.append(name)
+    return names
+
+
+def _missing_members(backend: object) -> list[str]:
+    """What ``backend`` lacks of :class:`~mlpcore.backend.Backend` and of its operations objects
+    (:class:`~mlpcore.activations.ActivationOps` and the others), as ``name`` or
+    ``activations.derivative``."""
+    from mlpcore.activations import ActivationOps
+    from mlpcore.dropout import DropoutOps
+    from mlpcore.losses import LossOps
+    from mlpcore.regularisers import RegulariserOps
+
+    missing = [name for name in _members(Backend) if not hasattr(backend, name)]
+    for attribute, protocol in (("activations", ActivationOps), ("losses", LossOps),
+                                ("regularisers", RegulariserOps), ("dropout", DropoutOps)):
+        ops = getattr(backend, attribute, None)
+        if ops is not None:
+            missing += [f"{attribute}.{name}" for name in _members(protocol)
+                        if not callable(getattr(ops, name, None))]
+    return missing
+
+
+def _known_hooks() -> frozenset[str]:
+    """The hooks :mod:`mlpcore.hookspecs` defines: its functions marked with ``hookspec``."""
+    marker = f"{hookspecs.PROJECT}_spec"
+    return frozenset(name for name, value in vars(hookspecs).items()
+                     if callable(value) and hasattr(value, marker))
 
 
 _default_registry = Registry()
@@ -285,5 +470,10 @@ def get_backend(name: str | None = None) -> Backend:
 
 
 def backend_statuses(load: bool = False) -> list[BackendStatus]:
-    """Every discovered backend and failed plugin, as shown by ``mlpcore backends``."""
+    """Every discovered backend and failed or disabled plugin, as shown by ``mlpcore backends``."""
     return _default_registry.statuses(load=load)
+
+
+def plugin_statuses() -> list[PluginStatus]:
+    """Every entry point of the ``mlpcore`` group: its distribution, status and backends."""
+    return _default_registry.plugins()

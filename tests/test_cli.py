@@ -26,9 +26,9 @@ def test_backends_lists_numpy_as_ok(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "backends")
     assert code == 0
     header, *rows = out.splitlines()
-    assert header.split() == ["NAME", "VERSION", "STATUS"]
+    assert header.split() == ["NAME", "VERSION", "CONTRACT", "PLUGIN", "STATUS"]
     numpy_row = next(r for r in rows if r.startswith("numpy "))
-    assert numpy_row.split()[2] == "ok"
+    assert numpy_row.split()[2:] == ["1", "mlpcore==0.1.0", "ok"]
 
 
 def test_train_prints_epoch_table_saves_and_evaluate_agrees(

@@ -88,7 +88,7 @@ def test_statuses_report_each_failure_with_its_reason(registry: Registry) -> Non
         "import_error": "ImportError: fake plugin needs surely_missing_dependency",
         "hook_raises": "RuntimeError: the hook of this fake plugin exploded",
         "garbage": "must return a list of BackendEntry",
-        "no_hook": "implements no mlpcore_backends hook",
+        "no_hook": "implements no mlpcore hook",
         "duplicate": "'fakegood' is already provided by good",
         "wrong_version": "contract version 999",
         "missing_module": "ModuleNotFoundError",

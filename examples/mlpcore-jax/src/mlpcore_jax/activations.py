@@ -22,8 +22,8 @@ from functools import partial
 
 import jax
 import jax.numpy as jnp
-
 from mlpcore.activations import ActivationName, check_activation
+
 from mlpcore_jax.boundary import FloatArray, floating, in_x64_scope, to_numpy
 
 
@@ -43,6 +43,7 @@ def _value(name: str, x: jax.Array) -> jax.Array:
 
 @partial(jax.jit, static_argnames="name")
 def _derivative(name: str, x: jax.Array) -> jax.Array:
+    tangent: jax.Array
     _, tangent = jax.jvp(lambda z: activate(name, z), (x,), (jnp.ones_like(x),))
     return tangent
 

@@ -8,11 +8,11 @@ from typing import Any
 import jax
 import numpy as np
 import numpy.typing as npt
-
 from mlpcore.backend import Capability, TrainingConfig
 from mlpcore.losses import LossName
 from mlpcore.regularisers import Regulariser
 from mlpcore.spec import DTypeName, MLPSpec, bias_name, weights_name
+
 from mlpcore_jax.activations import JaxActivations
 from mlpcore_jax.boundary import (
     FloatArray,

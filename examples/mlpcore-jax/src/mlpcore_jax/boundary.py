@@ -20,10 +20,9 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator
 from functools import wraps
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar, cast
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import numpy.typing as npt
 
@@ -33,14 +32,14 @@ R = TypeVar("R")
 
 
 def _enable_x64_context() -> Callable[[bool], contextlib.AbstractContextManager[Any]]:
-    """JAX's thread-local x64 switch: ``jax.enable_x64`` in newer JAX, else the experimental
-    one (``jax.experimental.enable_x64``) of JAX 0.4."""
-    switch = getattr(jax, "enable_x64", None)
-    if callable(switch):
-        return switch  # type: ignore[no-any-return]
-    from jax import experimental
+    """JAX's thread-local x64 switch: ``jax.enable_x64`` (newer JAX), else
+    ``jax.experimental.enable_x64`` (JAX 0.4)."""
+    switch: Any = getattr(jax, "enable_x64", None)
+    if not callable(switch):
+        from jax import experimental
 
-    return lambda on: experimental.enable_x64(on)  # type: ignore[no-any-return]
+        switch = vars(experimental)["enable_x64"]
+    return cast(Callable[[bool], contextlib.AbstractContextManager[Any]], switch)
 
 
 _X64 = _enable_x64_context()
@@ -78,7 +77,8 @@ def to_jax(array: npt.ArrayLike, dtype: str | None = None) -> jax.Array:
     string) raises before anything reaches JAX. Call inside :func:`x64_scope`.
     """
     values = np.asarray(array) if dtype is None else np.asarray(array, dtype=dtype)
-    return jax.device_put(values)
+    result: jax.Array = jax.device_put(values)
+    return result
 
 
 def floating(array: npt.ArrayLike) -> jax.Array:
@@ -86,15 +86,16 @@ def floating(array: npt.ArrayLike) -> jax.Array:
     values = np.asarray(array)
     if values.dtype.kind != "f":
         raise TypeError(f"expected a floating-point array, got dtype {values.dtype}")
-    return jax.device_put(values)
+    result: jax.Array = jax.device_put(values)
+    return result
 
 
 def targets_for(targets: npt.ArrayLike, dtype: np.dtype[Any]) -> jax.Array:
     """Training targets: integer labels (N,) as int32, float targets (N, K) in ``dtype``."""
     values = np.asarray(targets)
-    if values.dtype.kind == "f":
-        return jax.device_put(np.asarray(values, dtype=dtype))
-    return jax.device_put(np.asarray(values, dtype=np.int32))
+    converted = values.astype(dtype if values.dtype.kind == "f" else np.int32, copy=False)
+    result: jax.Array = jax.device_put(converted)
+    return result
 
 
 def to_numpy(array: jax.Array) -> npt.NDArray[Any]:

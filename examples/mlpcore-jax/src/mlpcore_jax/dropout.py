@@ -25,26 +25,28 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import numpy.typing as npt
-
 from mlpcore.dropout import check_rate, keep_scale
+
 from mlpcore_jax.boundary import FloatArray, floating, in_x64_scope, to_jax, to_numpy
 
 
 def scaled_mask(keep: jax.Array, rate: float, dtype: np.dtype[np.floating]) -> jax.Array:
-    """``keep · keep_scale(rate)`` in ``dtype``: the factor a training-mode unit is multiplied by."""
+    """``keep · keep_scale(rate)`` in ``dtype``: what a training-mode unit is multiplied by."""
     return keep.astype(dtype) * jnp.asarray(keep_scale(rate), dtype)
 
 
 def native_key(base: jax.Array, step: int | jax.Array, layer: int) -> jax.Array:
     """The key of the native mask after hidden layer ``layer`` at training step ``step`` of a
     run whose key is ``base`` (``jax.random.key(seed)``)."""
-    return jax.random.fold_in(jax.random.fold_in(base, step), layer)
+    key: jax.Array = jax.random.fold_in(jax.random.fold_in(base, step), layer)
+    return key
 
 
 def native_keep_mask(key: jax.Array, shape: tuple[int, ...], rate: float) -> jax.Array:
     """A boolean keep-mask: ``u >= float32(p)`` for ``u`` uniform in [0, 1) from ``key``."""
     uniform = jax.random.uniform(key, shape, dtype=jnp.float32)
-    return uniform >= jnp.float32(rate)
+    keep: jax.Array = uniform >= jnp.float32(rate)
+    return keep
 
 
 @partial(jax.jit, static_argnames="rate")

@@ -21,8 +21,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy.typing as npt
-
 from mlpcore.losses import LossName, check_loss
+
 from mlpcore_jax.boundary import FloatArray, floating, in_x64_scope, targets_for, to_numpy
 
 
@@ -47,7 +47,8 @@ def _value(name: str, outputs: jax.Array, targets: jax.Array) -> jax.Array:
 
 @partial(jax.jit, static_argnames="name")
 def _gradient(name: str, outputs: jax.Array, targets: jax.Array) -> jax.Array:
-    return jax.grad(loss_value, argnums=1)(name, outputs, targets)
+    gradient: jax.Array = jax.grad(loss_value, argnums=1)(name, outputs, targets)
+    return gradient
 
 
 class JaxLosses:

@@ -19,8 +19,8 @@ from collections.abc import Sequence
 from functools import partial
 
 import jax
-
 from mlpcore.regularisers import Regulariser
+
 from mlpcore_jax.activations import activate
 from mlpcore_jax.losses import loss_value
 from mlpcore_jax.regularisers import penalty

@@ -19,8 +19,8 @@ from functools import partial
 
 import jax
 import jax.numpy as jnp
-
 from mlpcore.regularisers import Regulariser
+
 from mlpcore_jax.boundary import FloatArray, floating, in_x64_scope, to_numpy
 
 

@@ -35,11 +35,11 @@ import jax.numpy as jnp
 import numpy as np
 import numpy.typing as npt
 from jax import lax
-
 from mlpcore.backend import TrainingConfig
 from mlpcore.dropout import portable_keep_mask
 from mlpcore.regularisers import Regulariser
 from mlpcore.spec import MLPSpec
+
 from mlpcore_jax.boundary import in_x64_scope
 from mlpcore_jax.dropout import native_keep_mask, native_key, scaled_mask
 from mlpcore_jax.network import Params, objective
