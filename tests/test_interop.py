@@ -1,0 +1,283 @@
+"""Foreign checkpoint formats: torch state_dict, TF1 Saver, TF2 Checkpoint; name maps, finetuning,
+conversion, the format hook."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import mlpcore
+from mlpcore.checkpoint import load, load_into, save
+from mlpcore.errors import CheckpointError
+from mlpcore.interop import (
+    convert,
+    detect_format,
+    export_checkpoint,
+    formats,
+    import_model,
+    import_variables,
+)
+from mlpcore.model import MLP
+from mlpcore.namemap import suggest_map
+from mlpcore.spec import MLPSpec
+
+torch = pytest.importorskip("torch")
+SPEC = MLPSpec(sizes=(6, 5, 3), activation="tanh")
+X = np.random.default_rng(0).standard_normal((7, 6)).astype(np.float32)
+BACKENDS = ["numpy", "torch", "tensorflow"]
+
+
+def sequential() -> torch.nn.Sequential:
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Linear(6, 5), torch.nn.Tanh(), torch.nn.Linear(5, 3))
+
+
+def torch_outputs(net: torch.nn.Module) -> np.ndarray:
+    with torch.no_grad():
+        return net(torch.from_numpy(X)).numpy()  # type: ignore[no-any-return]
+
+
+def assert_same_variables(a: MLP, b: MLP) -> None:
+    assert list(a.variables) == list(b.variables)
+    for name, value in a.variables.items():
+        assert value.tobytes() == b.variables[name].tobytes(), name
+
+
+def test_plugins_register_the_formats() -> None:
+    assert {"mlpcore", "safetensors", "torch-state-dict", "tf1-saver",
+            "tf2-checkpoint"} <= set(formats())
+
+
+# --- torch ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_state_dict_loads_into_every_backend(tmp_path: Path, backend: str) -> None:
+    net = sequential()
+    path = tmp_path / "net.pt"
+    torch.save(net.state_dict(), path)
+    assert detect_format(path).name == "torch-state-dict"
+    model = import_model(path, backend, activation="tanh")
+    assert model.spec.sizes == (6, 5, 3)
+    np.testing.assert_array_equal(model.variables["dense_0/weights"],
+                                  net[0].weight.detach().numpy().T)
+    np.testing.assert_allclose(model.predict(X), torch_outputs(net), rtol=1e-5, atol=1e-6)
+
+
+def test_export_to_state_dict_loads_into_nn_sequential(tmp_path: Path) -> None:
+    model = MLP(SPEC, seed=4)
+    path = export_checkpoint(model, tmp_path / "out.pt")
+    net = sequential()
+    net.load_state_dict(torch.load(path, weights_only=True))  # strict: names and shapes
+    np.testing.assert_allclose(torch_outputs(net), model.predict(X), rtol=1e-5, atol=1e-6)
+
+
+def test_custom_prefix_needs_a_map_and_the_error_suggests_it(tmp_path: Path) -> None:
+    net = sequential()
+    path = tmp_path / "custom.pt"
+    torch.save({"fc1.weight": net[0].weight, "fc1.bias": net[0].bias,
+                "head.weight": net[2].weight, "head.bias": net[2].bias}, path)
+    with pytest.raises(CheckpointError) as info:
+        import_variables(path)
+    message = str(info.value)
+    assert str(path) in message and "suggested name map" in message
+    expected = {"fc1.weight": "dense_0/weights", "fc1.bias": "dense_0/bias",
+                "head.weight": "dense_1/weights", "head.bias": "dense_1/bias"}
+    for old, new in expected.items():
+        assert f"--map '{old}={new}'" in message
+    model = import_model(path, activation="tanh", name_map=expected)
+    np.testing.assert_allclose(model.predict(X), torch_outputs(net), rtol=1e-5, atol=1e-6)
+
+
+def test_prefixed_sequential_names_follow_the_convention(tmp_path: Path) -> None:
+    net = sequential()
+    path = tmp_path / "prefixed.pt"
+    torch.save({f"net.{k}": v for k, v in net.state_dict().items()}, path)
+    assert set(import_variables(path)) == set(SPEC.variable_shapes())
+
+
+class _Evil:
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return (Path.touch, (str(self.marker),))  # type: ignore[return-value]
+
+
+def test_a_code_running_pickle_is_refused_and_never_runs(tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    path = tmp_path / "evil.pt"
+    torch.save({"0.weight": torch.zeros(5, 6), "payload": _Evil(marker)}, path)
+    model = MLP(SPEC, seed=1)
+    before = model.variables
+    with pytest.raises(CheckpointError, match=r"weights_only=True") as info:
+        import_variables(path)
+    assert str(path) in str(info.value)
+    with pytest.raises(CheckpointError):
+        load_into(model, path, include=["dense_0/weights"], format="torch-state-dict")
+    assert not marker.exists()
+    for name, value in model.variables.items():
+        np.testing.assert_array_equal(value, before[name])
+
+
+def test_a_training_checkpoint_is_not_a_state_dict(tmp_path: Path) -> None:
+    path = tmp_path / "train.pt"
+    torch.save({"model": sequential().state_dict(), "epoch": 3}, path)
+    with pytest.raises(CheckpointError, match="not a flat state_dict"):
+        import_variables(path)
+
+
+# --- TensorFlow -------------------------------------------------------------------------------
+
+
+def tf1_tutorial_checkpoint(prefix: Path, named: bool) -> dict[str, np.ndarray]:
+    """A tutorial-style TF1 graph: explicit names weights_i/bias_i, or unnamed variables kept in
+    dicts (names Variable, Variable_1, ...), plus a global step and Adam slots."""
+    tf = pytest.importorskip("tensorflow")
+    rng = np.random.default_rng(1)
+    values = {"w0": rng.standard_normal((6, 5)).astype(np.float32),
+              "w1": rng.standard_normal((5, 3)).astype(np.float32),
+              "b0": rng.standard_normal(5).astype(np.float32),
+              "b1": rng.standard_normal(3).astype(np.float32)}
+    graph = tf.Graph()
+    with graph.as_default():
+        v1 = tf.compat.v1
+        if named:
+            weights = {"w0": v1.Variable(values["w0"], name="weights_0"),
+                       "w1": v1.Variable(values["w1"], name="weights_1")}
+            biases = {"b0": v1.Variable(values["b0"], name="bias_0"),
+                      "b1": v1.Variable(values["b1"], name="bias_1")}
+        else:
+            weights = {"hidden_layer": v1.Variable(values["w0"]), "out": v1.Variable(values["w1"])}
+            biases = {"hidden_layer": v1.Variable(values["b0"]), "out": v1.Variable(values["b1"])}
+        x = v1.placeholder(tf.float32, (None, 6))
+        h = tf.tanh(tf.matmul(x, list(weights.values())[0]) + list(biases.values())[0])
+        logits = tf.matmul(h, list(weights.values())[1]) + list(biases.values())[1]
+        step = v1.train.get_or_create_global_step()
+        train = v1.train.AdamOptimizer(0.1).minimize(tf.reduce_sum(logits), global_step=step)
+        del train
+        saver = v1.train.Saver()
+        with v1.Session(graph=graph) as session:
+            session.run(v1.global_variables_initializer())
+            saver.save(session, str(prefix))
+    return values
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_tf1_saver_with_tutorial_names_loads_into_every_backend(
+    tmp_path: Path, backend: str
+) -> None:
+    values = tf1_tutorial_checkpoint(tmp_path / "model.ckpt", named=True)
+    assert detect_format(tmp_path / "model.ckpt").name == "tf1-saver"
+    assert detect_format(tmp_path).name == "tf1-saver"  # the folder, through its state file
+    model = import_model(tmp_path / "model.ckpt", backend, activation="tanh")
+    np.testing.assert_array_equal(model.variables["dense_0/weights"], values["w0"])
+    np.testing.assert_array_equal(model.variables["dense_1/bias"], values["b1"])
+
+
+def test_tf1_saver_with_unnamed_dict_variables_gets_a_suggested_map(tmp_path: Path) -> None:
+    values = tf1_tutorial_checkpoint(tmp_path / "model.ckpt", named=False)
+    with pytest.raises(CheckpointError) as info:
+        import_variables(tmp_path / "model.ckpt")
+    message = str(info.value)
+    suggested = {"Variable": "dense_0/weights", "Variable_1": "dense_1/weights",
+                 "Variable_2": "dense_0/bias", "Variable_3": "dense_1/bias"}
+    for old, new in suggested.items():
+        assert f"--map '{old}={new}'" in message, message
+    assert "Adam" not in message and "global_step" not in message
+    imported = import_variables(tmp_path / "model.ckpt", name_map=suggested)
+    np.testing.assert_array_equal(imported["dense_0/bias"], values["b0"])
+    np.testing.assert_array_equal(imported["dense_1/weights"], values["w1"])
+
+
+def test_tf2_checkpoint_round_trip_and_native_restore(tmp_path: Path) -> None:
+    tf = pytest.importorskip("tensorflow")
+    model = MLP(SPEC, seed=8)
+    prefix = export_checkpoint(model, tmp_path / "model.tf2")
+    assert detect_format(prefix).name == "tf2-checkpoint"
+    back = import_model(prefix, "numpy", activation="tanh")
+    assert_same_variables(back, model)
+    root = tf.train.Checkpoint()
+    root.dense_0 = tf.Module()
+    root.dense_0.weights = tf.Variable(tf.zeros((6, 5)))
+    root.read(str(prefix)).expect_partial()
+    np.testing.assert_array_equal(root.dense_0.weights.numpy(), model.variables["dense_0/weights"])
+
+
+def test_convert_through_every_format_is_bit_exact(tmp_path: Path) -> None:
+    model = MLP(SPEC, seed=5)
+    start = save(model, tmp_path / "start.safetensors")
+    convert(start, tmp_path / "a.pt")
+    convert(tmp_path / "a.pt", tmp_path / "b.ckpt")
+    convert(tmp_path / "b.ckpt", tmp_path / "c.tf2")
+    convert(tmp_path / "c.tf2", tmp_path / "d.safetensors", target_format="safetensors")
+    end = convert(tmp_path / "d.safetensors", tmp_path / "end.safetensors", activation="tanh")
+    assert_same_variables(load(end), model)
+    assert load(end).spec == SPEC
+
+
+# --- finetuning -------------------------------------------------------------------------------
+
+
+def test_finetune_loads_the_hidden_layer_into_a_model_with_a_new_head(tmp_path: Path) -> None:
+    old = MLP(SPEC, seed=1)
+    path = save(old, tmp_path / "old.safetensors")
+    new = MLP(MLPSpec(sizes=(6, 5, 10), activation="tanh"), seed=2)
+    head = new.variables["dense_1/weights"]
+    load_into(new, path, include=["dense_0/weights", "dense_0/bias"])
+    np.testing.assert_array_equal(new.variables["dense_0/weights"], old.variables["dense_0/weights"])
+    np.testing.assert_array_equal(new.variables["dense_1/weights"], head)
+
+
+def test_finetune_from_a_state_dict_with_a_name_map(tmp_path: Path) -> None:
+    net = sequential()
+    path = tmp_path / "net.pt"
+    torch.save(net.state_dict(), path)
+    new = MLP(MLPSpec(sizes=(6, 5, 2), activation="tanh"), seed=2)
+    load_into(new, path, name_map={"0.weight": "dense_0/weights", "0.bias": "dense_0/bias"})
+    np.testing.assert_array_equal(new.variables["dense_0/weights"],
+                                  net[0].weight.detach().numpy().T)
+
+
+def test_weights_into_the_bias_names_the_variable_and_both_shapes(tmp_path: Path) -> None:
+    values = tf1_tutorial_checkpoint(tmp_path / "model.ckpt", named=True)
+    del values
+    model = MLP(SPEC, seed=3)
+    before = model.variables
+    with pytest.raises(CheckpointError) as info:
+        load_into(model, tmp_path / "model.ckpt",
+                  name_map={"bias_0": "dense_0/bias", "weights_0": "dense_1/bias"})
+    message = str(info.value)
+    assert "'dense_1/bias'" in message and "'weights_0'" in message
+    assert "(6, 5)" in message and "(3,)" in message and "nothing was assigned" in message
+    for name, value in model.variables.items():
+        np.testing.assert_array_equal(value, before[name])
+
+
+def test_finetune_reports_every_problem(tmp_path: Path) -> None:
+    path = save(MLP(SPEC), tmp_path / "m.safetensors")
+    model = MLP(MLPSpec(sizes=(6, 4, 3), activation="tanh"))
+    with pytest.raises(CheckpointError) as info:
+        load_into(model, path, include=["dense_0/weights", "dense_7/bias", "dense_1/bias"])
+    message = str(info.value)
+    assert "'dense_0/weights': the checkpoint has shape (6, 5), the model expects (6, 4)" in message
+    assert "'dense_7/bias' is not a variable of the model" in message
+
+
+def test_suggest_map_chains_by_shape_not_by_name() -> None:
+    shapes = {"z.w": (5, 3), "a.w": (6, 5), "z.b": (3,), "a.b": (5,), "step": ()}
+    assert suggest_map(shapes) == {"a.w": "dense_0/weights", "a.b": "dense_0/bias",
+                                   "z.w": "dense_1/weights", "z.b": "dense_1/bias"}
+
+
+def test_unknown_format_and_undetectable_file(tmp_path: Path) -> None:
+    path = tmp_path / "notes.txt"
+    path.write_text("hello")
+    with pytest.raises(CheckpointError, match="cannot tell the format") as info:
+        import_variables(path)
+    assert str(path) in str(info.value)
+    with pytest.raises(CheckpointError, match="unknown checkpoint format 'onnx'"):
+        import_variables(path, format="onnx")
+    assert mlpcore.CheckpointError is CheckpointError

@@ -1,0 +1,130 @@
+"""``mlpcore convert`` and ``mlpcore inspect``: conversions by contents or extension, name maps,
+and one-line errors with a non-zero exit and no traceback."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mlpcore.checkpoint import load, save
+from mlpcore.cli import main
+from mlpcore.model import MLP
+from mlpcore.spec import MLPSpec
+
+torch = pytest.importorskip("torch")
+SPEC = MLPSpec(sizes=(4, 3, 2), activation="relu")
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_convert_to_torch_and_back(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    model = MLP(SPEC, seed=2)
+    src = save(model, tmp_path / "m.safetensors")
+    code, out, err = run(capsys, "convert", str(src), str(tmp_path / "m.pt"))
+    assert code == 0, err
+    assert "m.pt" in out
+    state = torch.load(tmp_path / "m.pt", weights_only=True)
+    assert list(state) == ["0.weight", "0.bias", "2.weight", "2.bias"]
+    assert tuple(state["0.weight"].shape) == (3, 4)
+    code, _, err = run(capsys, "convert", str(tmp_path / "m.pt"), str(tmp_path / "b.safetensors"),
+                       "--activation", "relu")
+    assert code == 0, err
+    for name, value in load(tmp_path / "b.safetensors").variables.items():
+        np.testing.assert_array_equal(value, model.variables[name])
+
+
+def test_convert_with_a_map(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    state = {"enc.weight": torch.randn(3, 4), "enc.bias": torch.randn(3),
+             "dec.weight": torch.randn(2, 3), "dec.bias": torch.randn(2)}
+    torch.save(state, tmp_path / "custom.pt")
+    argv = ["convert", str(tmp_path / "custom.pt"), str(tmp_path / "c.safetensors"),
+            "--activation", "relu"]
+    code, out, err = run(capsys, *argv)
+    assert code == 1 and out == ""
+    assert err.startswith("mlpcore: error: ") and "Traceback" not in err
+    assert "--map 'enc.weight=dense_0/weights'" in err
+    maps = ["--map", "enc.weight=dense_0/weights", "--map", "enc.bias=dense_0/bias",
+            "--map", "dec.weight=dense_1/weights", "--map", "dec.bias=dense_1/bias"]
+    code, _, err = run(capsys, *argv, *maps)
+    assert code == 0, err
+    np.testing.assert_array_equal(load(tmp_path / "c.safetensors").variables["dense_1/weights"],
+                                  state["dec.weight"].numpy().T)
+
+
+def test_convert_with_an_export_map(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    src = save(MLP(SPEC), tmp_path / "m.safetensors")
+    names = ["dense_0/weights=h1.weight", "dense_0/bias=h1.bias", "dense_1/weights=o.weight",
+             "dense_1/bias=o.bias"]
+    argv = ["convert", str(src), str(tmp_path / "x.pt")]
+    for pair in names:
+        argv += ["--export-map", pair]
+    code, _, err = run(capsys, *argv)
+    assert code == 0, err
+    assert set(torch.load(tmp_path / "x.pt", weights_only=True)) == {
+        "h1.weight", "h1.bias", "o.weight", "o.bias"}
+
+
+def test_inspect_prints_names_shapes_dtypes_and_manifest(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    path = save(MLP(SPEC), tmp_path / "m.safetensors")
+    code, out, err = run(capsys, "inspect", str(path))
+    assert code == 0, err
+    lines = out.splitlines()
+    assert "mlpcore" in lines[0]
+    assert lines[1].split() == ["NAME", "SHAPE", "DTYPE"]
+    assert lines[2].split() == ["dense_0/weights", "(4,", "3)", "float32"]
+    assert lines[3].split() == ["dense_0/bias", "(3,)", "float32"]
+    manifest = json.loads(out[out.index("{"):])
+    assert manifest["spec"]["sizes"] == [4, 3, 2]
+
+
+def test_inspect_a_foreign_file_suggests_a_map(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    torch.save({"a.weight": torch.zeros(3, 4), "a.bias": torch.zeros(3)}, tmp_path / "x.pt")
+    code, out, _ = run(capsys, "inspect", str(tmp_path / "x.pt"))
+    assert code == 0
+    assert "torch-state-dict" in out and "a.weight  (4, 3)" in out
+    assert "'a.weight': 'dense_0/weights'" in out
+
+
+@pytest.mark.parametrize("content", [b"", b"\x00" * 7, b"garbage" * 10])
+def test_broken_files_give_one_line_and_exit_1(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "broken.safetensors"
+    path.write_bytes(content)
+    for argv in (["inspect", str(path)], ["convert", str(path), str(tmp_path / "o.pt")]):
+        code, out, err = run(capsys, *argv)
+        assert code == 1 and out == ""
+        assert err.startswith("mlpcore: error: ") and str(path) in err
+        assert "Traceback" not in err
+    assert not (tmp_path / "o.pt").exists()
+
+
+def test_bad_map_entry_and_unknown_format(capsys: pytest.CaptureFixture[str],
+                                          tmp_path: Path) -> None:
+    src = save(MLP(SPEC), tmp_path / "m.safetensors")
+    code, _, err = run(capsys, "convert", str(src), str(tmp_path / "o.pt"), "--map", "nonsense")
+    assert code == 1 and "OLD=NEW" in err
+    code, _, err = run(capsys, "convert", str(src), str(tmp_path / "o.xyz"))
+    assert code == 1 and "cannot tell the format" in err
+    code, _, err = run(capsys, "convert", str(src), str(tmp_path / "o"), "--to", "onnx")
+    assert code == 1 and "unknown checkpoint format 'onnx'" in err
+
+
+def test_the_installed_command_reports_without_traceback(tmp_path: Path) -> None:
+    path = tmp_path / "missing.pt"
+    result = subprocess.run([sys.executable, "-m", "mlpcore.cli", "inspect", str(path)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    assert result.stderr.strip().startswith("mlpcore: error:") and "Traceback" not in result.stderr
+    assert str(path) in result.stderr
