@@ -153,8 +153,8 @@ def tf1_tutorial_checkpoint(prefix: Path, named: bool) -> dict[str, np.ndarray]:
             weights = {"hidden_layer": v1.Variable(values["w0"]), "out": v1.Variable(values["w1"])}
             biases = {"hidden_layer": v1.Variable(values["b0"]), "out": v1.Variable(values["b1"])}
         x = v1.placeholder(tf.float32, (None, 6))
-        h = tf.tanh(tf.matmul(x, list(weights.values())[0]) + list(biases.values())[0])
-        logits = tf.matmul(h, list(weights.values())[1]) + list(biases.values())[1]
+        (w0, w1), (b0, b1) = weights.values(), biases.values()
+        logits = tf.matmul(tf.tanh(tf.matmul(x, w0) + b0), w1) + b1
         step = v1.train.get_or_create_global_step()
         train = v1.train.AdamOptimizer(0.1).minimize(tf.reduce_sum(logits), global_step=step)
         del train
@@ -227,7 +227,8 @@ def test_finetune_loads_the_hidden_layer_into_a_model_with_a_new_head(tmp_path: 
     new = MLP(MLPSpec(sizes=(6, 5, 10), activation="tanh"), seed=2)
     head = new.variables["dense_1/weights"]
     load_into(new, path, include=["dense_0/weights", "dense_0/bias"])
-    np.testing.assert_array_equal(new.variables["dense_0/weights"], old.variables["dense_0/weights"])
+    for name in ("dense_0/weights", "dense_0/bias"):
+        np.testing.assert_array_equal(new.variables[name], old.variables[name])
     np.testing.assert_array_equal(new.variables["dense_1/weights"], head)
 
 
