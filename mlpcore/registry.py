@@ -155,9 +155,9 @@ class _PluginError(Exception):
 
 
 def _describe(error: BaseException) -> str:
-    if isinstance(error, _PluginError):
-        return str(error)
-    return f"{type(error).__name__}: {error}"
+    """``Type: message`` on one line (pluggy's messages span several)."""
+    text = " ".join(str(error).split())
+    return text if isinstance(error, _PluginError) else f"{type(error).__name__}: {text}"
 
 
 def _distribution_version(names: Iterable[str]) -> str:
