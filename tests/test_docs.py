@@ -61,7 +61,7 @@ def contract_protocols() -> list[type]:
 
 def protocol_members(protocol: type) -> list[str]:
     """The public attributes (annotations) and methods a Protocol declares itself."""
-    names = list(protocol.__dict__.get("__annotations__", {}))
+    names = list(inspect.get_annotations(protocol))
     names += [name for name, value in protocol.__dict__.items()
               if inspect.isfunction(value) or isinstance(value, property)]
     return [n for n in dict.fromkeys(names) if not n.startswith("_")]
