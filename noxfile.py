@@ -49,7 +49,8 @@ def bench(session: nox.Session) -> None:
     quick = ["--quick"] if "--quick" in session.posargs else []
     failed = []
     for script, args in (("bench_import.py", []), ("bench_numpy.py", []),
-                         ("bench_torch.py", quick), ("bench_tensorflow.py", quick)):
+                         ("bench_torch.py", quick), ("bench_tensorflow.py", quick),
+                         ("bench_checkpoint.py", [])):
         try:
             session.run("python", f"benchmarks/{script}", *args)
         except nox.command.CommandFailed:
