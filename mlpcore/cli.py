@@ -297,6 +297,9 @@ def _inspect(args: argparse.Namespace) -> int:
     entry = formats()[args.format] if args.format in formats() else detect_format(path)
     variables = read_variables(path, format=entry.name)
     print(f"{path}: {entry.name} ({entry.description})")
+    if entry.name != "mlpcore":
+        print("shapes in mlpcore's canonical layout, weights (fan_in, fan_out); the file may "
+              "store them transposed (torch: (out, in))")
     rows = [("NAME", "SHAPE", "DTYPE")] + [
         (name, "(" + ", ".join(map(str, a.shape)) + ("," if a.ndim == 1 else "") + ")",
          str(a.dtype)) for name, a in variables.items()]

@@ -94,6 +94,7 @@ def test_inspect_a_foreign_file_suggests_a_map(
     code, out, _ = run(capsys, "inspect", str(tmp_path / "x.pt"))
     assert code == 0
     assert "torch-state-dict" in out and "a.weight  (4, 3)" in out
+    assert "canonical layout, weights (fan_in, fan_out)" in out  # the file holds (3, 4)
     assert "'a.weight': 'dense_0/weights'" in out
 
 
