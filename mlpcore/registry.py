@@ -98,7 +98,8 @@ class PluginStatus:
     ``name`` is the entry-point name and ``value`` its module (``mlpcore_numpy.plugin``);
     ``distribution``/``version`` the distribution that declares it (empty without one).
     ``status`` is ``"ok"`` (imported and registered; its hooks ran), ``"failed"`` (``detail`` is
-    why) or ``"disabled"``. ``backends`` are the backend names it offered and the registry kept.
+    why: it did not load, or some of its entries were refused) or ``"disabled"``. ``backends``
+    are the backend names it offered and the registry kept.
     """
 
     name: str
@@ -222,8 +223,11 @@ class Registry:
                 except Exception as error:  # a broken plugin is reported, never fatal
                     self._record_plugin(entry_point, origin, "failed", _describe(error))
                     continue
-                kept = self._add_entries(origin, entries)
-                self._record_plugin(entry_point, origin, "ok", "", kept)
+                kept, problems = self._add_entries(origin, entries)
+                self._failures.extend(problems)
+                self._plugins.append(PluginStatus(
+                    entry_point.name, entry_point.value, origin.distribution, origin.version,
+                    "failed" if problems else "ok", "; ".join(p.reason for p in problems), kept))
             self._discovered = True
 
     @staticmethod
@@ -245,42 +249,43 @@ class Registry:
                           "mlpcore.hookspecs.hookimpl)")
 
     def _record_plugin(self, entry_point: importlib.metadata.EntryPoint, origin: _Origin,
-                       status: PluginState, detail: str, backends: tuple[str, ...] = ()) -> None:
+                       status: Literal["failed", "disabled"], detail: str) -> None:
+        """A plugin that offers nothing: it failed before its entries, or is disabled."""
         self._plugins.append(PluginStatus(entry_point.name, entry_point.value,
-                                          origin.distribution, origin.version, status, detail,
-                                          backends))
-        if status != "ok":
-            self._failures.append(_PluginFailure(origin.label, detail, origin.distribution,
-                                                 origin.version, status=status))
+                                          origin.distribution, origin.version, status, detail))
+        self._failures.append(_PluginFailure(origin.label, detail, origin.distribution,
+                                             origin.version, status=status))
 
-    def _add_entries(self, origin: _Origin, entries: object) -> tuple[str, ...]:
-        """Keep the valid entries of one plugin; returns the names kept."""
+    def _add_entries(self, origin: _Origin,
+                     entries: object) -> tuple[tuple[str, ...], list[_PluginFailure]]:
+        """Keep the valid entries of one plugin: the names kept, and one failure per entry
+        refused (or one for a result that is not a list of entries)."""
         plugin_name = origin.label
         if not isinstance(entries, list | tuple) or \
                 not all(isinstance(e, BackendEntry) for e in entries):
-            self._failures.append(_PluginFailure(
+            return (), [_PluginFailure(
                 plugin_name, "mlpcore_backends() must return a list of BackendEntry",
-                origin.distribution, origin.version))
-            return ()
+                origin.distribution, origin.version)]
         kept: list[str] = []
+        problems: list[_PluginFailure] = []
         for entry in entries:
             if entry.name in self._entries:
                 other = self._entries[entry.name][1]
-                self._failures.append(_PluginFailure(
+                problems.append(_PluginFailure(
                     plugin_name, f"backend name {entry.name!r} is already provided by {other}",
                     origin.distribution, origin.version, entry.contract_version))
             elif entry.contract_version not in SUPPORTED_CONTRACT_VERSIONS:
                 supported = ", ".join(str(v) for v in sorted(SUPPORTED_CONTRACT_VERSIONS))
                 reason = (f"backend {entry.name!r} implements contract version "
                           f"{entry.contract_version!r}; this mlpcore supports {supported}")
-                self._failures.append(_PluginFailure(plugin_name, reason, origin.distribution,
-                                                     origin.version, entry.contract_version))
+                problems.append(_PluginFailure(plugin_name, reason, origin.distribution,
+                                               origin.version, entry.contract_version))
                 self._rejected.setdefault(entry.name, f"{reason} (plugin {plugin_name})")
             else:
                 self._entries[entry.name] = (entry, plugin_name)
                 self._origins[entry.name] = origin
                 kept.append(entry.name)
-        return tuple(kept)
+        return tuple(kept), problems
 
     @staticmethod
     def _installed(entry: BackendEntry) -> bool:

@@ -241,6 +241,9 @@ def test_a_wrong_contract_version_is_refused_saying_what_is_supported(site: Path
     assert f"implements contract version 2; this mlpcore supports {supported}" in message
     assert "mlpcore-future (future_plugin.plugin)" in message
     assert "future_plugin.backend" not in sys.modules  # refused before its factory is imported
+    plugin = next(p for p in registry.plugins() if p.name == "future")
+    assert (plugin.status, plugin.backends, plugin.version) == ("failed", (), "9.0")
+    assert "contract version 2" in plugin.detail
 
 
 def test_disabled_plugins_are_never_imported(site: Path, monkeypatch: pytest.MonkeyPatch) -> None:
