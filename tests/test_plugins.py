@@ -9,6 +9,7 @@ points.
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
 import subprocess
@@ -31,7 +32,7 @@ from mlpcore.registry import (
     plugin_statuses,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
+MLPCORE_VERSION = importlib.metadata.version("mlpcore")
 
 
 @dataclass(eq=False)
@@ -318,7 +319,7 @@ def test_mlpcore_backends_shows_distribution_version_contract_and_errors(site: P
     assert header.split() == ["NAME", "VERSION", "CONTRACT", "PLUGIN", "STATUS"]
     by_start = {line.split()[0]: line for line in lines}
     assert by_start["thirdgood"].split()[2:] == ["1", "mlpcore-thirdgood==1.2.3", "ok"]
-    assert by_start["numpy"].split()[2:] == ["1", "mlpcore==0.1.0", "ok"]
+    assert by_start["numpy"].split()[2:] == ["1", f"mlpcore=={MLPCORE_VERSION}", "ok"]
     nobuild = by_start["nobuild"]
     assert "mlpcore-nobuild==0.2" in nobuild and "failed: TypeError:" in nobuild
     assert "lacks build, dropout.apply" in nobuild
