@@ -11,15 +11,14 @@ Every foreign variable passes through one canonical form: names ``dense_{i}/weig
 (fan_in, fan_out) and ``dense_{i}/bias`` (fan_out,), NumPy arrays. Readers and writers convert
 layouts at their own boundary; this module maps names (:mod:`mlpcore.namemap`).
 
-Plugin discovery here is separate from backend discovery (:mod:`mlpcore.registry`) and fault
-isolated the same way: a plugin whose hook fails is skipped and named in "unknown format"
-errors.
+Format plugins are the plugin modules backend discovery (:mod:`mlpcore.registry`) imported, so
+``$MLPCORE_DISABLE_PLUGINS`` and its fault isolation hold here too; a plugin whose formats hook
+fails is skipped and named in "unknown format" errors.
 """
 
 from __future__ import annotations
 
 import importlib
-import importlib.metadata
 import importlib.util
 import os
 import threading
@@ -51,7 +50,6 @@ __all__ = [
 
 PathArg = str | os.PathLike[str]
 Arrays = dict[str, npt.NDArray[Any]]
-ENTRY_POINT_GROUP: Final = "mlpcore"
 
 BUILTIN_FORMATS: Final = (
     FormatEntry(
@@ -87,21 +85,19 @@ _cache: _Formats | None = None
 
 
 def _discover() -> _Formats:
+    """The built-in formats plus those the registry's plugins offer through
+    ``mlpcore_checkpoint_formats``: the same plugins as backend discovery, so a disabled or broken
+    plugin is skipped here too. A plugin whose hook fails is recorded, never fatal."""
     global _cache
     with _lock:
         if _cache is not None:
             return _cache
-        import pluggy
-
-        from mlpcore import hookspecs
+        from mlpcore.registry import plugin_modules
 
         entries = {entry.name: entry for entry in BUILTIN_FORMATS}
         failures: list[str] = []
-        manager = pluggy.PluginManager(hookspecs.PROJECT)
-        manager.add_hookspecs(hookspecs)
-        for point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        for label, module in plugin_modules():
             try:
-                module = point.load()
                 hook = getattr(module, "mlpcore_checkpoint_formats", None)
                 if hook is None:
                     continue  # the hook is optional
@@ -111,11 +107,11 @@ def _discover() -> _Formats:
                     raise TypeError("mlpcore_checkpoint_formats() must return a list of "
                                     "FormatEntry")
             except Exception as error:  # a broken plugin is reported, never fatal
-                failures.append(f"{point.name} ({point.value}): {type(error).__name__}: {error}")
+                failures.append(f"{label}: {type(error).__name__}: {error}")
                 continue
             for entry in offered:
                 if entry.name in entries:
-                    failures.append(f"{point.name}: format {entry.name!r} is already provided")
+                    failures.append(f"{label}: format {entry.name!r} is already provided")
                 else:
                     entries[entry.name] = entry
         _cache = _Formats(entries, failures)

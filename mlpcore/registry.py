@@ -26,6 +26,7 @@ import re
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Literal
 
 import pluggy
@@ -49,6 +50,7 @@ __all__ = [
     "disabled_plugins",
     "get_backend",
     "list_backends",
+    "plugin_modules",
     "plugin_statuses",
 ]
 
@@ -189,6 +191,7 @@ class Registry:
         self._backend_failures: dict[str, str] = {}
         self._rejected: dict[str, str] = {}
         self._backends: dict[str, Backend] = {}
+        self._modules: list[tuple[str, ModuleType]] = []
 
     def _entry_points(self) -> list[importlib.metadata.EntryPoint]:
         """The given entry points in their order, else the installed ones: mlpcore's own first,
@@ -219,10 +222,11 @@ class Registry:
                                         f"named in ${ENV_DISABLE_PLUGINS}")
                     continue
                 try:
-                    entries = self._call_plugin(manager, entry_point)
+                    module, entries = self._call_plugin(manager, entry_point)
                 except Exception as error:  # a broken plugin is reported, never fatal
                     self._record_plugin(entry_point, origin, "failed", _describe(error))
                     continue
+                self._modules.append((origin.label, module))
                 kept, problems = self._add_entries(origin, entries)
                 self._failures.extend(problems)
                 self._plugins.append(PluginStatus(
@@ -232,18 +236,20 @@ class Registry:
 
     @staticmethod
     def _call_plugin(manager: pluggy.PluginManager,
-                     entry_point: importlib.metadata.EntryPoint) -> object:
-        """Import and register one plugin; the result of its ``mlpcore_backends`` hook, or
-        ``[]`` when it implements only other hooks. Raises whatever the plugin raises."""
+                     entry_point: importlib.metadata.EntryPoint) -> tuple[ModuleType, object]:
+        """Import and register one plugin: its module and the result of its
+        ``mlpcore_backends`` hook, or ``[]`` when it implements only other hooks. Raises
+        whatever the plugin raises."""
         module = entry_point.load()
         manager.register(module, name=f"{entry_point.name}:{entry_point.value}")
         implemented = manager.get_hookcallers(module) or []
         own = [impl for impl in manager.hook.mlpcore_backends.get_hookimpls()
                if impl.plugin is module]
         if own:
-            return own[0].function()
+            return module, own[0].function()
         if any(caller.name in _known_hooks() for caller in implemented):
-            return []  # a plugin for other hooks only (e.g. checkpoint formats): no backends
+            # a plugin for other hooks only (e.g. checkpoint formats): no backends
+            return module, []
         raise _PluginError("the plugin module implements no mlpcore hook (expected at least one "
                           f"of {', '.join(sorted(_known_hooks()))}, marked with "
                           "mlpcore.hookspecs.hookimpl)")
@@ -336,6 +342,14 @@ class Registry:
                                   f.distribution_version, f.contract_version)
                     for f in self._failures)
         return rows
+
+    def plugin_modules(self) -> list[tuple[str, ModuleType]]:
+        """``(label, module)`` of every plugin that was imported and registered, in discovery
+        order: not the disabled ones, not those that failed to import or to answer
+        ``mlpcore_backends``. Other hooks (checkpoint formats) are asked of these modules, so
+        ``$MLPCORE_DISABLE_PLUGINS`` and fault isolation apply to every hook alike."""
+        self._discover()
+        return list(self._modules)
 
     def plugins(self) -> list[PluginStatus]:
         """One record per entry point of the group, in discovery order. Imports no framework."""
@@ -477,6 +491,12 @@ def get_backend(name: str | None = None) -> Backend:
 def backend_statuses(load: bool = False) -> list[BackendStatus]:
     """Every discovered backend and failed or disabled plugin, as shown by ``mlpcore backends``."""
     return _default_registry.statuses(load=load)
+
+
+def plugin_modules() -> list[tuple[str, ModuleType]]:
+    """The imported plugin modules of the installed ``mlpcore`` group (see
+    :meth:`Registry.plugin_modules`)."""
+    return _default_registry.plugin_modules()
 
 
 def plugin_statuses() -> list[PluginStatus]:

@@ -3,6 +3,9 @@ conversion, the format hook."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +51,16 @@ def assert_same_variables(a: MLP, b: MLP) -> None:
 def test_plugins_register_the_formats() -> None:
     assert {"mlpcore", "safetensors", "torch-state-dict", "tf1-saver",
             "tf2-checkpoint"} <= set(formats())
+
+
+def test_a_disabled_plugin_offers_no_formats_and_is_never_imported() -> None:
+    code = ("import sys; from mlpcore.interop import formats; names = sorted(formats()); "
+            "print(names, 'mlpcore_torch.plugin' in sys.modules)")
+    env = {**os.environ, "MLPCORE_DISABLE_PLUGINS": "torch"}
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                            text=True, check=True, timeout=120)
+    assert "torch-state-dict" not in result.stdout and "tf1-saver" in result.stdout
+    assert result.stdout.strip().endswith("False"), result.stdout
 
 
 # --- torch ------------------------------------------------------------------------------------
