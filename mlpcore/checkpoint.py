@@ -9,7 +9,8 @@ Guarantees:
 
 - :func:`save` is atomic and durable (:mod:`mlpcore.atomic`): a temporary file in the target's
   directory, ``fsync``, ``os.replace``, directory ``fsync``. A failed or killed save leaves any
-  previous file at the path untouched.
+  previous file at the path untouched. It writes from the backend's own arrays where the
+  backend allows (:class:`VariableViews`) and checksums on a worker thread while it writes.
 - :func:`read_checkpoint` verifies everything before returning: the safetensors structure
   (validated by :mod:`mlpcore.safetensors_io` before any tensor byte is read), the manifest,
   the spec, the set of names, every dtype and shape, and every checksum
@@ -28,16 +29,15 @@ import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, cast
+from typing import TYPE_CHECKING, Any, Final, Protocol, TypeGuard, cast, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
 
 from mlpcore.atomic import atomic_write
-from mlpcore.checksums import ALGORITHMS, ChecksumName, new_digest, valid_hex
+from mlpcore.checksums import ALGORITHMS, ChecksumName, new_digest, placeholder, valid_hex
 from mlpcore.errors import CheckpointError
 from mlpcore.safetensors_io import (
-    byte_view,
     open_regular,
     read_layout,
     read_tensors,
@@ -56,6 +56,7 @@ __all__ = [
     "MANIFEST_KEY",
     "SUPPORTED_FORMAT_VERSIONS",
     "Checkpoint",
+    "VariableViews",
     "load",
     "load_into",
     "read_checkpoint",
@@ -111,6 +112,29 @@ class Checkpoint:
         return cast(str, self.manifest["backend"])
 
 
+@runtime_checkable
+class VariableViews(Protocol):
+    """An optional extra of a :class:`~mlpcore.backend.BackendModel`: variables without a copy.
+
+    :func:`save` uses ``variable_views()`` instead of ``read_variables()`` when the backend's
+    model offers it (the NumPy backend does), so a save makes no full copy of the model. It does
+    so only when ``variable_views`` is defined by the class that defines the ``read_variables``
+    in effect, or by a subclass of it: a subclass that overrides ``read_variables`` alone (to
+    convert a layout, say) inherits views that would bypass its conversion, so it is saved from
+    ``read_variables()``.
+    """
+
+    def variable_views(self) -> dict[str, FloatArray]:
+        """Read-only NumPy views of the model's own arrays, canonical layout, keyed by name.
+
+        No copy is made, so the views change when the model's variables do: they are for a
+        caller that reads them at once and keeps nothing (as :func:`save` does). A backend whose
+        native layout or memory differs from the canonical one (a transposed weight, a device
+        tensor) does not offer this.
+        """
+        ...
+
+
 def save(model: MLP, path: PathArg, *, checksum: ChecksumName = "crc32") -> Path:
     """Write ``model``'s variables and manifest to ``path`` atomically and return the path.
 
@@ -121,16 +145,25 @@ def save(model: MLP, path: PathArg, *, checksum: ChecksumName = "crc32") -> Path
     permission bits are kept, a new file gets mode 0644. Raises :class:`CheckpointError` naming
     the path if the parent directory does not exist, the path is a directory or a symbolic
     link, or writing fails (the ``OSError`` is the cause).
+
+    The variables are written straight from the backend's own arrays when its model offers
+    :class:`VariableViews` (otherwise from the copies ``read_variables()`` returns), and their
+    checksums are computed on a worker thread while they are written; the header, written first
+    with placeholder checksums of the same width, is rewritten in place with the real ones
+    before the file is flushed, ``fsync``-ed and renamed into place. Do not change the model's
+    variables from another thread during a save: the file could then hold a mixture of old and
+    new values (with copies as much as with views), and with views its checksums may fail.
     """
     if checksum not in ALGORITHMS:
         raise ValueError(f"checksum must be one of {', '.join(ALGORITHMS)}, got {checksum!r}")
     target = Path(os.fspath(path))
     dtype = check_dtype(model.dtype)
     layout = _LITTLE_ENDIAN[dtype]
-    tensors = {
-        name: np.ascontiguousarray(value, dtype=layout) for name, value in model.variables.items()
-    }
-    manifest = {
+    native = model.native
+    source = native.variable_views() if _has_own_views(native) else model.variables
+    tensors = {name: np.ascontiguousarray(value, dtype=layout) for name, value in source.items()}
+    digests = {name: new_digest(checksum) for name in tensors}
+    manifest: dict[str, Any] = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "mlpcore_version": __version__,
@@ -139,12 +172,38 @@ def save(model: MLP, path: PathArg, *, checksum: ChecksumName = "crc32") -> Path
         "dtype": dtype,
         "spec": model.spec.to_dict(),
         "variables": {name: {"shape": list(array.shape), "dtype": dtype,
-                             checksum: _digest_of(array, checksum)}
+                             checksum: placeholder(checksum)}
                       for name, array in tensors.items()},
     }
-    text = json.dumps(manifest, allow_nan=False, separators=(",", ":"))
-    metadata = {MANIFEST_KEY: text, MANIFEST_CHECKSUM_KEY: _text_crc(text)}
-    return atomic_write(target, lambda stream: write_container(stream, tensors, metadata))
+    unfinished = {MANIFEST_KEY: _manifest_text(manifest),
+                  MANIFEST_CHECKSUM_KEY: placeholder("crc32")}
+
+    def final_metadata() -> dict[str, str]:
+        for name, digest in digests.items():
+            manifest["variables"][name][checksum] = digest.hexdigest()
+        text = _manifest_text(manifest)
+        return {MANIFEST_KEY: text, MANIFEST_CHECKSUM_KEY: _text_crc(text)}
+
+    return atomic_write(target, lambda stream: write_container(
+        stream, tensors, unfinished, digests=digests, final_metadata=final_metadata))
+
+
+def _has_own_views(native: object) -> TypeGuard[VariableViews]:
+    """Whether ``native`` offers views that agree with its ``read_variables`` (see above)."""
+    if not isinstance(native, VariableViews):
+        return False
+    views = _defined_by(type(native), "variable_views")
+    reads = _defined_by(type(native), "read_variables")
+    return views is not None and (reads is None or issubclass(views, reads))
+
+
+def _defined_by(cls: type, attribute: str) -> type | None:
+    """The class of ``cls.__mro__`` whose own namespace defines ``attribute``."""
+    return next((klass for klass in cls.__mro__ if attribute in vars(klass)), None)
+
+
+def _manifest_text(manifest: dict[str, Any]) -> str:
+    return json.dumps(manifest, allow_nan=False, separators=(",", ":"))
 
 
 def read_checkpoint(path: PathArg, *, mmap: bool = False) -> Checkpoint:
@@ -265,15 +324,6 @@ def _is_mlpcore(file: Path, format: str | None) -> bool:
 def _text_crc(text: str) -> str:
     digest = new_digest("crc32")
     digest.update(text.encode("utf-8"))
-    return cast(str, digest.hexdigest())
-
-
-def _digest_of(array: FloatArray, algorithm: str) -> str:
-    digest = new_digest(algorithm)
-    view = byte_view(array)
-    step = 8 << 20
-    for start in range(0, len(view), step):
-        digest.update(view[start:start + step])
     return cast(str, digest.hexdigest())
 
 

@@ -18,11 +18,12 @@ import zlib
 from collections.abc import Callable
 from typing import Any, Final, Literal, get_args
 
-__all__ = ["ALGORITHMS", "ChecksumName", "Crc32", "new_digest", "valid_hex"]
+__all__ = ["ALGORITHMS", "ChecksumName", "Crc32", "new_digest", "placeholder", "valid_hex"]
 
 ChecksumName = Literal["crc32", "sha256"]
 ALGORITHMS: Final[tuple[str, ...]] = get_args(ChecksumName)
 _HEX_DIGITS: Final = {"crc32": 8, "sha256": 64}
+_PLACEHOLDER_CHAR: Final = "x"
 
 
 class Crc32:
@@ -52,3 +53,12 @@ def valid_hex(algorithm: str, text: object) -> bool:
     """Whether ``text`` is a well-formed ``algorithm`` digest: the right number of lowercase hex."""
     return (isinstance(text, str) and len(text) == _HEX_DIGITS[algorithm]
             and all(c in "0123456789abcdef" for c in text))
+
+
+def placeholder(algorithm: str) -> str:
+    """A stand-in as wide as an ``algorithm`` digest, and never a valid one (``"x"`` repeated).
+
+    :func:`mlpcore.save` writes the header with these first and overwrites them with the real
+    digests once the data is written, so an unfinished file can never pass :func:`valid_hex`.
+    """
+    return _PLACEHOLDER_CHAR * _HEX_DIGITS[algorithm]

@@ -29,7 +29,9 @@ Failures raise :class:`~mlpcore.errors.CheckpointError` naming the file (and the
 one is at fault). :func:`read_tensors` then reads the data in bounded chunks into one buffer (or
 maps it, read-only), feeding each tensor's bytes to its digest while they are in cache.
 :func:`write_container` writes a header and each array's bytes straight from the array, with
-no serialised copy of the data.
+no serialised copy of the data, optionally digesting the data on a worker thread while it is
+written and then rewriting the header, whose fixed-width fields (checksums) are only known at
+the end, in place.
 """
 
 from __future__ import annotations
@@ -40,7 +42,8 @@ import mmap
 import os
 import re
 import stat
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Final, Protocol
@@ -48,6 +51,7 @@ from typing import Any, BinaryIO, Final, Protocol
 import numpy as np
 import numpy.typing as npt
 
+from mlpcore.atomic import start_writeback
 from mlpcore.errors import CheckpointError
 
 __all__ = [
@@ -70,7 +74,13 @@ MAX_HEADER_BYTES: Final = 100_000_000
 MAX_NAME_LENGTH: Final = 1024
 MAX_RANK: Final = 8
 CHUNK_BYTES: Final = 8 << 20
-"""Reads and digests proceed in chunks of this size, so each chunk is digested while cached."""
+"""Reads, writes and digests proceed in chunks of this size (a read chunk is digested while
+cached)."""
+WRITEBACK_BYTES: Final = 32 << 20
+""":func:`write_container` asks the kernel to start writing each such stretch of data to disk as
+soon as it is written (:func:`mlpcore.atomic.start_writeback`)."""
+THREADED_DIGEST_BYTES: Final = 1 << 20
+"""Above this many bytes to digest, :func:`write_container` digests on a worker thread."""
 LENGTH_BYTES: Final = 8
 METADATA_KEY: Final = "__metadata__"
 
@@ -254,18 +264,33 @@ def write_container(
     stream: BinaryIO,
     tensors: Mapping[str, npt.NDArray[Any]],
     metadata: Mapping[str, str] | None = None,
+    *,
+    digests: Mapping[str, Digest] | None = None,
+    final_metadata: Callable[[], Mapping[str, str]] | None = None,
 ) -> None:
     """Write ``tensors`` (C-contiguous, little-endian arrays) as a safetensors file.
 
     Tensors are stored in the mapping's order; the header is padded with spaces to a multiple of
     8 bytes, as safetensors does, so every tensor starts 8-byte aligned in the file when earlier
-    ones have 8-byte multiple sizes. The array bytes are written straight from the arrays.
+    ones have 8-byte multiple sizes. The array bytes are written straight from the arrays, in
+    chunks of :data:`CHUNK_BYTES`, with no serialised copy of the data.
+
+    ``digests`` (tensor name -> :class:`Digest`) are fed each named tensor's bytes, in order,
+    while the data is written: on a worker thread when the tensors hold more than
+    :data:`THREADED_DIGEST_BYTES` (``zlib.crc32`` and ``hashlib`` release the GIL on large
+    buffers, so the digest runs on another core at the same time as the writes), otherwise
+    before writing. Every digest is complete when this returns normally.
+
+    ``final_metadata``, when given, is called once the data is written and the digests are
+    complete; the header is then written again, at the same place, with its result as
+    ``__metadata__``. The header first written (with ``metadata``) reserves the space, so the
+    final metadata must serialise to exactly the same length (fixed-width fields such as
+    checksums in hex), or ``ValueError`` is raised. This needs a seekable ``stream``; the stream
+    position is left at the end of the file.
     """
     header: dict[str, Any] = {}
-    if metadata:
-        header[METADATA_KEY] = dict(metadata)
+    views: list[tuple[str, memoryview]] = []
     offset = 0
-    views: list[memoryview] = []
     for name, array in tensors.items():
         code = _CODES.get(array.dtype.str.lstrip("<|="))
         if code is None or array.dtype.byteorder == ">" or not array.flags.c_contiguous:
@@ -274,13 +299,91 @@ def write_container(
         header[name] = {"dtype": code, "shape": list(array.shape),
                         "data_offsets": [offset, offset + array.nbytes]}
         offset += array.nbytes
-        views.append(byte_view(array))
-    text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-    text += b" " * (-len(text) % 8)
+        views.append((name, byte_view(array)))
+    text = _header_bytes(header, metadata)
     stream.write(len(text).to_bytes(LENGTH_BYTES, "little"))
     stream.write(text)
-    for view in views:
-        _write_all(stream, view)
+    todo = [(digests[name], view) for name, view in views if digests and name in digests]
+    worker = None
+    if sum(len(view) for _, view in todo) > THREADED_DIGEST_BYTES:
+        worker = _DigestWorker(todo)
+    else:
+        _digest_chunks(todo, None)
+    fd = _fileno(stream)
+    position = stream.tell() if fd is not None else 0
+    try:
+        for _, view in views:
+            for start in range(0, len(view), WRITEBACK_BYTES):
+                chunk = view[start:start + WRITEBACK_BYTES]
+                _write_all(stream, chunk)
+                if fd is not None:
+                    start_writeback(fd, position, len(chunk))
+                position += len(chunk)
+    except BaseException:
+        if worker is not None:
+            worker.finish(cancel=True)
+        raise
+    if worker is not None:
+        worker.finish(cancel=False)
+    if final_metadata is not None:
+        final = _header_bytes(header, final_metadata())
+        if len(final) != len(text):
+            raise ValueError(f"the final safetensors header has {len(final)} bytes, but "
+                             f"{len(text)} were reserved for it")
+        stream.seek(LENGTH_BYTES)
+        stream.write(final)
+        stream.seek(0, os.SEEK_END)
+
+
+def _fileno(stream: BinaryIO) -> int | None:
+    """The file descriptor under ``stream``, with its buffer flushed; ``None`` when it has none."""
+    try:
+        fd = stream.fileno()
+    except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation: no descriptor
+        return None
+    stream.flush()  # a write error here (a full disk) propagates
+    return fd
+
+
+def _header_bytes(header: Mapping[str, Any], metadata: Mapping[str, str] | None) -> bytes:
+    """The header JSON (``__metadata__`` first, then the tensors), space-padded to 8 bytes."""
+    full: dict[str, Any] = {METADATA_KEY: dict(metadata)} if metadata else {}
+    full.update(header)
+    text = json.dumps(full, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return text + b" " * (-len(text) % 8)
+
+
+def _digest_chunks(work: list[tuple[Digest, memoryview]], stop: threading.Event | None) -> None:
+    for digest, view in work:
+        for start in range(0, len(view), CHUNK_BYTES):
+            if stop is not None and stop.is_set():
+                return
+            digest.update(view[start:start + CHUNK_BYTES])
+
+
+class _DigestWorker:
+    """Feeds ``(digest, bytes)`` pairs, chunk by chunk, on a thread of its own."""
+
+    def __init__(self, work: list[tuple[Digest, memoryview]]) -> None:
+        self._stop = threading.Event()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(work,),
+                                        name="mlpcore-checksum", daemon=True)
+        self._thread.start()
+
+    def _run(self, work: list[tuple[Digest, memoryview]]) -> None:
+        try:
+            _digest_chunks(work, self._stop)
+        except BaseException as err:  # handed to the thread that waits in finish()
+            self._error = err
+
+    def finish(self, *, cancel: bool) -> None:
+        """Wait for the thread (told to stop early when ``cancel``); re-raise its exception."""
+        if cancel:
+            self._stop.set()
+        self._thread.join()
+        if self._error is not None and not cancel:
+            raise self._error
 
 
 def byte_view(array: npt.NDArray[Any]) -> memoryview:

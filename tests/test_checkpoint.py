@@ -651,3 +651,156 @@ def test_any_payload_bit_flip_fails_that_variables_checksum(data: st.DataObject)
         with pytest.raises(CheckpointError, match="checksum") as info:
             read_checkpoint(path)
         assert str(path) in str(info.value) and repr(owner) in str(info.value)
+
+
+# --- the save fast path: views instead of copies, checksums on a worker thread ------------------
+
+BIG = MLPSpec(sizes=(600, 500, 10), activation="relu")  # 1.2 MB: checksummed on a thread
+
+
+class _CopiesOnly:
+    """A backend model that offers only the contract's ``read_variables`` (copies)."""
+
+    def __init__(self, native: Any) -> None:
+        self._native = native
+        self.spec, self.dtype = native.spec, native.dtype
+
+    def read_variables(self) -> dict[str, np.ndarray]:
+        return dict(self._native.read_variables())
+
+
+@pytest.mark.parametrize("spec", [SPEC, BIG], ids=["small", "threaded"])
+@pytest.mark.parametrize("checksum", ["crc32", "sha256"])
+def test_views_and_copies_give_the_same_file(tmp_path: Path, spec: MLPSpec,
+                                             checksum: Any) -> None:
+    model = make_model(spec=spec)
+    assert isinstance(model.native, checkpoint.VariableViews)
+    viewed = save(model, tmp_path / "views.safetensors", checksum=checksum)
+    model.native = _CopiesOnly(model.native)  # type: ignore[assignment]
+    assert not isinstance(model.native, checkpoint.VariableViews)
+    copied = save(model, tmp_path / "copies.safetensors", checksum=checksum)
+    assert viewed.read_bytes() == copied.read_bytes()
+    data = read_checkpoint(viewed).variables
+    for name, value in model.variables.items():
+        np.testing.assert_array_equal(data[name], value)
+        digest = hashlib.sha256(value.tobytes()).hexdigest() if checksum == "sha256" else \
+            f"{zlib.crc32(value.tobytes()):08x}"
+        assert read_checkpoint(viewed).manifest["variables"][name][checksum] == digest
+
+
+def test_a_subclass_that_overrides_read_variables_alone_is_saved_from_it(
+        tmp_path: Path) -> None:
+    from mlpcore_numpy.backend import NumpyModel
+
+    class Shifted(NumpyModel):
+        def read_variables(self) -> dict[str, np.ndarray]:
+            return {name: value + 1 for name, value in super().read_variables().items()}
+
+    class ShiftedWithViews(Shifted):
+        def variable_views(self) -> dict[str, np.ndarray]:
+            return {name: value + 1 for name, value in super().variable_views().items()}
+
+    model = make_model()
+    plain = model.variables
+    for cls in (Shifted, ShiftedWithViews):
+        model.native = cls(SPEC, plain, "float32")
+        assert checkpoint._has_own_views(model.native) == (cls is ShiftedWithViews)
+        data = read_checkpoint(save(model, tmp_path / f"{cls.__name__}.safetensors")).variables
+        for name, value in plain.items():
+            np.testing.assert_array_equal(data[name], value + 1)
+
+
+def test_numpy_views_are_read_only_and_not_copies() -> None:
+    model = make_model()
+    views = model.native.variable_views()  # type: ignore[attr-defined]
+    assert all(not view.flags.writeable for view in views.values())
+    values = model.variables
+    values["dense_0/bias"] += 1.0
+    model.assign(values)
+    np.testing.assert_array_equal(views["dense_0/bias"], values["dense_0/bias"])
+
+
+def test_save_from_views_makes_no_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    model = make_model(spec=BIG)
+
+    def no_copies() -> None:
+        raise AssertionError("save copied the variables")
+
+    monkeypatch.setattr(model.native, "read_variables", no_copies)
+    save(model, tmp_path / "m.safetensors")
+    monkeypatch.undo()
+    assert read_checkpoint(tmp_path / "m.safetensors").spec == BIG
+
+
+@pytest.mark.parametrize("spec", [SPEC, BIG], ids=["small", "threaded"])
+def test_a_failed_write_leaves_no_temp_and_no_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, spec: MLPSpec
+) -> None:
+    import threading
+
+    from mlpcore import safetensors_io
+
+    path = save(make_model(seed=1, spec=spec), tmp_path / "m.safetensors")
+    original = path.read_bytes()
+    calls = []
+
+    def full_after_one(stream: Any, view: memoryview) -> None:
+        calls.append(len(view))
+        if len(calls) > 1:
+            raise OSError(28, "No space left on device")
+        stream.write(view)
+
+    monkeypatch.setattr(safetensors_io, "_write_all", full_after_one)
+    with pytest.raises(CheckpointError, match="No space left"):
+        save(make_model(seed=2, spec=spec), path)
+    monkeypatch.undo()
+    assert path.read_bytes() == original
+    assert sorted(os.listdir(tmp_path)) == ["m.safetensors"]
+    assert not [t for t in threading.enumerate() if t.name == "mlpcore-checksum"]
+
+
+def test_a_failing_checksum_thread_fails_the_save(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class Broken:
+        def update(self, data: Any, /) -> None:
+            raise MemoryError("digest failed")
+
+        def hexdigest(self) -> str:
+            return "0" * 8
+
+    monkeypatch.setattr(checkpoint, "new_digest", lambda algorithm: Broken())
+    with pytest.raises(MemoryError, match="digest failed"):
+        save(make_model(spec=BIG), tmp_path / "m.safetensors")
+    assert os.listdir(tmp_path) == []
+
+
+def test_write_container_refuses_a_final_header_of_another_length() -> None:
+    import io
+
+    from mlpcore.safetensors_io import write_container
+
+    tensors = {"a": np.arange(4, dtype="<f4")}
+    buffer = io.BytesIO()  # no file descriptor: no write-back hint, still written
+    write_container(buffer, tensors, {"k": "xxxx"}, final_metadata=lambda: {"k": "abcd"})
+    assert b'"k":"abcd"' in buffer.getvalue() and b"xxxx" not in buffer.getvalue()
+    assert buffer.tell() == len(buffer.getvalue())
+    with pytest.raises(ValueError, match="reserved"):
+        write_container(io.BytesIO(), tensors, {"k": "x"}, final_metadata=lambda: {"k": "ab"})
+
+
+def test_start_writeback_is_only_a_hint(tmp_path: Path) -> None:
+    from mlpcore.atomic import start_writeback
+
+    path = tmp_path / "f"
+    path.write_bytes(b"x" * 10000)
+    with open(path, "rb+") as stream:
+        start_writeback(stream.fileno(), 0, 10000)
+        start_writeback(stream.fileno(), 5000, 0)
+    read, write = os.pipe()
+    try:
+        start_writeback(read, 0, 10)  # ESPIPE on Linux: ignored
+    finally:
+        os.close(read)
+        os.close(write)
+    assert path.read_bytes() == b"x" * 10000

@@ -42,6 +42,21 @@ class NumpyModel:
             values[bias_name(i)] = b.copy()
         return values
 
+    def variable_views(self) -> dict[str, FloatArray]:
+        """Read-only views of the model's own arrays (no copy), for ``mlpcore.save``.
+
+        Optional extra of the contract (:class:`mlpcore.checkpoint.VariableViews`): the views
+        follow later updates of the model, so unlike :meth:`read_variables` they are not a
+        snapshot.
+        """
+        values: dict[str, FloatArray] = {}
+        for i, (w, b) in enumerate(zip(self._weights, self._biases, strict=True)):
+            for name, array in ((weights_name(i), w), (bias_name(i), b)):
+                view = array.view()
+                view.flags.writeable = False
+                values[name] = view
+        return values
+
     def write_variables(self, values: Mapping[str, FloatArray]) -> None:
         new_weights = [np.asarray(values[weights_name(i)], dtype=self.dtype)
                        for i in range(self.spec.n_layers)]
