@@ -31,7 +31,7 @@ batches in the same order (``mlpcore.training.epoch_order``); they alternate in 
 machine noise hits them alike. Each prints min and max seconds per epoch over the repeats; the
 ratios use the minima.
 
-    python benchmarks/bench_torch.py [--epochs 2] [--repeats 3] [--quick] [--threads 2]
+    python benchmarks/bench_torch.py [--epochs 2] [--repeats 5] [--quick] [--threads 2]
 """
 
 from __future__ import annotations
@@ -337,7 +337,7 @@ def bench(work: Workload, x: Array, y: Array, args: argparse.Namespace) -> bool:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--epochs", type=int, default=2)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--quick", action="store_true",
                         help=f"1 epoch, 1 repeat, {QUICK_ROWS} rows: checks that it runs")
