@@ -41,6 +41,7 @@ __all__ = [
     "Capability",
     "Trainer",
     "TrainingConfig",
+    "batch_blocks",
 ]
 
 CONTRACT_VERSION = 1
@@ -100,6 +101,26 @@ class Trainer(Protocol):
         update, as float64 of shape (n_steps,).
         """
         ...
+
+
+def batch_blocks(order: npt.NDArray[np.int64], batch_size: int,
+                 first_step: int) -> list[tuple[npt.NDArray[np.int64], int]]:
+    """The steps of one :meth:`Trainer.run` call as at most two rectangular blocks.
+
+    ``(order[:full * B].reshape(full, B), first_step)`` for the ``full = len(order) // B`` whole
+    batches, then ``(order[full * B:].reshape(1, r), first_step + full)`` for a short last batch
+    of ``r`` rows, each block with the step number of its first row. A trainer that runs a
+    ``(n_steps, batch)`` matrix of rows per framework call (one ``tf.function`` or ``jax.jit``
+    program per block shape) calls this instead of splitting by hand. Empty ``order``: ``[]``.
+    """
+    order = np.asarray(order, dtype=np.int64)
+    full, rest = divmod(len(order), batch_size)
+    blocks: list[tuple[npt.NDArray[np.int64], int]] = []
+    if full:
+        blocks.append((order[:full * batch_size].reshape(full, batch_size), first_step))
+    if rest:
+        blocks.append((order[full * batch_size:].reshape(1, rest), first_step + full))
+    return blocks
 
 
 @runtime_checkable

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from mlpcore import MLP, SGD, EpochRecord, History, MLPSpec, Normal, fit
+from mlpcore.backend import batch_blocks
 
 SPEC = MLPSpec(sizes=(2, 8, 2), activation="relu", dropout=0.0)
 
@@ -218,3 +219,18 @@ def test_regulariser_list_equals_the_sum_of_its_parts(train) -> None:
     assert ha.loss[0] > plain.loss[0]
     for name, value in a.variables.items():
         np.testing.assert_allclose(value, b.variables[name], rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize(("n_rows", "batch", "shapes"), [
+    (10, 4, [((2, 4), 7), ((1, 2), 9)]),
+    (8, 4, [((2, 4), 7)]),
+    (3, 4, [((1, 3), 7)]),
+    (0, 4, []),
+])
+def test_batch_blocks_split_whole_batches_and_the_short_last_one(
+        n_rows: int, batch: int, shapes: list[tuple[tuple[int, int], int]]) -> None:
+    order = np.arange(100, 100 + n_rows, dtype=np.int64)
+    blocks = batch_blocks(order, batch, 7)
+    assert [(block.shape, step) for block, step in blocks] == shapes
+    rows = np.concatenate([block.reshape(-1) for block, _ in blocks]) if blocks else order
+    assert rows.tolist() == order.tolist()  # every row once, in order

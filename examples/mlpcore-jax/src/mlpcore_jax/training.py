@@ -35,7 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 import numpy.typing as npt
 from jax import lax
-from mlpcore.backend import TrainingConfig
+from mlpcore.backend import TrainingConfig, batch_blocks
 from mlpcore.dropout import portable_keep_mask
 from mlpcore.regularisers import Regulariser
 from mlpcore.spec import MLPSpec
@@ -144,18 +144,9 @@ class JaxTrainer:
     @in_x64_scope
     def run(self, order: npt.NDArray[np.int64], batch_size: int,
             first_step: int) -> npt.NDArray[np.float64]:
-        order = np.asarray(order, dtype=np.int64)
-        full, rest = divmod(len(order), batch_size)
-        parts: list[npt.NDArray[np.float64]] = []
-        if full:
-            parts.append(self._call(order[:full * batch_size].reshape(full, batch_size),
-                                    first_step))
-        if rest:
-            parts.append(self._call(order[full * batch_size:].reshape(1, rest),
-                                    first_step + full))
-        if not parts:
-            return np.empty(0, np.float64)
-        return np.concatenate(parts)
+        parts = [self._call(block, step)
+                 for block, step in batch_blocks(order, batch_size, first_step)]
+        return np.concatenate(parts) if parts else np.empty(0, np.float64)
 
     def _call(self, order: npt.NDArray[np.int64], first_step: int) -> npt.NDArray[np.float64]:
         n_steps, batch = order.shape
