@@ -8,6 +8,7 @@ chunk, and each runs a ``tf.while_loop`` over the steps in the graph::
     for j in 0 … n_steps-1 (in the graph, iterations strictly in sequence):
         rows = order[j];  x_b = gather(x, rows);  t_b = gather(targets, rows)
         keep = masks[j] | stateless_uniform((seed, (first_step + j) · n_hidden + l)) >= p
+                                          (Philox; Threefry in XLA mode, see dropout.py)
         with GradientTape: J = loss(forward(x_b, keep), t_b) + penalties
         g = dJ/dθ;  update θ (autodiff: assign_sub; optimizer: keras SGD.apply_gradients)
         losses[j] = J                                   (a TensorArray, returned once)
@@ -140,7 +141,8 @@ class TensorflowTrainer:
             step = first_step + tf.cast(j, tf.int64)
             hidden = len(self._widths)
             return [native_keep_mask(tf.stack([n, width]), self._spec.dropout,
-                                     native_seed(self._config.seed, step * hidden + layer))
+                                     native_seed(self._config.seed, step * hidden + layer),
+                                     compiled=self._config.compiled)
                     for layer, width in enumerate(self._widths)]
         return None
 

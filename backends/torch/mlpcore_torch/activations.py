@@ -29,8 +29,8 @@ FloatArray = npt.NDArray[np.floating]
 def activate_(name: str, z: torch.Tensor) -> torch.Tensor:
     """Apply ``f`` to ``z`` in place and return it; ``z`` must be a fresh intermediate.
 
-    Autograd accepts this after ``F.linear``: these three backward passes need only the output,
-    and the linear layer's backward does not need its own output.
+    Autograd accepts this after ``dense`` (either kernel): these three backward passes need only
+    the output, and the dense product's backward does not need its own output.
     """
     if name == "relu":
         return torch.relu_(z)

@@ -4,14 +4,16 @@ Layer ``i`` holds ``W_i`` as a ``(d_{i+1}, d_i)`` tensor (``nn.Linear.weight``'s
 ``b_i`` as ``(d_{i+1},)``; the canonical ``(d_i, d_{i+1})`` matrix is ``W_iᵀ`` (see
 :mod:`mlpcore_torch.boundary`). For a batch ``a_0 = x`` of shape (N, d_0)::
 
-    z_i     = functional.linear(a_i, W_i, b_i) = a_i W_iᵀ + b_i                 (N, d_{i+1})
+    z_i     = dense(a_i, W_i, b_i) = a_i W_iᵀ + b_i                             (N, d_{i+1})
     a_{i+1} = f(z_i) · s_i            hidden layers; s_i the scaled dropout mask, or 1 in eval
     logits  = z_{L-1}                 (N, K), the output layer is linear
 
     objective = loss(logits, targets) + Σ penalties(W_0 … W_{L-1})
 
-Gradients are autograd's (``torch.autograd.grad`` or ``backward``); nothing here is differentiated
-by hand. The same functions run eagerly and inside ``torch.compile``.
+Gradients are autograd's (``torch.autograd.grad`` or ``backward``). The only derivative written
+out is the dense product's own (``dJ/dx = g W``, ``dJ/dW = gᵀ x``, ``dJ/db = Σ g``) when
+:func:`mlpcore_torch.linear.dense` runs it on oneDNN; see :mod:`mlpcore_torch.linear`. The same
+functions run eagerly and inside ``torch.compile``.
 """
 
 from __future__ import annotations
@@ -19,10 +21,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-from torch.nn import functional
 
 from mlpcore.regularisers import Regulariser
 from mlpcore_torch.activations import activate_
+from mlpcore_torch.linear import dense
 from mlpcore_torch.losses import loss_value
 from mlpcore_torch.regularisers import penalty
 
@@ -34,7 +36,7 @@ def forward(activation: str, weights: Sequence[torch.Tensor], biases: Sequence[t
     last = len(weights) - 1
     a = x
     for i, (w, b) in enumerate(zip(weights, biases, strict=True)):
-        z = functional.linear(a, w, b)
+        z = dense(a, w, b)
         if i == last:
             return z
         a = activate_(activation, z)
