@@ -17,6 +17,7 @@ import time
 from typing import Any
 
 import numpy as np
+from bench_data import training_images
 
 import mlpcore
 from mlpcore.training import epoch_order
@@ -29,18 +30,7 @@ N_TRAIN = 55_000
 
 
 def load_images() -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any], str]:
-    from mlpcore.data import load_dataset
-    from mlpcore.errors import DataError
-
-    try:
-        splits = load_dataset(None, validation_size=5000)
-        if len(splits.train.labels) >= N_TRAIN:
-            return splits.train.images[:N_TRAIN], splits.train.labels[:N_TRAIN], splits.source
-    except DataError:
-        pass
-    rng = np.random.default_rng(0)
-    return (rng.random((N_TRAIN, SIZES[0]), dtype=np.float32),
-            rng.integers(0, SIZES[-1], N_TRAIN), "random pixels (no dataset found)")
+    return training_images(N_TRAIN, SIZES[0], SIZES[-1])
 
 
 def handwritten_epoch(params: dict[str, np.ndarray[Any, Any]], x: np.ndarray[Any, Any],
