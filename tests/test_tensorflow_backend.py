@@ -29,6 +29,7 @@ from mlpcore_tensorflow.backend import (  # noqa: E402
     TensorflowBackend,
     TensorflowModel,
 )
+from mlpcore_tensorflow.dropout import native_keep_mask, native_seed  # noqa: E402
 from mlpcore_tensorflow.training import TensorflowTrainer  # noqa: E402
 
 DTYPES = ["float32", "float64"]
@@ -384,6 +385,40 @@ def test_compiled_xla_mode_trains_and_matches() -> None:
     history = fit(model, (x, y), optimizer=SGD(0.2), epochs=4, batch_size=32,
                   dropout_mode="native", compiled=True)
     assert np.isfinite(history.loss).all() and history.loss[-1] < history.loss[0]
+
+
+def test_native_masks_depend_on_seed_step_and_layer_not_on_chunking_in_both_modes() -> None:
+    """Native masks are Philox draws in graph mode and Threefry draws in XLA mode, each a pure
+    function of (seed, step, layer): the same run chunked differently takes the same steps."""
+    spec = MLPSpec((6, 10, 8, 3), activation="relu", dropout=0.3)
+    x, y = data(spec, 90, seed=3)
+    losses = {}
+    for compiled in (False, True):
+        runs = []
+        for chunk in (None, 2):
+            model = MLP(spec, backend=TF, seed=2, dtype="float64")
+            history = fit(model, (x, y), optimizer=SGD(0.1), epochs=2, batch_size=16,
+                          dropout_mode="native", compiled=compiled, steps_per_call=chunk)
+            runs.append((history.loss, model.variables))
+        np.testing.assert_allclose(runs[1][0], runs[0][0], rtol=1e-12)
+        for name, value in runs[0][1].items():
+            np.testing.assert_allclose(runs[1][1][name], value, rtol=1e-12, atol=1e-14)
+        losses[compiled] = runs[0][0]
+    assert not np.allclose(losses[True], losses[False], rtol=1e-6)  # different algorithms
+
+
+def test_native_mask_algorithm_follows_the_mode() -> None:
+    """Threefry exists only in XLA (TensorFlow's CPU kernels refuse it), so both sides of the
+    compiled case run in a jit-compiled function."""
+    seed = native_seed(5, 7)
+    for compiled, alg in ((False, "philox"), (True, "threefry")):
+        def draw(c: bool = compiled, a: str = alg) -> tuple[tf.Tensor, tf.Tensor]:
+            want = tf.random.stateless_uniform([4, 9], seed=seed, alg=a) >= np.float32(0.4)
+            return native_keep_mask([4, 9], 0.4, seed, compiled=c), want
+
+        got, want = tf.function(draw, jit_compile=compiled)()
+        assert np.array_equal(got.numpy(), want.numpy())
+        assert 0 < int(tf.reduce_sum(tf.cast(got, tf.int32))) < 36
 
 
 def test_training_traces_once_whatever_the_epochs_and_chunks() -> None:
