@@ -166,14 +166,14 @@ def test_training_with_onednn_follows_the_aten_trajectory(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """A layer big enough for oneDNN by default; the same fit with ``MLPCORE_TORCH_LINEAR=aten``
     differs only by float32 rounding."""
-    spec = MLPSpec((784, 64, 10), activation="relu", dropout=0.2)
+    spec = MLPSpec((784, 128, 10), activation="relu", dropout=0.2)
     x, y = _data(512, 784, 10)
-    assert ONEDNN_MIN_MACS <= 64 * 784 * 64
+    assert ONEDNN_MIN_MACS <= 128 * 784 * 128
     runs = {}
     for kernel in ("auto", "aten"):
         monkeypatch.setenv(ENVIRONMENT_VARIABLE, kernel)
         model = MLP(spec, backend="torch", seed=5)
-        history = fit(model, (x, y), epochs=2, batch_size=64, optimizer=SGD(0.1), seed=5)
+        history = fit(model, (x, y), epochs=2, batch_size=128, optimizer=SGD(0.1), seed=5)
         runs[kernel] = ([e.loss for e in history.epochs], model.variables)
     np.testing.assert_allclose(runs["auto"][0], runs["aten"][0], rtol=1e-4)
     for name, value in runs["aten"][1].items():
