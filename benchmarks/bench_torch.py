@@ -18,9 +18,9 @@ Contenders, all in this run, every process at the same torch thread count (``--t
   ``F.cross_entropy``, ``torch.autograd.grad``, ``torch._foreach_add_`` update;
 * ``eager oneDNN``: the same loop with the hidden layer's product in oneDNN, written here with
   its own ``torch.autograd.Function`` (forward ``x Wᵀ + b``, backward ``g W``, ``gᵀ x``,
-  ``Σ g``), as the backend does for products of at least 1 M multiply-adds. On CPUs where MKL is
-  slow (this AMD machine) it is the fastest eager loop we know, so the goal's ratio is taken
-  against the faster of the two eager loops;
+  ``Σ g``), as the backend does for products of at least 8.4 M multiply-adds. On CPUs where MKL
+  is slow (this AMD machine) it is the fastest eager loop we know for the dropout workload, so
+  the goal's ratio is taken against the faster of the two eager loops;
 * ``nn.Module``: ``nn.Sequential`` (with ``nn.Dropout``) + ``optim.SGD`` +
   ``zero_grad / backward / step``;
 * ``keras fit``: Keras 3 ``model.fit`` with ``KERAS_BACKEND=torch`` in a subprocess, default
