@@ -36,11 +36,11 @@ of a hand-written eager loop (min of 8) with the hidden layer on aten / on oneDN
 0.45 / 0.41 s at 64 · 784 · 256 (12.8 M) and 0.387 / 0.310 s at 128 · 784 · 256 (25.7 M).
 So :func:`dense` uses oneDNN for a float32 product of at least :data:`ONEDNN_MIN_MACS`
 multiply-adds, between the measured 6.4 M (aten faster) and 12.8 M (oneDNN faster), and aten
-for everything else (float64, which oneDNN's primitive does not take,
-small products, torch builds without oneDNN). ``MLPCORE_TORCH_LINEAR=aten`` in the environment
-turns oneDNN off; the choice is read on every call, so it also applies to a running model. Under
-``torch.compile`` (the backend's compiled mode) it is always aten: Inductor chooses its own
-kernels, and it cannot lower this op with unpacked weights.
+for everything else: float64 (oneDNN's primitive takes none), small products, torch builds
+without oneDNN. ``MLPCORE_TORCH_LINEAR=aten`` in the environment turns oneDNN off; the choice is
+read on every call, so it also applies to a running model. Under ``torch.compile`` (the
+backend's compiled mode) it is always aten: Inductor chooses its own kernels, and compiling a
+step that calls this op failed inside Inductor (torch 2.13).
 """
 
 from __future__ import annotations
