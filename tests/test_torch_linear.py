@@ -162,6 +162,16 @@ def test_torch_gradients_on_onednn_match_the_numpy_backend() -> None:
 
 
 @needs_onednn
+@pytest.mark.usefixtures("all_onednn")
+def test_predict_on_onednn_runs_under_inference_mode_and_matches_the_numpy_backend() -> None:
+    spec = MLPSpec((30, 20, 5), activation="tanh")
+    x, _ = _data(50, 30, 5)
+    ours = MLP(spec, backend="torch", seed=4)
+    want = MLP(spec, backend="numpy", seed=4).predict(x)
+    np.testing.assert_allclose(ours.predict(x), want, rtol=1e-5, atol=1e-6)
+
+
+@needs_onednn
 def test_training_with_onednn_follows_the_aten_trajectory(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """A layer big enough for oneDNN by default; the same fit with ``MLPCORE_TORCH_LINEAR=aten``
