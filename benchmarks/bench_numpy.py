@@ -29,10 +29,6 @@ BATCH = 64
 N_TRAIN = 55_000
 
 
-def load_images() -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any], str]:
-    return training_images(N_TRAIN, SIZES[0], SIZES[-1])
-
-
 def handwritten_epoch(params: dict[str, np.ndarray[Any, Any]], x: np.ndarray[Any, Any],
                       y: np.ndarray[Any, Any], order: np.ndarray[Any, Any]) -> float:
     w1, b1, w2, b2 = (params[k] for k in ("dense_0/weights", "dense_0/bias",
@@ -67,7 +63,7 @@ def main() -> int:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    x, y, source = load_images()
+    x, y, source = training_images(N_TRAIN, SIZES[0], SIZES[-1])
     spec = mlpcore.MLPSpec(SIZES, "sigmoid")
     print(f"workload: {'-'.join(map(str, SIZES))} sigmoid, batch {BATCH}, SGD {LR}, "
           f"{len(y)} rows of {source}; {args.epochs} epoch(s) x {args.repeats} repeats")

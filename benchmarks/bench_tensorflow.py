@@ -106,10 +106,6 @@ class Timing:
         return text + (f"  {self.note}" if self.note else "")
 
 
-def load_images(n_rows: int) -> tuple[Array, Array, str]:
-    return training_images(n_rows)
-
-
 # ----------------------------------------------------------------------------------------------
 # the mlpcore backend
 # ----------------------------------------------------------------------------------------------
@@ -370,7 +366,7 @@ def main() -> int:
     tf.config.threading.set_inter_op_parallelism_threads(THREADS)
     n_rows, epochs, repeats = (11_000, 1, 1) if args.quick else (N_TRAIN, args.epochs,
                                                                  args.repeats)
-    x, y, source = load_images(n_rows)
+    x, y, source = training_images(n_rows)
     print(f"TensorFlow {tf.__version__}, {THREADS} intra-op / {THREADS} inter-op threads; "
           f"{len(y)} rows of {source}; {epochs} timed epoch(s) after 1 warm-up x {repeats} "
           f"repeat(s); SGD {LR}")

@@ -95,10 +95,6 @@ WORKLOADS = {
 Array = np.ndarray[Any, Any]
 
 
-def load_images(n_rows: int) -> tuple[Array, Array, str]:
-    return training_images(n_rows)
-
-
 # -------------------------------------------------------------------------------------------
 # hand-written contenders
 # -------------------------------------------------------------------------------------------
@@ -201,7 +197,7 @@ def keras_worker(work: Workload, epochs: int, rows: int, threads: int) -> None:
     torch.set_num_threads(threads)
     import keras
 
-    x, y, _ = load_images(rows)
+    x, y, _ = training_images(rows)
     layers: list[Any] = [keras.Input((work.sizes[0],)),
                          keras.layers.Dense(work.sizes[1], activation=work.activation)]
     if work.dropout:
@@ -387,7 +383,7 @@ def main() -> int:
         args.epochs, args.repeats = 1, 1
     rows = args.rows or (QUICK_ROWS if args.quick else N_TRAIN)
     torch.set_num_threads(args.threads)
-    x, y, source = load_images(rows)
+    x, y, source = training_images(rows)
     print(f"torch {torch.__version__}, mlpcore {mlpcore.__version__}; data: {source}")
     results = {name: bench(WORKLOADS[name], x, y, args)
                for name in (args.workload or list(WORKLOADS))}

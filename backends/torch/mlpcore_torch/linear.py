@@ -65,12 +65,8 @@ ENVIRONMENT_VARIABLE = "MLPCORE_TORCH_LINEAR"
 @functools.cache
 def onednn_available() -> bool:
     """Whether this torch build has oneDNN and its inner-product op (x86 and ARM CPU wheels)."""
-    if not torch.backends.mkldnn.is_available():  # type: ignore[no-untyped-call]
-        return False
-    try:
-        return hasattr(torch.ops.mkldnn, "_linear_pointwise")
-    except (AttributeError, RuntimeError):  # pragma: no cover - torch without the mkldnn ops
-        return False
+    available = bool(torch.backends.mkldnn.is_available())  # type: ignore[no-untyped-call]
+    return available and hasattr(torch.ops.mkldnn, "_linear_pointwise")
 
 
 def requested_kernel() -> str:
