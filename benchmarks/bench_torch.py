@@ -271,10 +271,22 @@ def compiled_epochs(work: Workload, x: Array, y: Array, seed: int,
     return seconds, float(trainer.compile_seconds)
 
 
+def dense_kernels(work: Workload) -> str:
+    """The kernel :func:`mlpcore_torch.linear.kernel_for` picks for each layer's product."""
+    from mlpcore_torch.linear import kernel_for
+
+    products = []
+    for d_in, d_out in zip(work.sizes[:-1], work.sizes[1:], strict=False):
+        kernel = kernel_for(torch.empty(work.batch, d_in), torch.empty(d_out, d_in))
+        products.append(f"{work.batch}x{d_in}x{d_out} {kernel}")
+    return f"{', '.join(products)} (CPU capability {torch.backends.cpu.get_cpu_capability()})"
+
+
 def bench(work: Workload, x: Array, y: Array, args: argparse.Namespace) -> bool:
     print(f"\n== {work.name}: {work.describe()}, {len(y)} rows; "
           f"{args.epochs} epoch(s) x {args.repeats} repeats, {torch.get_num_threads()} threads")
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    print(f"  backend's dense kernels: {dense_kernels(work)}")
     modes: dict[str, DropoutMode] = (
         {"backend native": "native", "backend portable": "portable"} if work.dropout
         else {"backend": "portable"})

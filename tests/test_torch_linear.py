@@ -1,7 +1,8 @@
 """The torch backend's dense product: kernel choice, oneDNN values and gradients, and training.
 
-The rest of the suite uses small layers, which stay on aten; here ``ONEDNN_MIN_MACS`` is lowered
-to 0 where a test needs every product on oneDNN, and layers are made large enough otherwise.
+The rest of the suite uses small layers, which stay on aten. Here ``MLPCORE_TORCH_LINEAR=onednn``
+sends every float32 product to oneDNN, on whatever CPU runs the tests, and the ``auto`` choice is
+tested with the CPU check replaced.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from mlpcore import MLP, SGD, MLPSpec, fit  # noqa: E402
 from mlpcore_torch import linear  # noqa: E402
 from mlpcore_torch.linear import (  # noqa: E402
     ENVIRONMENT_VARIABLE,
+    ONEDNN_CPU_CAPABILITIES,
     ONEDNN_MIN_MACS,
     OneDnnLinear,
     dense,
@@ -33,9 +35,8 @@ RTOL, ATOL = 1e-5, 1e-5
 
 @pytest.fixture
 def all_onednn(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Send every float32 product to oneDNN, however small."""
-    monkeypatch.setattr(linear, "ONEDNN_MIN_MACS", 0)
-    monkeypatch.delenv(ENVIRONMENT_VARIABLE, raising=False)
+    """Send every float32 product to oneDNN, however small and whatever the CPU."""
+    monkeypatch.setenv(ENVIRONMENT_VARIABLE, "onednn")
 
 
 def _tensors(n: int, d_in: int, d_out: int, dtype: Any = None,
@@ -50,9 +51,10 @@ def _tensors(n: int, d_in: int, d_out: int, dtype: Any = None,
 # -- which kernel -------------------------------------------------------------------------------
 
 @needs_onednn
-def test_large_float32_products_go_to_onednn_small_ones_stay_on_aten(
+def test_on_a_preferred_cpu_large_float32_products_go_to_onednn_small_ones_stay_on_aten(
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(ENVIRONMENT_VARIABLE, raising=False)
+    monkeypatch.setattr(linear, "onednn_preferred", lambda: True)
     x, w, _ = _tensors(128, 784, 256)
     assert ONEDNN_MIN_MACS <= 128 * 784 * 256
     assert kernel_for(x, w) == "onednn"
@@ -62,20 +64,50 @@ def test_large_float32_products_go_to_onednn_small_ones_stay_on_aten(
     assert kernel_for(x.double(), w.double()) == "aten"  # oneDNN's primitive takes no float64
 
 
-def test_the_environment_variable_turns_onednn_off_and_is_checked(
+def test_on_other_cpus_auto_keeps_every_product_on_aten(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(ENVIRONMENT_VARIABLE, raising=False)
+    monkeypatch.setattr(linear, "onednn_preferred", lambda: False)
+    x, w, _ = _tensors(128, 784, 256)
+    assert kernel_for(x, w) == "aten"
+
+
+@needs_onednn
+@pytest.mark.parametrize(("capability", "preferred"),
+                         [("AVX512", True), ("AVX2", False), ("DEFAULT", False)])
+def test_onednn_is_preferred_only_on_the_cpus_it_was_measured_faster_on(
+        monkeypatch: pytest.MonkeyPatch, capability: str, preferred: bool) -> None:
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: capability)
+    linear.onednn_preferred.cache_clear()
+    try:
+        assert linear.onednn_preferred() is preferred
+        assert (capability in ONEDNN_CPU_CAPABILITIES) is preferred
+    finally:
+        linear.onednn_preferred.cache_clear()
+
+
+@needs_onednn
+def test_the_environment_variable_forces_a_kernel_and_is_checked(
         monkeypatch: pytest.MonkeyPatch) -> None:
     x, w, b = _tensors(128, 784, 256)
+    monkeypatch.setattr(linear, "onednn_preferred", lambda: True)
     monkeypatch.setenv(ENVIRONMENT_VARIABLE, "aten")
     assert kernel_for(x, w) == "aten"
     assert torch.equal(dense(x, w, b), torch.nn.functional.linear(x, w, b))
+    monkeypatch.setattr(linear, "onednn_preferred", lambda: False)
+    monkeypatch.setenv(ENVIRONMENT_VARIABLE, " ONEDNN ")
+    small_x, small_w, _ = _tensors(2, 3, 4)
+    assert kernel_for(small_x, small_w) == "onednn"
+    assert kernel_for(small_x.double(), small_w.double()) == "aten"  # not one oneDNN takes
     monkeypatch.setenv(ENVIRONMENT_VARIABLE, "fast")
-    with pytest.raises(ValueError, match=ENVIRONMENT_VARIABLE):
+    with pytest.raises(ValueError, match=f"{ENVIRONMENT_VARIABLE}.*'fast'"):
         kernel_for(x, w)
 
 
 def test_without_onednn_every_product_is_aten(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(linear, "onednn_available", lambda: False)
     x, w, b = _tensors(128, 784, 256)
+    assert kernel_for(x, w) == "aten"
+    monkeypatch.setenv(ENVIRONMENT_VARIABLE, "onednn")
     assert kernel_for(x, w) == "aten"
     assert torch.equal(dense(x, w, b), torch.nn.functional.linear(x, w, b))
 
@@ -174,18 +206,16 @@ def test_predict_on_onednn_runs_under_inference_mode_and_matches_the_numpy_backe
 @needs_onednn
 def test_training_with_onednn_follows_the_aten_trajectory(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    """A layer big enough for oneDNN by default; the same fit with ``MLPCORE_TORCH_LINEAR=aten``
-    differs only by float32 rounding."""
+    """The same fit with every product on oneDNN and on aten differs only by float32 rounding."""
     spec = MLPSpec((784, 128, 10), activation="relu", dropout=0.2)
     x, y = _data(512, 784, 10)
-    assert ONEDNN_MIN_MACS <= 128 * 784 * 128
     runs = {}
-    for kernel in ("auto", "aten"):
+    for kernel in ("onednn", "aten"):
         monkeypatch.setenv(ENVIRONMENT_VARIABLE, kernel)
         model = MLP(spec, backend="torch", seed=5)
         history = fit(model, (x, y), epochs=2, batch_size=128, optimizer=SGD(0.1), seed=5)
         runs[kernel] = ([e.loss for e in history.epochs], model.variables)
-    np.testing.assert_allclose(runs["auto"][0], runs["aten"][0], rtol=1e-4)
+    np.testing.assert_allclose(runs["onednn"][0], runs["aten"][0], rtol=1e-4)
     for name, value in runs["aten"][1].items():
-        np.testing.assert_allclose(runs["auto"][1][name], value, rtol=1e-3, atol=1e-5,
+        np.testing.assert_allclose(runs["onednn"][1][name], value, rtol=1e-3, atol=1e-5,
                                    err_msg=name)

@@ -15,32 +15,36 @@ Two kernels compute the three products:
   ``torch.autograd.Function`` whose backward is the formulas above, each product again in
   oneDNN. Autograd still chains the layers, activations, dropout and loss.
 
-Both are IEEE float32 (no reduced-precision maths): on the development machine (2-core AMD EPYC,
-AVX-512) their results differ from a float64 reference by 2e-7 (aten) and 4e-7 (oneDNN)
-relative. oneDNN does about twice the multiply-adds per second there when its operands are in
-cache, but it pays ~12 µs a call to find its primitive. Measured per call, 2 threads, the same
-operands again and again:
+Both are IEEE float32 (no reduced-precision maths): their results differ from a float64
+reference by 2e-7 (aten) and 4e-7 (oneDNN) relative. Which is faster depends on the CPU. Measured
+per call, 2 threads, the same operands again and again, on two 2-core AMD EPYC machines, one with
+AVX-512 (where MKL's float32 GEMM runs at half oneDNN's rate) and one with AVX2 only (where MKL
+is the faster):
 
-=====================  ==========  ==========  ============
-product (N·d_in·d_out)  aten         oneDNN       MACs
-=====================  ==========  ==========  ============
-128 · 784 · 256         250 µs       123 µs       25.7 M
- 64 · 784 · 128          69 µs        43 µs        6.4 M
-128 · 256 · 10           10 µs        15 µs        0.33 M
- 64 · 128 · 10            5 µs        14 µs        0.08 M
-=====================  ==========  ==========  ============
+======================  ======================  ===================  ======
+product (N·d_in·d_out)  AVX-512: aten / oneDNN  AVX2: aten / oneDNN  MACs
+======================  ======================  ===================  ======
+128 · 784 · 256         250 / 123 µs            458 / 507 µs         25.7 M
+64 · 784 · 128          69 / 43 µs              152 / 179 µs         6.4 M
+128 · 256 · 10          10 / 15 µs              44 / 74 µs           0.33 M
+======================  ======================  ===================  ======
 
-Inside a training loop, where every step brings a new batch, the gain is smaller: a whole epoch
-of a hand-written eager loop (min of 8) with the hidden layer on aten / on oneDNN took
-0.259 / 0.270 s at 64 · 784 · 128 (6.4 M), 0.195 / 0.170 s at 128 · 784 · 128 (12.8 M),
-0.45 / 0.41 s at 64 · 784 · 256 (12.8 M) and 0.387 / 0.310 s at 128 · 784 · 256 (25.7 M).
-So :func:`dense` uses oneDNN for a float32 product of at least :data:`ONEDNN_MIN_MACS`
-multiply-adds, between the measured 6.4 M (aten faster) and 12.8 M (oneDNN faster), and aten
-for everything else: float64 (oneDNN's primitive takes none), small products, torch builds
-without oneDNN. ``MLPCORE_TORCH_LINEAR=aten`` in the environment turns oneDNN off; the choice is
-read on every call, so it also applies to a running model. Under ``torch.compile`` (the
-backend's compiled mode) it is always aten: Inductor chooses its own kernels, and compiling a
-step that calls this op failed inside Inductor (torch 2.13).
+oneDNN also pays ~12 µs a call to find its primitive, and inside a training loop, where every step
+brings a new batch, its gain is smaller: on the AVX-512 machine a whole epoch of a hand-written
+eager loop (min of 8) with the hidden layer on aten / on oneDNN took 0.259 / 0.270 s at
+64 · 784 · 128 (6.4 M), 0.195 / 0.170 s at 128 · 784 · 128 (12.8 M), 0.45 / 0.41 s at
+64 · 784 · 256 (12.8 M) and 0.387 / 0.310 s at 128 · 784 · 256 (25.7 M).
+
+So by default (``auto``) :func:`dense` uses oneDNN only where torch reports an AVX-512 CPU
+(:func:`onednn_preferred`), and there only for a float32 product of at least
+:data:`ONEDNN_MIN_MACS` multiply-adds, between the measured 6.4 M (aten faster) and 12.8 M
+(oneDNN faster). Everything else is aten: other CPUs, float64 (oneDNN's primitive takes none),
+small products, torch builds without oneDNN. ``MLPCORE_TORCH_LINEAR`` in the environment
+overrides the choice: ``aten`` for every product, ``onednn`` for every float32 CPU product
+oneDNN can take, whatever its size and the CPU. It is read on every call, so it also applies to
+a running model. Under ``torch.compile`` (the backend's compiled mode) it is always aten:
+Inductor chooses its own kernels, and compiling a step that calls this op failed inside
+Inductor (torch 2.13).
 """
 
 from __future__ import annotations
@@ -58,8 +62,14 @@ ONEDNN_MIN_MACS = 1 << 23
 """Smallest product (``N · d_in · d_out`` multiply-adds, 8.4 M) sent to oneDNN: in a training
 loop the measured crossover lies between 6.4 M (aten faster) and 12.8 M (oneDNN faster)."""
 
+ONEDNN_CPU_CAPABILITIES = frozenset({"AVX512"})
+"""``torch.backends.cpu.get_cpu_capability()`` values on which ``auto`` sends large products to
+oneDNN: measured faster there; on AVX2 MKL was the faster."""
+
 ENVIRONMENT_VARIABLE = "MLPCORE_TORCH_LINEAR"
-"""``aten`` disables the oneDNN kernel; ``auto`` (or unset) chooses by size as above."""
+"""``auto`` (or unset) chooses by CPU and size as above; ``aten`` and ``onednn`` force a kernel."""
+
+REQUESTS = ("auto", "aten", "onednn")
 
 
 @functools.cache
@@ -69,25 +79,35 @@ def onednn_available() -> bool:
     return available and hasattr(torch.ops.mkldnn, "_linear_pointwise")
 
 
+@functools.cache
+def onednn_preferred() -> bool:
+    """Whether ``auto`` uses oneDNN for large products here: oneDNN is available and torch
+    reports a CPU capability in :data:`ONEDNN_CPU_CAPABILITIES` (``ATEN_CPU_CAPABILITY`` can
+    lower it)."""
+    return onednn_available() and torch.backends.cpu.get_cpu_capability() in ONEDNN_CPU_CAPABILITIES
+
+
 def requested_kernel() -> str:
     """The value of ``MLPCORE_TORCH_LINEAR`` (``"auto"`` when unset); raises for anything else."""
     value = os.environ.get(ENVIRONMENT_VARIABLE, "auto").strip().lower() or "auto"
-    if value not in ("auto", "aten"):
-        raise ValueError(f"{ENVIRONMENT_VARIABLE} must be 'auto' or 'aten', got "
+    if value not in REQUESTS:
+        raise ValueError(f"{ENVIRONMENT_VARIABLE} must be one of "
+                         f"{', '.join(map(repr, REQUESTS))}, got "
                          f"{os.environ[ENVIRONMENT_VARIABLE]!r}")
     return value
 
 
 def kernel_for(x: torch.Tensor, weight: torch.Tensor) -> LinearKernel:
     """The kernel :func:`dense` uses for ``x`` (N, d_in) and ``weight`` (d_out, d_in)."""
-    if torch.compiler.is_compiling():
+    request = requested_kernel()
+    if (request == "aten" or torch.compiler.is_compiling() or x.dtype != torch.float32
+            or weight.dtype != torch.float32 or x.device.type != "cpu" or x.dim() != 2
+            or not onednn_available()):
         return "aten"
-    macs = x.shape[0] * weight.shape[0] * weight.shape[1]
-    if (macs >= ONEDNN_MIN_MACS and x.dtype == torch.float32 and weight.dtype == torch.float32
-            and x.device.type == "cpu" and x.dim() == 2 and requested_kernel() == "auto"
-            and onednn_available()):
+    if request == "onednn":
         return "onednn"
-    return "aten"
+    macs = x.shape[0] * weight.shape[0] * weight.shape[1]
+    return "onednn" if macs >= ONEDNN_MIN_MACS and onednn_preferred() else "aten"
 
 
 def _inner_product(a: torch.Tensor, b: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
