@@ -311,7 +311,7 @@ def dense_kernels(work: Workload) -> str:
     from mlpcore_torch.linear import kernel_for
 
     products = []
-    for d_in, d_out in zip(work.sizes[:-1], work.sizes[1:], strict=False):
+    for d_in, d_out in zip(work.sizes[:-1], work.sizes[1:], strict=True):
         kernel = kernel_for(torch.empty(work.batch, d_in), torch.empty(d_out, d_in))
         products.append(f"{work.batch}x{d_in}x{d_out} {kernel}")
     return f"{', '.join(products)} (CPU capability {torch.backends.cpu.get_cpu_capability()})"
