@@ -26,9 +26,10 @@ Contenders, in the same process, alternating within each repeat, with the same t
   (``x W1``, ``h W2``, ``δ2 W2ᵀ``, ``hᵀ δ2``, ``xᵀ δ1``), looped in one ``tf.function`` (the
   faster of XLA and plain graph).
 
-The goals are judged on paired ratios (``bench_stats``: the median over repeats of the ratio
-of two contenders timed in the same repeat), which a slow phase of the machine cannot tilt; the
-ratio of the minima is printed next to each.
+The contenders run in the reverse order on odd repeats. The goals are judged on paired ratios
+(``bench_stats``: the median over repeats of the ratio of two contenders timed in the same
+repeat), which a slow phase of the machine cannot tilt; the ratio of the minima is printed next
+to each.
 
 Seconds per epoch exclude each contender's first epoch (tracing and compiling), which is
 reported on its own (for the hand-written XLA loop, compile time is estimated as the first
@@ -64,6 +65,7 @@ GOAL_VS_KERAS = 3.0
 N_TRAIN = 55_000
 LR = 0.1
 SEED = 0
+VARIABLE_NAMES = ("dense_0/weights", "dense_0/bias", "dense_1/weights", "dense_1/bias")
 
 Array = np.ndarray[Any, Any]
 
@@ -302,35 +304,57 @@ def bench(work: Workload, x: Array, y: Array, epochs: int, repeats: int) -> bool
     start = mlpcore.MLP(spec, backend="numpy", seed=SEED).variables
     traces: list[int] = []
     drift = 0.0
-    for repeat in range(repeats):
+    finals: dict[str, list[Array]] = {}  # the weights after the last backend / hand-written run
+
+    def run_backend() -> None:
         seconds, compile_s, count, ours = time_backend(work, x, y, epochs, compiled=False,
                                                        dropout_mode=native)
         backend.add(seconds, compile_s)
         traces.append(count)
-        if work.dropout:
-            seconds, compile_s, count, _ = time_backend(work, x, y, epochs, compiled=False,
-                                                        dropout_mode="portable")
-            portable.add(seconds, compile_s)
+        finals["backend"] = [ours[name] for name in VARIABLE_NAMES]
+
+    def run_portable() -> None:
+        seconds, compile_s, _, _ = time_backend(work, x, y, epochs, compiled=False,
+                                                dropout_mode="portable")
+        portable.add(seconds, compile_s)
+
+    def run_hand() -> None:
         loop.load(start)
         hand.add(time_epochs(loop.epoch, n, work.batch, epochs))
-        if not work.dropout:  # same batches, same maths: the weights must agree
-            theirs = [v.numpy() for v in loop.vars]
-            drift = max(drift, *(float(np.abs(ours[k] - t).max()) for k, t in zip(
-                ("dense_0/weights", "dense_0/bias", "dense_1/weights", "dense_1/bias"),
-                theirs, strict=True)))
+        finals["hand"] = [v.numpy() for v in loop.vars]
+
+    def run_backend_xla() -> None:
         seconds, compile_s, _, _ = time_backend(work, x, y, epochs, compiled=True,
                                                 dropout_mode=native)
         backend_xla.add(seconds, compile_s)
+
+    def run_hand_xla() -> None:
         loop_xla.load(start)
         seconds = time_epochs(loop_xla.epoch, n, work.batch, epochs)
         hand_xla.add(seconds, max(0.0, seconds[0] - float(np.mean(seconds[1:]))))
+
+    def run_per_step() -> None:
         loop.load(start)
         per_step.add(time_epochs(loop.epoch_per_step, n, work.batch, epochs))
+
+    def run_keras() -> None:
         keras_seconds, keras_jit = time_keras(work, x, y, start, epochs)
         keras_fit.add(keras_seconds)
         keras_fit.note = f"(jit_compile={keras_jit})"
+
+    def run_floor() -> None:
         floor.add(min(matmul_floor(work, n, epochs, jit=True),
                       matmul_floor(work, n, epochs, jit=False), key=lambda s: min(s[1:])))
+
+    contenders = [run_backend, *([run_portable] if work.dropout else []), run_hand,
+                  run_backend_xla, run_hand_xla, run_per_step, run_keras, run_floor]
+    for repeat in range(repeats):
+        # alternate the order, so that a slowing or quickening machine favours no one
+        for run in contenders if repeat % 2 == 0 else contenders[::-1]:
+            run()
+        if not work.dropout:  # same batches, same maths: the weights must agree
+            drift = max(drift, *(float(np.abs(ours - theirs).max()) for ours, theirs in zip(
+                finals["backend"], finals["hand"], strict=True)))
         print(f"  repeat {repeat}: backend {backend.per_epoch[-1]:.3f}, hand-written "
               f"{hand.per_epoch[-1]:.3f}, keras {keras_fit.per_epoch[-1]:.3f} s/epoch",
               flush=True)
