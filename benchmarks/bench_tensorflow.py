@@ -36,7 +36,7 @@ reported on its own (for the hand-written XLA loop, compile time is estimated as
 epoch minus a steady one). Every contender starts from the same weights and the backend and the
 hand-written loop see the same batches in the same order (their final weights are compared).
 
-    python benchmarks/bench_tensorflow.py [--epochs 3] [--repeats 3] [--quick]
+    python benchmarks/bench_tensorflow.py [--epochs 3] [--repeats 5] [--quick]
 """
 
 from __future__ import annotations
@@ -388,7 +388,7 @@ def bench(work: Workload, x: Array, y: Array, epochs: int, repeats: int) -> bool
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--epochs", type=int, default=3, help="timed epochs per contender")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--quick", action="store_true",
                         help="a smoke run: 11,000 rows, 1 timed epoch, 1 repeat")
     parser.add_argument("--workload", choices=[w.name for w in WORKLOADS], action="append")
