@@ -6,9 +6,11 @@ training comparisons in float64 are checked far tighter than the table's float32
 
 from __future__ import annotations
 
+import gc
 import math
 import subprocess
 import sys
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -448,6 +450,36 @@ def test_training_traces_once_whatever_the_epochs_and_chunks() -> None:
         assert losses.shape == (math.ceil(70 / batch),) and losses.dtype == np.float64
         step += len(losses)
     assert trainer.trace_count == 1
+
+
+@pytest.mark.parametrize(("method", "compiled"),
+                         [("autodiff", False), ("optimizer", False), ("autodiff", True)])
+def test_a_fit_frees_its_trainer_and_input_copy_without_the_cyclic_collector(
+        method: str, compiled: bool) -> None:
+    """The trainer holds a TensorFlow copy of the training inputs (as large as the dataset); it
+    must go when ``fit`` returns, not when Python's cyclic collector next runs."""
+    spec = MLPSpec((5, 8, 4), activation="relu", dropout=0.5)
+    x, y = data(spec, 40, dtype="float32")
+    model = MLP(spec, backend=TF, seed=0)
+    start_training = model.native.start_training
+    refs: list[weakref.ref[Any]] = []
+
+    def spy(*args: Any) -> Any:
+        trainer = start_training(*args)
+        refs.extend([weakref.ref(trainer), weakref.ref(trainer._x), weakref.ref(trainer._targets)])
+        return trainer
+
+    model.native.start_training = spy  # type: ignore[method-assign]
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        fit(model, (x, y), epochs=2, batch_size=16, method=method, compiled=compiled,
+            dropout_mode="native")
+        assert len(refs) == 3
+        assert [ref() is None for ref in refs] == [True, True, True]
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def test_assign_during_training_is_seen_by_the_trainer() -> None:

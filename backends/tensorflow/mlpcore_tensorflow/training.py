@@ -4,7 +4,8 @@ Why: calling a ``tf.function`` costs about 0.4 ms, more than one training step o
 size. So :meth:`TensorflowTrainer.run` does not loop in Python; it makes at most two calls per
 chunk, and each runs a ``tf.while_loop`` over the steps in the graph::
 
-    order (n_steps, B) int64, first_step int64 [, portable masks (n_steps, B, d_l) bool ...]
+    x (N, d_0), targets (N,) or (N, K), order (n_steps, B) int64, first_step int64
+        [, portable masks (n_steps, B, d_l) bool ...]
     for j in 0 … n_steps-1 (in the graph, iterations strictly in sequence):
         rows = order[j];  x_b = gather(x, rows);  t_b = gather(targets, rows)
         keep = masks[j] | stateless_uniform((seed, (first_step + j) · n_hidden + l)) >= p
@@ -16,7 +17,9 @@ chunk, and each runs a ``tf.while_loop`` over the steps in the graph::
 A chunk of ``n`` rows at batch size ``B`` is split into the full batches, one ``(n // B, B)``
 order matrix, and the short remainder, a ``(1, n % B)`` matrix. The function has one
 ``input_signature`` with both dimensions unknown, so it is traced **once per trainer**, whatever
-the number of epochs, chunks or batch sizes (``trace_count``). In compiled mode
+the number of epochs, chunks or batch sizes (``trace_count``). The inputs and targets, bound once
+per trainer, are arguments of every call rather than tensors its graphs capture, so that the
+trainer's copy of them is freed as soon as the fit ends. In compiled mode
 (``config.compiled``, ``jit_compile=True``) XLA needs static shapes and compiles once per
 distinct order shape (``shapes``): with whole-epoch chunks that is two, the full batches and the
 remainder, each compiled on first use and then cached.
@@ -35,6 +38,7 @@ Updates, for every variable ``w`` with gradient ``g`` (weights and biases):
 from __future__ import annotations
 
 import time
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -100,17 +104,32 @@ class TensorflowTrainer:
             self._velocities = [tf.Variable(tf.zeros_like(v), trainable=False)
                                 for v in self._variables]
         signature = [
+            tf.TensorSpec([None, *x.shape[1:]], x.dtype, name="x"),
+            tf.TensorSpec([None, *targets.shape[1:]], targets.dtype, name="targets"),
             tf.TensorSpec([None, None], tf.int64, name="order"),
             tf.TensorSpec([], tf.int64, name="first_step"),
             tuple(tf.TensorSpec([None, None, w], tf.bool, name=f"keep_{layer}")
                   for layer, w in enumerate(self._widths) if self._portable),
         ]
-        self._chunk_fn = tf.function(self._chunk, input_signature=signature,
+        # The trainer's copy of the inputs must be freed with the trainer, when the fit ends, not
+        # whenever Python's cyclic collector next runs: so x and targets are arguments of the
+        # function rather than captured by its graphs (TensorFlow's graphs are full of reference
+        # cycles), and the function holds the trainer weakly (a bound method would make a cycle
+        # trainer -> function -> method -> trainer).
+        trainer = weakref.ref(self)
+
+        def chunk(x: tf.Tensor, targets: tf.Tensor, order: tf.Tensor, first_step: tf.Tensor,
+                  masks: tuple[tf.Tensor, ...]) -> tf.Tensor:
+            alive = trainer()
+            assert alive is not None, "a chunk function called after its trainer was freed"
+            return alive._chunk(x, targets, order, first_step, masks)
+
+        self._chunk_fn = tf.function(chunk, input_signature=signature,
                                      jit_compile=config.compiled)
 
     # --- the graph ------------------------------------------------------------------------------
 
-    def _chunk(self, order: tf.Tensor, first_step: tf.Tensor,
+    def _chunk(self, x: tf.Tensor, targets: tf.Tensor, order: tf.Tensor, first_step: tf.Tensor,
                masks: tuple[tf.Tensor, ...]) -> tf.Tensor:
         """Run ``order.shape[0]`` steps of batch ``order.shape[1]``; their objectives (n_steps,)."""
         self.trace_count += 1  # a Python side effect: runs only while tracing
@@ -119,8 +138,8 @@ class TensorflowTrainer:
 
         def step(j: tf.Tensor, losses: tf.TensorArray) -> tuple[tf.Tensor, tf.TensorArray]:
             rows = order[j]
-            x_batch = tf.gather(self._x, rows)
-            t_batch = tf.gather(self._targets, rows)
+            x_batch = tf.gather(x, rows)
+            t_batch = tf.gather(targets, rows)
             keep = self._keep_masks(j, first_step, tf.shape(rows)[0], masks)
             with tf.GradientTape() as tape:
                 value = objective(self._spec, self._weights, self._biases, x_batch, t_batch,
@@ -178,7 +197,7 @@ class TensorflowTrainer:
         traces = self.trace_count
         new_shape = shape not in self.shapes
         started = time.perf_counter()
-        losses = self._chunk_fn(tf.convert_to_tensor(order),
+        losses = self._chunk_fn(self._x, self._targets, tf.convert_to_tensor(order),
                                 tf.constant(first_step, tf.int64), masks).numpy()
         elapsed = time.perf_counter() - started
         self.calls += 1
