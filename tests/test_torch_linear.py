@@ -97,7 +97,7 @@ def test_the_environment_variable_forces_a_kernel_and_is_checked(
     monkeypatch.setenv(ENVIRONMENT_VARIABLE, " ONEDNN ")
     small_x, small_w, _ = _tensors(2, 3, 4)
     assert kernel_for(small_x, small_w) == "onednn"
-    assert kernel_for(small_x.double(), small_w.double()) == "aten"  # not one oneDNN takes
+    assert kernel_for(small_x.double(), small_w.double()) == "aten"  # float64: oneDNN takes none
     monkeypatch.setenv(ENVIRONMENT_VARIABLE, "fast")
     with pytest.raises(ValueError, match=f"{ENVIRONMENT_VARIABLE}.*'fast'"):
         kernel_for(x, w)
