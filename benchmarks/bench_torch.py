@@ -18,8 +18,8 @@ Contenders, all in this run, every process at the same torch thread count (``--t
   ``F.cross_entropy``, ``torch.autograd.grad``, ``torch._foreach_add_`` update;
 * ``eager oneDNN``: the same loop with the hidden layer's product in oneDNN, written here with
   its own ``torch.autograd.Function`` (forward ``x Wᵀ + b``, backward ``g W``, ``gᵀ x``,
-  ``Σ g``), as the backend does for products of at least 8.4 M multiply-adds on AVX-512 CPUs
-  (printed per product: the kernels the backend chose). Where MKL is slow (the AVX-512 AMD
+  ``Σ g``), as the backend does for products of at least 8.4 M multiply-adds on AMD CPUs with
+  AVX-512 (printed per product: the kernels the backend chose). Where MKL is slow (the AVX-512 AMD
   machine) it is the fastest eager loop we know for the dropout workload, so the goal's ratio is
   taken against the faster of the two eager loops;
 * ``nn.Module``: ``nn.Sequential`` (with ``nn.Dropout``) + ``optim.SGD`` +
@@ -308,13 +308,14 @@ def compiled_epochs(work: Workload, x: Array, y: Array, seed: int,
 
 def dense_kernels(work: Workload) -> str:
     """The kernel :func:`mlpcore_torch.linear.kernel_for` picks for each layer's product."""
-    from mlpcore_torch.linear import kernel_for
+    from mlpcore_torch.linear import cpu_vendor, kernel_for
 
     products = []
     for d_in, d_out in zip(work.sizes[:-1], work.sizes[1:], strict=True):
         kernel = kernel_for(torch.empty(work.batch, d_in), torch.empty(d_out, d_in))
         products.append(f"{work.batch}x{d_in}x{d_out} {kernel}")
-    return f"{', '.join(products)} (CPU capability {torch.backends.cpu.get_cpu_capability()})"
+    return (f"{', '.join(products)} (CPU {cpu_vendor() or 'vendor unknown'}, "
+            f"capability {torch.backends.cpu.get_cpu_capability()})")
 
 
 def bench(work: Workload, x: Array, y: Array, args: argparse.Namespace) -> bool:

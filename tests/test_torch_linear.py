@@ -2,7 +2,7 @@
 
 The rest of the suite uses small layers, which stay on aten. Here ``MLPCORE_TORCH_LINEAR=onednn``
 sends every float32 product to oneDNN, on whatever CPU runs the tests, and the ``auto`` choice is
-tested with the CPU check replaced.
+tested with the CPU's vendor and capability replaced.
 """
 
 from __future__ import annotations
@@ -19,8 +19,10 @@ from mlpcore_torch import linear  # noqa: E402
 from mlpcore_torch.linear import (  # noqa: E402
     ENVIRONMENT_VARIABLE,
     ONEDNN_CPU_CAPABILITIES,
+    ONEDNN_CPU_VENDORS,
     ONEDNN_MIN_MACS,
     OneDnnLinear,
+    cpu_vendor,
     dense,
     kernel_for,
 )
@@ -72,17 +74,34 @@ def test_on_other_cpus_auto_keeps_every_product_on_aten(monkeypatch: pytest.Monk
 
 
 @needs_onednn
-@pytest.mark.parametrize(("capability", "preferred"),
-                         [("AVX512", True), ("AVX2", False), ("DEFAULT", False)])
+@pytest.mark.parametrize(("vendor", "capability", "preferred"),
+                         [("AuthenticAMD", "AVX512", True), ("AuthenticAMD", "AVX2", False),
+                          ("AuthenticAMD", "DEFAULT", False), ("GenuineIntel", "AVX512", False),
+                          ("GenuineIntel", "AVX2", False), (None, "AVX512", False)])
 def test_onednn_is_preferred_only_on_the_cpus_it_was_measured_faster_on(
-        monkeypatch: pytest.MonkeyPatch, capability: str, preferred: bool) -> None:
+        monkeypatch: pytest.MonkeyPatch, vendor: str | None, capability: str,
+        preferred: bool) -> None:
+    monkeypatch.setattr(linear, "cpu_vendor", lambda: vendor)
     monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: capability)
     linear.onednn_preferred.cache_clear()
     try:
         assert linear.onednn_preferred() is preferred
-        assert (capability in ONEDNN_CPU_CAPABILITIES) is preferred
+        assert (vendor in ONEDNN_CPU_VENDORS and capability in ONEDNN_CPU_CAPABILITIES) is preferred
     finally:
         linear.onednn_preferred.cache_clear()
+
+
+def test_cpu_vendor_reads_the_first_vendor_id_and_is_none_where_there_is_none(
+        tmp_path: Any) -> None:
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\n\n"
+                       "processor\t: 1\nvendor_id\t: AuthenticAMD\n")
+    assert cpu_vendor(str(cpuinfo)) == "AuthenticAMD"
+    cpuinfo.write_text("processor\t: 0\nmodel name\t: some ARM core\n")
+    assert cpu_vendor(str(cpuinfo)) is None
+    cpuinfo.write_text("vendor_id\t:\n")
+    assert cpu_vendor(str(cpuinfo)) is None
+    assert cpu_vendor(str(tmp_path / "missing")) is None
 
 
 @needs_onednn

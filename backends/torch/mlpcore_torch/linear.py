@@ -16,35 +16,40 @@ Two kernels compute the three products:
   oneDNN. Autograd still chains the layers, activations, dropout and loss.
 
 Both are IEEE float32 (no reduced-precision maths): their results differ from a float64
-reference by 2e-7 (aten) and 4e-7 (oneDNN) relative. Which is faster depends on the CPU. Measured
-per call, 2 threads, the same operands again and again, on two 2-core AMD EPYC machines, one with
-AVX-512 (where MKL's float32 GEMM runs at half oneDNN's rate) and one with AVX2 only (where MKL
-is the faster):
+reference by 2e-7 (aten) and 4e-7 (oneDNN) relative.
 
-======================  ======================  ===================  ======
-product (N·d_in·d_out)  AVX-512: aten / oneDNN  AVX2: aten / oneDNN  MACs
-======================  ======================  ===================  ======
-128 · 784 · 256         250 / 123 µs            458 / 507 µs         25.7 M
-64 · 784 · 128          69 / 43 µs              152 / 179 µs         6.4 M
-128 · 256 · 10          10 / 15 µs              44 / 74 µs           0.33 M
-======================  ======================  ===================  ======
+Which is faster depends on the CPU. Measured per call, 2 threads, the same operands again and
+again, on three 2-core machines: an AMD EPYC with AVX-512 (where MKL's float32 GEMM runs at half
+oneDNN's rate), an AMD EPYC with AVX2 only and an Intel Xeon with AVX-512 (on both, MKL is the
+faster):
+
+======================  ===================  ===================  ===================  ======
+product (N·d_in·d_out)  AMD AVX-512:         AMD AVX2:            Intel AVX-512:       MACs
+                        aten / oneDNN        aten / oneDNN        aten / oneDNN
+======================  ===================  ===================  ===================  ======
+128 · 784 · 256         250 / 123 µs         458 / 507 µs         270 / 296 µs         25.7 M
+64 · 784 · 128          69 / 43 µs           152 / 179 µs         86 / 100 µs          6.4 M
+128 · 256 · 10          10 / 15 µs           44 / 74 µs           15 / 36 µs           0.33 M
+======================  ===================  ===================  ===================  ======
 
 oneDNN also pays ~12 µs a call to find its primitive, and inside a training loop, where every step
-brings a new batch, its gain is smaller: on the AVX-512 machine a whole epoch of a hand-written
-eager loop (min of 8) with the hidden layer on aten / on oneDNN took 0.259 / 0.270 s at
-64 · 784 · 128 (6.4 M), 0.195 / 0.170 s at 128 · 784 · 128 (12.8 M), 0.45 / 0.41 s at
-64 · 784 · 256 (12.8 M) and 0.387 / 0.310 s at 128 · 784 · 256 (25.7 M).
+brings a new batch, its gain is smaller: on the AMD AVX-512 machine a whole epoch of a
+hand-written eager loop (min of 8) with the hidden layer on aten / on oneDNN took 0.259 / 0.270 s
+at 64 · 784 · 128 (6.4 M), 0.195 / 0.170 s at 128 · 784 · 128 (12.8 M), 0.45 / 0.41 s at
+64 · 784 · 256 (12.8 M) and 0.387 / 0.310 s at 128 · 784 · 256 (25.7 M). On the Intel machine
+the same loop (min of 5) was faster on aten at both benchmark sizes: 0.466 / 0.600 s at
+64 · 784 · 128 and 0.581 / 0.663 s at 128 · 784 · 256.
 
-So by default (``auto``) :func:`dense` uses oneDNN only where torch reports an AVX-512 CPU
-(:func:`onednn_preferred`), and there only for a float32 product of at least
+So by default (``auto``) :func:`dense` uses oneDNN only on an AMD CPU for which torch reports
+AVX-512 (:func:`onednn_preferred`), and there only for a float32 product of at least
 :data:`ONEDNN_MIN_MACS` multiply-adds, between the measured 6.4 M (aten faster) and 12.8 M
-(oneDNN faster). Everything else is aten: other CPUs, float64 (oneDNN's primitive takes none),
-small products, torch builds without oneDNN. ``MLPCORE_TORCH_LINEAR`` in the environment
-overrides the choice: ``aten`` for every product, ``onednn`` for every float32 CPU product
-oneDNN can take, whatever its size and the CPU. It is read on every call, so it also applies to
-a running model. Under ``torch.compile`` (the backend's compiled mode) it is always aten:
-Inductor chooses its own kernels, and compiling a step that calls this op failed inside
-Inductor (torch 2.13).
+(oneDNN faster). Everything else is aten: other CPUs (and any CPU whose vendor cannot be
+read), float64 (oneDNN's primitive takes none), small products, torch builds without oneDNN.
+``MLPCORE_TORCH_LINEAR`` in the environment overrides the choice: ``aten`` for every product,
+``onednn`` for every float32 CPU product oneDNN can take, whatever its size and the CPU. It is
+read on every call, so it also applies to a running model. Under ``torch.compile`` (the
+backend's compiled mode) it is always aten: Inductor chooses its own kernels, and compiling a
+step that calls this op failed inside Inductor (torch 2.13).
 """
 
 from __future__ import annotations
@@ -63,8 +68,14 @@ ONEDNN_MIN_MACS = 1 << 23
 loop the measured crossover lies between 6.4 M (aten faster) and 12.8 M (oneDNN faster)."""
 
 ONEDNN_CPU_CAPABILITIES = frozenset({"AVX512"})
-"""``torch.backends.cpu.get_cpu_capability()`` values on which ``auto`` sends large products to
-oneDNN: measured faster there; on AVX2 MKL was the faster."""
+"""``torch.backends.cpu.get_cpu_capability()`` values on which ``auto`` may send large products to
+oneDNN: on AVX2 MKL was the faster."""
+
+ONEDNN_CPU_VENDORS = frozenset({"AuthenticAMD"})
+"""CPU vendor ids (``vendor_id`` in ``/proc/cpuinfo``) on which ``auto`` may send large products
+to oneDNN: on an Intel Xeon with AVX-512 MKL was the faster."""
+
+CPUINFO = "/proc/cpuinfo"
 
 ENVIRONMENT_VARIABLE = "MLPCORE_TORCH_LINEAR"
 """``auto`` (or unset) chooses by CPU and size as above; ``aten`` and ``onednn`` force a kernel."""
@@ -79,12 +90,27 @@ def onednn_available() -> bool:
     return available and hasattr(torch.ops.mkldnn, "_linear_pointwise")
 
 
+def cpu_vendor(cpuinfo: str = CPUINFO) -> str | None:
+    """The first ``vendor_id`` in ``cpuinfo`` (Linux's ``/proc/cpuinfo``), e.g.
+    ``"AuthenticAMD"`` or ``"GenuineIntel"``; ``None`` where it cannot be read (other systems)."""
+    try:
+        with open(cpuinfo, encoding="ascii", errors="replace") as lines:
+            for line in lines:
+                key, _, value = line.partition(":")
+                if key.strip() == "vendor_id":
+                    return value.strip() or None
+    except OSError:
+        return None
+    return None
+
+
 @functools.cache
 def onednn_preferred() -> bool:
-    """Whether ``auto`` uses oneDNN for large products here: oneDNN is available and torch
-    reports a CPU capability in :data:`ONEDNN_CPU_CAPABILITIES` (``ATEN_CPU_CAPABILITY`` can
-    lower it)."""
-    return onednn_available() and torch.backends.cpu.get_cpu_capability() in ONEDNN_CPU_CAPABILITIES
+    """Whether ``auto`` uses oneDNN for large products here: oneDNN is available, the CPU's
+    vendor is in :data:`ONEDNN_CPU_VENDORS` and torch reports a CPU capability in
+    :data:`ONEDNN_CPU_CAPABILITIES` (``ATEN_CPU_CAPABILITY`` can lower it)."""
+    return (onednn_available() and cpu_vendor() in ONEDNN_CPU_VENDORS
+            and torch.backends.cpu.get_cpu_capability() in ONEDNN_CPU_CAPABILITIES)
 
 
 def requested_kernel() -> str:
