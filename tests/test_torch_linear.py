@@ -238,3 +238,33 @@ def test_training_with_onednn_follows_the_aten_trajectory(
     for name, value in runs["aten"][1].items():
         np.testing.assert_allclose(runs["onednn"][1][name], value, rtol=1e-3, atol=1e-5,
                                    err_msg=name)
+
+
+@needs_onednn
+def test_the_trainer_chooses_kernels_once_per_chunk_and_batch_size_and_rereads_the_variable(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from mlpcore.backend import TrainingConfig
+    from mlpcore_torch import training
+
+    chosen: list[tuple[int, str]] = []
+    choose = training.kernel_for_rows
+
+    def counting(n_rows: int, dtype: Any, device: Any, weight: torch.Tensor) -> Any:
+        kernel = choose(n_rows, dtype, device, weight)
+        chosen.append((n_rows, kernel))
+        return kernel
+
+    monkeypatch.setattr(training, "kernel_for_rows", counting)
+    spec = MLPSpec((30, 20, 5), activation="relu")
+    x, y = _data(50, 30, 5)
+    model = MLP(spec, backend="torch", seed=1)
+    trainer = model.native.start_training(
+        TrainingConfig(loss="softmax_cross_entropy", optimizer=SGD(0.1)), x, y)
+    order = np.arange(50, dtype=np.int64)
+    monkeypatch.setenv(ENVIRONMENT_VARIABLE, "aten")
+    trainer.run(order, 16, 0)  # 3 batches of 16 and one of 2: two sizes, two layers each
+    assert chosen == [(16, "aten"), (16, "aten"), (2, "aten"), (2, "aten")]
+    chosen.clear()
+    monkeypatch.setenv(ENVIRONMENT_VARIABLE, "onednn")
+    trainer.run(order, 16, 4)
+    assert chosen == [(16, "onednn"), (16, "onednn"), (2, "onednn"), (2, "onednn")]

@@ -47,7 +47,8 @@ AVX-512 (:func:`onednn_preferred`), and there only for a float32 product of at l
 read), float64 (oneDNN's primitive takes none), small products, torch builds without oneDNN.
 ``MLPCORE_TORCH_LINEAR`` in the environment overrides the choice: ``aten`` for every product,
 ``onednn`` for every float32 CPU product oneDNN can take, whatever its size and the CPU. It is
-read on every call, so it also applies to a running model. Under ``torch.compile`` (the
+read on every call of :func:`dense` without a ``kernel``, and by the trainer once per chunk (see
+:func:`dense`), so it also applies to a running model. Under ``torch.compile`` (the
 backend's compiled mode) it is always aten: Inductor chooses its own kernels, and compiling a
 step that calls this op failed inside Inductor (torch 2.13).
 """
@@ -125,14 +126,23 @@ def requested_kernel() -> str:
 
 def kernel_for(x: torch.Tensor, weight: torch.Tensor) -> LinearKernel:
     """The kernel :func:`dense` uses for ``x`` (N, d_in) and ``weight`` (d_out, d_in)."""
+    if x.dim() != 2:
+        return "aten"
+    return kernel_for_rows(x.shape[0], x.dtype, x.device, weight)
+
+
+def kernel_for_rows(n_rows: int, dtype: torch.dtype, device: torch.device,
+                    weight: torch.Tensor) -> LinearKernel:
+    """The kernel :func:`dense` uses for an input of ``n_rows`` rows of ``dtype`` on ``device``
+    times ``weight`` (d_out, d_in): :func:`kernel_for` without an input tensor at hand."""
     request = requested_kernel()
-    if (request == "aten" or torch.compiler.is_compiling() or x.dtype != torch.float32
-            or weight.dtype != torch.float32 or x.device.type != "cpu" or x.dim() != 2
+    if (request == "aten" or torch.compiler.is_compiling() or dtype != torch.float32
+            or weight.dtype != torch.float32 or device.type != "cpu"
             or not onednn_available()):
         return "aten"
     if request == "onednn":
         return "onednn"
-    macs = x.shape[0] * weight.shape[0] * weight.shape[1]
+    macs = n_rows * weight.shape[0] * weight.shape[1]
     return "onednn" if macs >= ONEDNN_MIN_MACS and onednn_preferred() else "aten"
 
 
@@ -163,9 +173,13 @@ class OneDnnLinear(torch.autograd.Function):
         return grad_x, grad_weight, grad_bias
 
 
-def dense(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    """``x Wᵀ + b`` (N, d_out) by the kernel :func:`kernel_for` picks; autograd-differentiable."""
-    if kernel_for(x, weight) == "onednn":
+def dense(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
+          kernel: LinearKernel | None = None) -> torch.Tensor:
+    """``x Wᵀ + b`` (N, d_out), autograd-differentiable, by ``kernel``: the choice
+    :func:`kernel_for` makes for this product, made now when ``None``. A caller that runs many
+    products of one shape (the trainer, once per chunk and batch size) passes it in, saving the
+    choice's few microseconds a product."""
+    if (kernel or kernel_for(x, weight)) == "onednn":
         result: torch.Tensor = OneDnnLinear.apply(x, weight, bias)  # type: ignore[no-untyped-call]
         return result
     return functional.linear(x, weight, bias)

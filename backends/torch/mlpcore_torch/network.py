@@ -24,19 +24,22 @@ import torch
 
 from mlpcore.regularisers import Regulariser
 from mlpcore_torch.activations import activate_
-from mlpcore_torch.linear import dense
+from mlpcore_torch.linear import LinearKernel, dense
 from mlpcore_torch.losses import loss_value
 from mlpcore_torch.regularisers import penalty
 
 
 def forward(activation: str, weights: Sequence[torch.Tensor], biases: Sequence[torch.Tensor],
-            x: torch.Tensor, masks: Sequence[torch.Tensor] = ()) -> torch.Tensor:
+            x: torch.Tensor, masks: Sequence[torch.Tensor] = (),
+            kernels: Sequence[LinearKernel] | None = None) -> torch.Tensor:
     """Logits (N, K) of ``x`` (N, d_0). ``masks``: one scaled mask (N, d_{i+1}) per hidden layer
-    in training mode, or empty for eval mode (no dropout)."""
+    in training mode, or empty for eval mode (no dropout). ``kernels``: each layer's dense
+    kernel, as :func:`mlpcore_torch.linear.kernel_for` chooses it for ``x``; ``None`` chooses
+    per product."""
     last = len(weights) - 1
     a = x
     for i, (w, b) in enumerate(zip(weights, biases, strict=True)):
-        z = dense(a, w, b)
+        z = dense(a, w, b, None if kernels is None else kernels[i])
         if i == last:
             return z
         a = activate_(activation, z)
@@ -47,9 +50,11 @@ def forward(activation: str, weights: Sequence[torch.Tensor], biases: Sequence[t
 
 def objective(activation: str, loss: str, regularisers: Sequence[Regulariser],
               weights: Sequence[torch.Tensor], biases: Sequence[torch.Tensor], x: torch.Tensor,
-              targets: torch.Tensor, masks: Sequence[torch.Tensor] = ()) -> torch.Tensor:
-    """Batch-mean loss plus the regularisers' penalty over the weight matrices, a 0-d tensor."""
-    value = loss_value(loss, forward(activation, weights, biases, x, masks), targets)
+              targets: torch.Tensor, masks: Sequence[torch.Tensor] = (),
+              kernels: Sequence[LinearKernel] | None = None) -> torch.Tensor:
+    """Batch-mean loss plus the regularisers' penalty over the weight matrices, a 0-d tensor
+    (``masks`` and ``kernels`` as in :func:`forward`)."""
+    value = loss_value(loss, forward(activation, weights, biases, x, masks, kernels), targets)
     if regularisers:
         value = value + penalty(regularisers, weights)
     return value

@@ -30,6 +30,7 @@ from mlpcore.backend import TrainingConfig
 from mlpcore.spec import MLPSpec
 from mlpcore_torch.boundary import as_tensor
 from mlpcore_torch.dropout import native_scaled_mask_, portable_scaled_mask_
+from mlpcore_torch.linear import LinearKernel, kernel_for_rows
 from mlpcore_torch.network import objective
 
 TRAINING_METHODS = ("autodiff", "optimizer")
@@ -124,6 +125,7 @@ class TorchTrainer:
         self._lr = float(config.optimizer.lr)
         self._momentum = float(config.optimizer.momentum)
         self._buffers: dict[int, _Buffers] = {}
+        self._kernels: dict[int, list[LinearKernel]] = {}
         self._generator = torch.Generator().manual_seed(config.seed)
         self.compile_seconds = 0.0
         """Seconds spent in the calls that compiled a graph (compiled mode only)."""
@@ -153,6 +155,7 @@ class TorchTrainer:
         if n_steps == 0:
             return np.empty(0, np.float64)
         objectives: list[torch.Tensor] = []
+        self._kernels.clear()  # chosen afresh each chunk, so MLPCORE_TORCH_LINEAR applies
         batches = torch.split(as_tensor(order), batch_size)
         with _tracing_autograd() if self._config.compiled else contextlib.nullcontext():
             for j, rows in enumerate(batches):
@@ -207,7 +210,17 @@ class TorchTrainer:
                    masks: Sequence[torch.Tensor]) -> torch.Tensor:
         config = self._config
         return objective(self._activation, config.loss, config.regularisers, self._weights,
-                         self._biases, x, targets, masks)
+                         self._biases, x, targets, masks, self._kernels_for(x))
+
+    def _kernels_for(self, x: torch.Tensor) -> list[LinearKernel]:
+        """Each layer's dense kernel for the batch ``x``, chosen once per chunk and batch size
+        (the choice costs a few microseconds, a few per cent of a small step)."""
+        n = x.shape[0]
+        kernels = self._kernels.get(n)
+        if kernels is None:
+            kernels = self._kernels[n] = [kernel_for_rows(n, x.dtype, x.device, w)
+                                          for w in self._weights]
+        return kernels
 
     def _eager_autodiff_step(self, rows: torch.Tensor, masks: Sequence[torch.Tensor],
                              buffers: _Buffers) -> torch.Tensor:
