@@ -7,6 +7,7 @@ tested with the CPU's vendor and capability replaced.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -92,7 +93,7 @@ def test_onednn_is_preferred_only_on_the_cpus_it_was_measured_faster_on(
 
 
 def test_cpu_vendor_reads_the_first_vendor_id_and_is_none_where_there_is_none(
-        tmp_path: Any) -> None:
+        tmp_path: Path) -> None:
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\n\n"
                        "processor\t: 1\nvendor_id\t: AuthenticAMD\n")
@@ -255,6 +256,14 @@ def test_the_trainer_chooses_kernels_once_per_chunk_and_batch_size_and_rereads_t
         return kernel
 
     monkeypatch.setattr(training, "kernel_for_rows", counting)
+    per_product: list[int] = []
+    choose_per_product = linear.kernel_for
+
+    def counting_per_product(x: torch.Tensor, weight: torch.Tensor) -> Any:
+        per_product.append(1)
+        return choose_per_product(x, weight)
+
+    monkeypatch.setattr(linear, "kernel_for", counting_per_product)
     spec = MLPSpec((30, 20, 5), activation="relu")
     x, y = _data(50, 30, 5)
     model = MLP(spec, backend="torch", seed=1)
@@ -265,6 +274,16 @@ def test_the_trainer_chooses_kernels_once_per_chunk_and_batch_size_and_rereads_t
     trainer.run(order, 16, 0)  # 3 batches of 16 and one of 2: two sizes, two layers each
     assert chosen == [(16, "aten"), (16, "aten"), (2, "aten"), (2, "aten")]
     chosen.clear()
+    onednn_products: list[int] = []
+    apply = OneDnnLinear.apply
+
+    def counting_apply(*args: Any) -> Any:
+        onednn_products.append(1)
+        return apply(*args)
+
+    monkeypatch.setattr(OneDnnLinear, "apply", counting_apply)
     monkeypatch.setenv(ENVIRONMENT_VARIABLE, "onednn")
     trainer.run(order, 16, 4)
     assert chosen == [(16, "onednn"), (16, "onednn"), (2, "onednn"), (2, "onednn")]
+    assert len(onednn_products) == 4 * 2  # the choice reaches every product: 4 steps, 2 layers
+    assert per_product == []  # no product chose again
