@@ -1,12 +1,17 @@
 """mlpcore: a multilayer perceptron with one contract and interchangeable framework backends.
 
-Importing this package imports NumPy, pluggy and safetensors only; a backend's framework is
-imported the first time that backend is requested.
+``import mlpcore`` imports the registry and its dependencies only (pluggy, the standard
+library), so that listing backends (``mlpcore.list_backends()``, ``mlpcore backends``) starts
+quickly. Every other name, the model, training, initialisers and checkpoints, is imported from
+its module on first use (and with it NumPy; safetensors with the checkpoint functions), as are
+the submodules (``mlpcore.training``). A backend's framework is imported the first time that
+backend is requested.
 """
 
+import importlib
+import importlib.util
 from typing import TYPE_CHECKING, Any
 
-from mlpcore.backend import CONTRACT_VERSION, Backend, Capability
 from mlpcore.errors import (
     BackendLoadError,
     BackendNotFoundError,
@@ -15,28 +20,55 @@ from mlpcore.errors import (
     InvalidInputError,
     MlpcoreError,
 )
-from mlpcore.initialisers import GlorotUniform, Normal, TruncatedNormal, Zeros, initial_variables
-from mlpcore.model import MLP, Evaluation
-from mlpcore.optimizers import SGD
 from mlpcore.registry import backend_statuses, get_backend, list_backends
-from mlpcore.regularisers import L1, L2
-from mlpcore.spec import MLPSpec
-from mlpcore.training import EpochRecord, History, fit
-from mlpcore.version import __version__
+from mlpcore.version import CONTRACT_VERSION, __version__
 
 if TYPE_CHECKING:
+    from mlpcore.backend import Backend, Capability
     from mlpcore.checkpoint import load, load_into, read_checkpoint, save
+    from mlpcore.initialisers import (
+        GlorotUniform,
+        Normal,
+        TruncatedNormal,
+        Zeros,
+        initial_variables,
+    )
+    from mlpcore.model import MLP, Evaluation
+    from mlpcore.optimizers import SGD
+    from mlpcore.regularisers import L1, L2
+    from mlpcore.spec import MLPSpec
+    from mlpcore.training import EpochRecord, History, fit
 
-_LAZY = {"load", "load_into", "read_checkpoint", "save"}
+_LAZY = {
+    "Backend": "backend", "Capability": "backend",
+    "load": "checkpoint", "load_into": "checkpoint", "read_checkpoint": "checkpoint",
+    "save": "checkpoint",
+    "GlorotUniform": "initialisers", "Normal": "initialisers",
+    "TruncatedNormal": "initialisers", "Zeros": "initialisers",
+    "initial_variables": "initialisers",
+    "MLP": "model", "Evaluation": "model",
+    "SGD": "optimizers",
+    "L1": "regularisers", "L2": "regularisers",
+    "MLPSpec": "spec",
+    "EpochRecord": "training", "History": "training", "fit": "training",
+}
+"""Public names imported from their module (``mlpcore.<module>``) on first use."""
 
 
 def __getattr__(name: str) -> Any:
-    """Checkpoint functions load safetensors on first use, keeping ``import mlpcore`` quick."""
-    if name in _LAZY:
-        from mlpcore import checkpoint
-
-        return getattr(checkpoint, name)
+    """A public name of :data:`_LAZY`, or a submodule, imported on first use."""
+    module = _LAZY.get(name)
+    if module is not None:
+        value = getattr(importlib.import_module(f"mlpcore.{module}"), name)
+        globals()[name] = value  # later lookups skip this function
+        return value
+    if not name.startswith("_") and importlib.util.find_spec(f"mlpcore.{name}") is not None:
+        return importlib.import_module(f"mlpcore.{name}")
     raise AttributeError(f"module 'mlpcore' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
 
 
 __all__ = [

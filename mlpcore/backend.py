@@ -33,6 +33,7 @@ from mlpcore.losses import LossName, LossOps
 from mlpcore.optimizers import SGD
 from mlpcore.regularisers import Regulariser, RegulariserOps
 from mlpcore.spec import DTypeName, MLPSpec
+from mlpcore.version import CONTRACT_VERSION
 
 __all__ = [
     "CONTRACT_VERSION",
@@ -43,9 +44,6 @@ __all__ = [
     "TrainingConfig",
     "batch_blocks",
 ]
-
-CONTRACT_VERSION = 1
-"""The version of this contract. A backend states the version it implements."""
 
 FloatArray = npt.NDArray[np.floating]
 Targets = npt.NDArray[Any]

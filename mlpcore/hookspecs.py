@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import pluggy
 
-from mlpcore.backend import CONTRACT_VERSION
+from mlpcore.version import CONTRACT_VERSION
 
 __all__ = [
     "PROJECT",

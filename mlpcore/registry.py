@@ -1,10 +1,10 @@
 """Backend discovery on pluggy: find, list and load backends without breaking on a bad plugin.
 
 Discovery reads the ``mlpcore`` entry-point group, imports each plugin module and asks it for its
-:class:`~mlpcore.hookspecs.BackendEntry` list. Nothing here imports a framework: a backend's
-``factory`` is imported the first time that backend is requested. Every failure on the way (a
-plugin that does not import, a hook that raises, a duplicate name, a wrong contract version, a
-factory that fails) is recorded against that plugin or backend and reported by
+:class:`~mlpcore.hookspecs.BackendEntry` list. Nothing here imports a framework, nor NumPy: a
+backend's ``factory`` is imported the first time that backend is requested. Every failure on the
+way (a plugin that does not import, a hook that raises, a duplicate name, a wrong contract
+version, a factory that fails) is recorded against that plugin or backend and reported by
 :func:`backend_statuses` and :func:`plugin_statuses`; the other backends keep working.
 
 ``$MLPCORE_DISABLE_PLUGINS`` (comma-separated entry-point or distribution names) switches plugins
@@ -27,14 +27,17 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import pluggy
 
 from mlpcore import hookspecs
-from mlpcore.backend import CONTRACT_VERSION, Backend
 from mlpcore.errors import BackendLoadError, BackendNotFoundError
 from mlpcore.hookspecs import BackendEntry
+from mlpcore.version import CONTRACT_VERSION
+
+if TYPE_CHECKING:
+    from mlpcore.backend import Backend
 
 __all__ = [
     "DEFAULT_BACKEND",
@@ -444,6 +447,7 @@ def _missing_members(backend: object) -> list[str]:
     (:class:`~mlpcore.activations.ActivationOps` and the others), as ``name`` or
     ``activations.derivative``."""
     from mlpcore.activations import ActivationOps
+    from mlpcore.backend import Backend
     from mlpcore.dropout import DropoutOps
     from mlpcore.losses import LossOps
     from mlpcore.regularisers import RegulariserOps

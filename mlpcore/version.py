@@ -1,4 +1,5 @@
-"""The installed version of mlpcore."""
+"""Versions: the installed mlpcore's, and the backend contract's (a light module: the registry and
+the plugins' entry-point modules import it without importing NumPy)."""
 
 from importlib.metadata import PackageNotFoundError, version
 
@@ -6,3 +7,7 @@ try:
     __version__ = version("mlpcore")
 except PackageNotFoundError:  # running from a source tree that was never installed
     __version__ = "0+unknown"
+
+CONTRACT_VERSION = 1
+"""The version of the backend contract (:mod:`mlpcore.backend`). A backend states the version it
+implements."""

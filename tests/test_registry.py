@@ -205,14 +205,15 @@ def test_default_registry_lists_the_numpy_entry_point() -> None:
     assert mlpcore.get_backend("numpy").name == "numpy"
 
 
-def test_import_and_listing_import_no_framework() -> None:
+def test_import_and_listing_import_no_framework_nor_numpy() -> None:
     code = (
         "import json, sys\n"
         "import mlpcore\n"
         "names = mlpcore.list_backends()\n"
         "rows = [(r.name, r.status) for r in mlpcore.backend_statuses()]\n"
         "heavy = sorted(m for m in sys.modules\n"
-        "               if m.split('.')[0] in {'torch', 'tensorflow', 'jax', 'jaxlib', 'keras'})\n"
+        "               if m.split('.')[0] in {'torch', 'tensorflow', 'jax', 'jaxlib', 'keras',\n"
+        "                                      'numpy', 'safetensors'})\n"
         "print(json.dumps({'names': names, 'rows': rows, 'heavy': heavy}))\n"
     )
     env = {k: v for k, v in os.environ.items() if k != ENV_BACKEND}

@@ -1,0 +1,45 @@
+"""The package namespace: ``import mlpcore`` is light, and every public name is there on use."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+import mlpcore
+
+
+@pytest.mark.parametrize("name", mlpcore.__all__)
+def test_every_public_name_resolves_and_is_listed_by_dir(name: str) -> None:
+    assert getattr(mlpcore, name) is not None
+    assert name in dir(mlpcore)
+
+
+def test_a_lazy_name_is_the_object_of_its_module() -> None:
+    from mlpcore.model import MLP
+    from mlpcore.training import fit
+
+    assert mlpcore.MLP is MLP
+    assert mlpcore.fit is fit
+    assert mlpcore.training.fit is fit  # a submodule is an attribute once asked for
+
+
+def test_an_unknown_name_raises_attribute_error_naming_it() -> None:
+    with pytest.raises(AttributeError, match="no attribute 'no_such_thing'"):
+        _ = mlpcore.no_such_thing  # type: ignore[attr-defined]
+    assert not hasattr(mlpcore, "_private_missing")
+
+
+def test_importing_a_name_from_the_package_imports_its_module_then() -> None:
+    code = ("import sys\n"
+            "import mlpcore\n"
+            "assert 'mlpcore.model' not in sys.modules and 'numpy' not in sys.modules\n"
+            "from mlpcore import MLP\n"
+            "assert 'mlpcore.model' in sys.modules and 'numpy' in sys.modules\n"
+            "assert 'safetensors' not in sys.modules, 'checkpoints load safetensors on use'\n"
+            "print(MLP.__module__)\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "mlpcore.model"
