@@ -133,7 +133,11 @@ def time_backend(work: Workload, x: Array, y: Array, epochs: int, *, compiled: b
     history = mlpcore.fit(model, (x, y), epochs=epochs + 1, batch_size=work.batch,
                           optimizer=mlpcore.SGD(LR), seed=SEED, train_accuracy=False,
                           compiled=compiled, dropout_mode=dropout_mode)  # type: ignore[arg-type]
-    trainer = captured[0]
+    trainer = captured.pop()
+    # the patched attribute makes a cycle (model.native -> capture -> model.native's method):
+    # undone, so that the trainer and its copy of the inputs are freed when this returns, as after
+    # any fit, rather than at the next cyclic collection
+    delattr(model.native, "start_training")
     return ([e.seconds for e in history.epochs], trainer.compile_seconds, trainer.trace_count,
             model.variables)
 
