@@ -6,7 +6,7 @@ chunk, and each runs a ``tf.while_loop`` over the steps in the graph::
 
     x (N, d_0), targets (N,) or (N, K), order (n_steps, B) int64, first_step int64
         [, portable masks (n_steps, B, d_l) bool ...]
-    for j in 0 … n_steps-1 (in the graph, iterations strictly in sequence):
+    for j in 0 … n_steps-1 (in the graph; each variable read after the previous step's update):
         rows = order[j];  x_b = gather(x, rows);  t_b = gather(targets, rows)
         keep = masks[j] | stateless_uniform((seed, (first_step + j) · n_hidden + l)) >= p
                                           (Philox; Threefry in XLA mode, see dropout.py)
@@ -145,11 +145,17 @@ class TensorflowTrainer:
                 value = objective(self._spec, self._weights, self._biases, x_batch, t_batch,
                                   self._config.loss, self._config.regularisers, keep)
             grads = tape.gradient(value, self._variables)
-            with tf.control_dependencies(self._update(grads)):
-                return j + 1, losses.write(j, value)
+            self._update(grads)
+            return j + 1, losses.write(j, value)
 
-        _, losses = tf.while_loop(lambda j, _: j < n_steps, step, (tf.constant(0), losses),
-                                  parallel_iterations=1)
+        # No control dependency ties the next step to this one's update, and several iterations
+        # may be in flight: TensorFlow's automatic control dependencies already run each
+        # variable's reads and writes in program order, within an iteration and across
+        # iterations, so step j + 1 reads what step j wrote. Only the stateless work of the next
+        # step (slicing its row of `order`, gathering its batch) may start early. An explicit
+        # barrier on the updates with one iteration at a time gave the same weights bit for bit
+        # and a notebook epoch 9 % slower (docs/benchmarks.md).
+        _, losses = tf.while_loop(lambda j, _: j < n_steps, step, (tf.constant(0), losses))
         return losses.stack()
 
     def _keep_masks(self, j: tf.Tensor, first_step: tf.Tensor, n: tf.Tensor,
@@ -165,21 +171,19 @@ class TensorflowTrainer:
                     for layer, width in enumerate(self._widths)]
         return None
 
-    def _update(self, grads: Sequence[tf.Tensor]) -> list[Any]:
-        """Apply one SGD step; returns the update ops (empty for the Keras optimizer)."""
+    def _update(self, grads: Sequence[tf.Tensor]) -> None:
+        """Apply one SGD step to the variables (the Keras optimizer's, or ``assign_sub``)."""
         if self._optimizer is not None:
             self._optimizer.apply_gradients(zip(grads, self._variables, strict=True))
-            return []
-        ops: list[Any] = []
+            return
         if self._velocities:
             for var, vel, g in zip(self._variables, self._velocities, grads, strict=True):
                 new = self._momentum * vel + g
-                ops.append(vel.assign(new, read_value=False))
-                ops.append(var.assign_sub(self._lr * new, read_value=False))
+                vel.assign(new, read_value=False)
+                var.assign_sub(self._lr * new, read_value=False)
         else:
             for var, g in zip(self._variables, grads, strict=True):
-                ops.append(var.assign_sub(self._lr * g, read_value=False))
-        return ops
+                var.assign_sub(self._lr * g, read_value=False)
 
     # --- the Python side: one or two calls per chunk ---------------------------------------------
 
