@@ -361,6 +361,23 @@ def test_trainer_accepts_a_different_batch_size_on_each_call() -> None:
         np.testing.assert_allclose(value, expected[name], rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize("bad", [-1, 9])
+def test_trainer_refuses_an_order_outside_the_rows_and_changes_nothing(bad: int) -> None:
+    """Rows are gathered with mode="clip" (no per-step copy), so the chunk is checked first."""
+    spec = MLPSpec(sizes=(4, 3))
+    model = MLP(spec, seed=0, dtype="float64")
+    x, y = make_data(spec, 9, "softmax_cross_entropy_labels")
+    trainer = model.native.start_training(
+        TrainingConfig(loss="softmax_cross_entropy", optimizer=SGD(lr=0.1)), x, y)
+    before = model.variables
+    order = np.arange(9, dtype=np.int64)
+    order[5] = bad
+    with pytest.raises(IndexError, match=r"outside 0\.\.8"):
+        trainer.run(order, 4, 0)
+    for name, value in model.variables.items():
+        np.testing.assert_array_equal(value, before[name])
+
+
 def test_assign_during_training_is_seen_by_the_trainer() -> None:
     spec = MLPSpec(sizes=(3, 2))
     model = MLP(spec, seed=0, dtype="float64")

@@ -58,6 +58,9 @@ class NumpyTrainer:
             first_step: int) -> npt.NDArray[np.float64]:
         n_steps = math.ceil(len(order) / batch_size)
         losses = np.empty(n_steps, np.float64)
+        if len(order) and (order.min() < 0 or order.max() >= len(self._x)):
+            raise IndexError(f"order holds row indices outside 0..{len(self._x) - 1}: "
+                             f"{int(order.min())}..{int(order.max())}")
         ws, x_batch_full = self._workspace(batch_size)
         with np.errstate(over="ignore"):
             self._run_steps(order, batch_size, first_step, n_steps, ws, x_batch_full, losses)
@@ -69,7 +72,8 @@ class NumpyTrainer:
         for j in range(n_steps):
             rows = order[j * batch_size:(j + 1) * batch_size]
             x_batch = x_batch_full[:len(rows)]
-            np.take(self._x, rows, axis=0, out=x_batch)
+            # rows were checked above; mode='raise' would buffer `out` (a copy per step)
+            np.take(self._x, rows, axis=0, out=x_batch, mode="clip")
             losses[j] = backprop(self._spec, self._weights, self._biases, x_batch,
                                  self._targets[rows], self._config.loss,
                                  self._config.regularisers, ws,
