@@ -2,11 +2,13 @@
 
 Workload: 784-128 (sigmoid)-10, truncated-normal(0.1) weights, SGD lr 0.1, batch 64, 55,000 rows
 (Fashion-MNIST when found, else random pixels of the same shape). Both contenders start from the
-same weights, see the same batches in the same order, and run in the same process, alternating,
-so machine noise hits both alike. The baseline is what a careful person writes by hand: gather
-the batch, forward, manual backprop, in-place SGD update.
+same weights, see the same batches in the same order, and run in the same process, alternating
+(the hand-written loop first on odd repeats), so machine noise hits both alike. The goal is judged
+on the paired ratio (``bench_stats``: the median over repeats of backend / hand-written within a
+repeat); the ratio of the minima is printed too. The baseline is what a careful person writes by
+hand: gather the batch, forward, manual backprop, in-place SGD update.
 
-    python benchmarks/bench_numpy.py [--epochs 3] [--repeats 3]
+    python benchmarks/bench_numpy.py [--epochs 3] [--repeats 5]
 """
 
 from __future__ import annotations
@@ -14,10 +16,12 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 from bench_data import training_images
+from bench_stats import paired_ratio
 
 import mlpcore
 from mlpcore.training import epoch_order
@@ -61,7 +65,7 @@ def handwritten_epoch(params: dict[str, np.ndarray[Any, Any]], x: np.ndarray[Any
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     x, y, source = training_images(N_TRAIN, SIZES[0], SIZES[-1])
     spec = mlpcore.MLPSpec(SIZES, "sigmoid")
@@ -72,24 +76,31 @@ def main() -> int:
     for repeat in range(args.repeats):
         model = mlpcore.MLP(spec, backend="numpy", seed=repeat)
         params = model.variables
-        started = time.perf_counter()
-        mlpcore.fit(model, (x, y), epochs=args.epochs, batch_size=BATCH,
-                    optimizer=mlpcore.SGD(LR), seed=repeat, train_accuracy=False)
-        ours.append((time.perf_counter() - started) / args.epochs)
-        started = time.perf_counter()
-        for epoch in range(args.epochs):
-            handwritten_epoch(params, x, y, epoch_order(repeat, epoch, len(y)))
-        theirs.append((time.perf_counter() - started) / args.epochs)
+
+        def run_backend(model: mlpcore.MLP = model, repeat: int = repeat) -> None:
+            mlpcore.fit(model, (x, y), epochs=args.epochs, batch_size=BATCH,
+                        optimizer=mlpcore.SGD(LR), seed=repeat, train_accuracy=False)
+
+        def run_handwritten(params: dict[str, Any] = params, repeat: int = repeat) -> None:
+            for epoch in range(args.epochs):
+                handwritten_epoch(params, x, y, epoch_order(repeat, epoch, len(y)))
+
+        contenders: list[tuple[list[float], Callable[[], None]]] = [
+            (ours, run_backend), (theirs, run_handwritten)]
+        for seconds, run in contenders if repeat % 2 == 0 else contenders[::-1]:
+            started = time.perf_counter()
+            run()
+            seconds.append((time.perf_counter() - started) / args.epochs)
         drift = max(float(np.abs(model.variables[k] - params[k]).max()) for k in params)
         print(f"  repeat {repeat}: numpy backend {ours[-1]:.3f} s/epoch, "
               f"hand-written {theirs[-1]:.3f} s/epoch, max weight difference {drift:.2e}")
-    ratio = min(ours) / min(theirs)
+    ratio = paired_ratio(ours, theirs)
     print(f"numpy backend: {min(ours):.3f} s/epoch (min; max {max(ours):.3f})")
     print(f"hand-written:  {min(theirs):.3f} s/epoch (min; max {max(theirs):.3f})")
-    print(f"ratio backend / hand-written: {ratio:.2f} (goal <= {GOAL_RATIO})")
-    print("PASS" if ratio <= GOAL_RATIO else "FAIL")
-    return 0 if ratio <= GOAL_RATIO else 1
-
+    print(f"ratio backend / hand-written: {ratio.describe()} (goal <= {GOAL_RATIO})")
+    ok = ratio.median <= GOAL_RATIO
+    print("PASS" if ok else "FAIL")
+    return 0 if ok else 1
 
 if __name__ == "__main__":
     sys.exit(main())
