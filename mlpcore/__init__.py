@@ -62,7 +62,8 @@ def __getattr__(name: str) -> Any:
         value = getattr(importlib.import_module(f"mlpcore.{module}"), name)
         globals()[name] = value  # later lookups skip this function
         return value
-    if not name.startswith("_") and importlib.util.find_spec(f"mlpcore.{name}") is not None:
+    if (name.isidentifier() and not name.startswith("_")
+            and importlib.util.find_spec(f"mlpcore.{name}") is not None):
         return importlib.import_module(f"mlpcore.{name}")
     raise AttributeError(f"module 'mlpcore' has no attribute {name!r}")
 

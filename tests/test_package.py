@@ -29,6 +29,7 @@ def test_an_unknown_name_raises_attribute_error_naming_it() -> None:
     with pytest.raises(AttributeError, match="no attribute 'no_such_thing'"):
         _ = mlpcore.no_such_thing  # type: ignore[attr-defined]
     assert not hasattr(mlpcore, "_private_missing")
+    assert not hasattr(mlpcore, "no_such.module")  # not a name: no import is tried
 
 
 def test_importing_a_name_from_the_package_imports_its_module_then() -> None:
