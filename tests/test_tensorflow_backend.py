@@ -32,7 +32,7 @@ from mlpcore_tensorflow.backend import (  # noqa: E402
     TensorflowModel,
 )
 from mlpcore_tensorflow.dropout import native_keep_mask, native_seed  # noqa: E402
-from mlpcore_tensorflow.training import TensorflowTrainer  # noqa: E402
+from mlpcore_tensorflow.training import TensorflowTrainer, apply_sgd  # noqa: E402
 
 DTYPES = ["float32", "float64"]
 ACTIVATIONS = ["relu", "sigmoid", "tanh"]
@@ -352,6 +352,39 @@ def test_training_with_portable_dropout_regularisers_and_float_targets(dtype: st
         assert_close(got.loss, want.loss, "training", dtype if dtype == "float64" else "float32")
         for name, value in reference.variables.items():
             assert_close(ours.variables[name], value, "forward", dtype, name)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("mode", ["eager", "graph", "xla"])
+def test_apply_sgd_is_the_sgd_update_of_mlpcore_optimizers(dtype: str, mode: str) -> None:
+    """The fused kernels compute w - lr g and v = mu v + g; w - lr v: bit for bit eagerly and in
+    a graph, to rounding under XLA (which may contract a multiply-add)."""
+    rng = np.random.default_rng(3)
+    shapes = [(7, 5), (5,)]
+    start = [rng.standard_normal(s).astype(dtype) for s in shapes]
+    vel0 = [rng.standard_normal(s).astype(dtype) for s in shapes]
+    grads = [rng.standard_normal(s).astype(dtype) for s in shapes]
+    lr, mu = np.asarray(0.1, dtype), np.asarray(0.9, dtype)
+    tight = {"rtol": 0.0, "atol": 0.0} if mode != "xla" else {"rtol": 1e-6, "atol": 1e-6}
+    for momentum in (False, True):
+        weights = [tf.Variable(w) for w in start]
+        velocities = [tf.Variable(v) for v in vel0] if momentum else []
+
+        def step(g: list[tf.Tensor], weights: list[tf.Variable] = weights,
+                 velocities: list[tf.Variable] = velocities) -> None:
+            apply_sgd(weights, g, tf.constant(lr), velocities, tf.constant(mu))
+
+        run = step if mode == "eager" else tf.function(step, jit_compile=mode == "xla")
+        run([tf.constant(g) for g in grads])
+        for i, (w, g) in enumerate(zip(start, grads, strict=True)):
+            v = mu * vel0[i] + g if momentum else g
+            np.testing.assert_allclose(weights[i].numpy(), w - lr * v, **tight)
+            assert weights[i].dtype == dtype
+            if momentum:
+                np.testing.assert_allclose(velocities[i].numpy(), v, **tight)
+    with pytest.raises(ValueError, match="velocities given without a momentum"):
+        apply_sgd([tf.Variable(start[0])], [tf.constant(grads[0])], tf.constant(lr),
+                  [tf.Variable(vel0[0])])
 
 
 def test_keras_momentum_form_follows_the_same_trajectory() -> None:
