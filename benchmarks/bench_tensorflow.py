@@ -13,8 +13,8 @@ Contenders, in the same process, alternating within each repeat, with the same t
 * ``hand-written epoch``: what a careful person writes for speed: one ``tf.function`` per epoch,
   a ``tf.range`` loop over the batches, ``tf.gather``, ``tf.nn.bias_add`` (its gradient is one
   op, a broadcast ``+``'s several), ``tf.GradientTape``, and the update ``w -= lr·g`` as one
-  fused ``ResourceApplyGradientDescent`` a variable (~6 % faster than ``assign_sub(lr * g)``'s
-  two ops on the dropout workload; the backend does the same);
+  fused ``ResourceApplyGradientDescent`` a variable (~6 % faster than ``assign_sub(lr * g)``,
+  which writes ``lr·g`` to a temporary first, on the dropout workload; the backend does the same);
 * ``per-step tf.function``: a Python loop calling a compiled step once per batch, to show the
   ~0.4 ms a call;
 * ``keras fit``: Keras 3 ``model.fit`` (TensorFlow backend, default settings) with the same

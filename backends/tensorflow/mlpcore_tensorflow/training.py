@@ -226,9 +226,10 @@ def apply_sgd(variables: Sequence[tf.Variable], grads: Sequence[tf.Tensor], lr: 
 
     Each variable is updated by one fused kernel, ``ResourceApplyGradientDescent`` or
     ``ResourceApplyMomentum`` (``use_nesterov=False``), which computes exactly these roundings,
-    instead of the two or four ops of ``assign_sub(lr * g)``: the same values bit for bit, and
-    per-op overhead is a real part of a small MLP's step on the CPU (the dropout benchmark's epoch
-    ran ~6 % faster, docs/benchmarks.md). Both kernels also exist under XLA.
+    instead of ``assign_sub(lr * g)``, which first writes ``lr·g`` to a temporary as large as the
+    variable and then reads it back: the same values bit for bit in one pass over each variable
+    (the dropout benchmark's epoch ran ~6 % faster, docs/benchmarks.md). Both kernels also exist
+    under XLA.
     """
     if not velocities:
         for var, g in zip(variables, grads, strict=True):
