@@ -39,11 +39,12 @@ The backend, the eager loop and the nn.Module loop start from the same weights a
 batches in the same order (``mlpcore.training.epoch_order``); they alternate in one process, so
 machine noise hits them alike, in the reverse order on odd repeats. Each prints min and max seconds
 per epoch over the repeats. The goal against the eager loops is judged on the paired ratio
-(``bench_stats``: the median over repeats of backend / the fastest eager loop in the same repeat),
-which a slow phase of the machine cannot tilt; the ratio of the minima is printed next to it. The
-fastest eager loop is the one with the lower median (``bench_stats.fastest``), not each repeat's
-faster one: on a machine whose speed jumps between modes from one fit to the next, that is the
-luckier of two draws, faster than either loop usually runs. It is printed too, not judged.
+(``bench_stats``: the median over repeats of backend / the fastest eager loop, both timed in the
+same repeat), which a slow phase of the machine cannot tilt; the ratio of the minima is printed
+next to it. The fastest eager loop is the one with the lower median (``bench_stats.fastest``),
+not each repeat's faster one: on a machine whose speed jumps between modes from one fit to the
+next, that is the luckier of two draws, faster than either loop usually runs. It is printed too,
+not judged.
 Keras runs in its own process, so its ratio is the ratio of the minima.
 
     python benchmarks/bench_torch.py [--epochs 2] [--repeats 5] [--quick] [--threads 2]
