@@ -219,6 +219,48 @@ def test_tf2_checkpoint_round_trip_and_native_restore(tmp_path: Path) -> None:
     np.testing.assert_array_equal(root.dense_0.weights.numpy(), model.variables["dense_0/weights"])
 
 
+@pytest.mark.parametrize("suffix", [".ckpt", ".tf2"])
+def test_a_failed_tensorflow_save_leaves_the_previous_checkpoint_loadable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, suffix: str
+) -> None:
+    pytest.importorskip("tensorflow")
+    old, new = MLP(SPEC, seed=1), MLP(SPEC, seed=2)
+    prefix = export_checkpoint(old, tmp_path / f"model{suffix}")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    real_replace = os.replace
+
+    def replace_failing_on_the_index(source: object, target: object) -> None:
+        if str(target).endswith(".index"):
+            raise OSError(28, "No space left on device")
+        real_replace(source, target)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "replace", replace_failing_on_the_index)
+    with pytest.raises(CheckpointError, match=r"cannot save checkpoint .*No space left"):
+        export_checkpoint(new, tmp_path / f"model{suffix}")
+    # a first save to a new prefix that fails leaves nothing behind
+    with pytest.raises(CheckpointError):
+        export_checkpoint(new, tmp_path / f"fresh{suffix}")
+    monkeypatch.undo()
+    assert_same_variables(import_model(prefix, "numpy", activation="tanh"), old)
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_a_tensorflow_save_works_where_no_hard_link_can_be_made(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("tensorflow")
+    prefix = export_checkpoint(MLP(SPEC, seed=1), tmp_path / "model.ckpt")
+
+    def no_hard_links(*args: object, **kwargs: object) -> None:
+        raise OSError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_hard_links)
+    new = MLP(SPEC, seed=2)
+    assert export_checkpoint(new, prefix) == prefix
+    monkeypatch.undo()
+    assert_same_variables(import_model(prefix, "numpy", activation="tanh"), new)
+
+
 def test_convert_through_every_format_is_bit_exact(tmp_path: Path) -> None:
     model = MLP(SPEC, seed=5)
     start = save(model, tmp_path / "start.safetensors")

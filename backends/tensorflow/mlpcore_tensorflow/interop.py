@@ -15,8 +15,11 @@ Writing builds the variables in a private graph (``tf1-saver``, saved by
 ``tf.compat.v1.train.Saver`` with a ``var_list`` dict, so the stored names are exactly the given
 ones) or a tree of ``tf.Module`` objects (``tf2-checkpoint``, one object per name segment).
 Both write to a temporary prefix in the target's folder, then rename the data file and then the
-index over the target's: each file is replaced atomically, and a reader of a mixed pair gets
-TensorFlow's checksum error, not wrong values.
+index over the target's: each file is replaced atomically. If renaming the index fails, the data
+file is put back (the old one is kept as a hard link until then), so a failed save leaves the
+previous checkpoint loadable. Only a process killed between the two renames, or a folder whose
+file system has no hard links, can leave a mixed pair, and a reader of one gets TensorFlow's
+checksum error, not wrong values.
 """
 
 from __future__ import annotations
@@ -106,9 +109,7 @@ def _write(path: Path, save: Any) -> None:
         data = sorted(temp.glob("ckpt.data-*"))
         if Path(f"{written}.index").is_file() is False or not data:
             raise CheckpointError(f"cannot save checkpoint {path}: TensorFlow wrote no bundle")
-        for file in data:
-            os.replace(file, directory / f"{path.name}{file.name[len('ckpt'):]}")
-        os.replace(f"{written}.index", f"{path}.index")
+        _replace_bundle(path, Path(f"{written}.index"), data, temp)
     except OSError as error:
         raise CheckpointError(f"cannot save checkpoint {path}: {error}") from error
     finally:
@@ -118,6 +119,39 @@ def _write(path: Path, save: Any) -> None:
         with contextlib.suppress(OSError):
             temp.rmdir()
     fsync_directory(directory)
+
+
+def _replace_bundle(path: Path, index: Path, data: list[Path], temp: Path) -> None:
+    """Rename the new bundle's ``data`` files and then its ``index`` over prefix ``path``'s.
+
+    Each old data file is first hard-linked into ``temp``; if any rename fails, the data files
+    already renamed are put back (or removed, where there was none before) before the
+    ``OSError`` propagates, so the old bundle stays whole. Where a hard link cannot be made, that
+    file is replaced without a way back.
+    """
+    replaced: list[tuple[Path, Path | None, bool]] = []  # target, its old version, restorable
+    try:
+        for number, source in enumerate(data):
+            target = path.parent / f"{path.name}{source.name[len('ckpt'):]}"
+            previous: Path | None = None
+            restorable = True
+            if os.path.lexists(target):
+                previous = temp / f"previous-{number}"
+                try:
+                    os.link(target, previous, follow_symlinks=False)
+                except OSError:
+                    previous, restorable = None, False
+            os.replace(source, target)
+            replaced.append((target, previous, restorable))
+        os.replace(index, f"{path}.index")
+    except OSError:
+        for target, previous, restorable in reversed(replaced):
+            with contextlib.suppress(OSError):
+                if previous is not None:
+                    os.replace(previous, target)
+                elif restorable:
+                    target.unlink()
+        raise
 
 
 def write_tf1(path: Path, variables: Mapping[str, npt.NDArray[Any]]) -> None:
