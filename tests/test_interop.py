@@ -245,6 +245,26 @@ def test_a_failed_tensorflow_save_leaves_the_previous_checkpoint_loadable(
     assert sorted(p.name for p in tmp_path.iterdir()) == before
 
 
+def test_a_tensorflow_write_error_is_a_checkpoint_error_and_keeps_the_previous(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tf = pytest.importorskip("tensorflow")
+    old = MLP(SPEC, seed=1)
+    prefix = export_checkpoint(old, tmp_path / "model.tf2")
+    before = sorted(p.name for p in tmp_path.iterdir())
+
+    def full_disk(self: object, prefix: str) -> str:
+        raise tf.errors.ResourceExhaustedError(None, None, f"{prefix}: No space left on device")
+
+    monkeypatch.setattr(tf.train.Checkpoint, "write", full_disk)
+    with pytest.raises(CheckpointError,
+                       match=r"cannot save checkpoint .*model\.tf2: ResourceExhaustedError"):
+        export_checkpoint(MLP(SPEC, seed=2), prefix)
+    monkeypatch.undo()
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+    assert_same_variables(import_model(prefix, "numpy", activation="tanh"), old)
+
+
 def test_a_tensorflow_save_works_where_no_hard_link_can_be_made(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -112,6 +112,9 @@ def _write(path: Path, save: Any) -> None:
         _replace_bundle(path, Path(f"{written}.index"), data, temp)
     except OSError as error:
         raise CheckpointError(f"cannot save checkpoint {path}: {error}") from error
+    except tf.errors.OpError as error:  # TensorFlow's own I/O errors (a full disk, ...)
+        raise CheckpointError(f"cannot save checkpoint {path}: {type(error).__name__}: "
+                              f"{error.message}") from error
     finally:
         for leftover in temp.glob("*"):
             with contextlib.suppress(OSError):
