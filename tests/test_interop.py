@@ -245,6 +245,25 @@ def test_a_failed_tensorflow_save_leaves_the_previous_checkpoint_loadable(
     assert sorted(p.name for p in tmp_path.iterdir()) == before
 
 
+def test_a_tensorflow_bundle_is_synced_before_it_replaces_the_previous(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("tensorflow")
+    old = MLP(SPEC, seed=1)
+    prefix = export_checkpoint(old, tmp_path / "model.ckpt")
+    before = sorted(p.name for p in tmp_path.iterdir())
+
+    def full_disk(fd: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full_disk)
+    with pytest.raises(CheckpointError, match=r"cannot save checkpoint .*No space left"):
+        export_checkpoint(MLP(SPEC, seed=2), prefix)
+    monkeypatch.undo()
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+    assert_same_variables(import_model(prefix, "numpy", activation="tanh"), old)
+
+
 def test_a_tensorflow_write_error_is_a_checkpoint_error_and_keeps_the_previous(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -14,8 +14,9 @@ TensorFlow as ``(fan_in, fan_out)`` already (``tf.matmul(x, W)``), so no transpo
 Writing builds the variables in a private graph (``tf1-saver``, saved by
 ``tf.compat.v1.train.Saver`` with a ``var_list`` dict, so the stored names are exactly the given
 ones) or a tree of ``tf.Module`` objects (``tf2-checkpoint``, one object per name segment).
-Both write to a temporary prefix in the target's folder, then rename the data file and then the
-index over the target's: each file is replaced atomically. If renaming the index fails, the data
+Both write to a temporary prefix in the target's folder, ``fsync`` both files (TensorFlow does
+not), then rename the data file and then the index over the target's and ``fsync`` the folder:
+each file is replaced atomically and durably. If renaming the index fails, the data
 file is put back (the old one is kept as a hard link until then), so a failed save leaves the
 previous checkpoint loadable. Only a process killed between the two renames, or a folder whose
 file system has no hard links, can leave a mixed pair, and a reader of one gets TensorFlow's
@@ -109,6 +110,8 @@ def _write(path: Path, save: Any) -> None:
         data = sorted(temp.glob("ckpt.data-*"))
         if Path(f"{written}.index").is_file() is False or not data:
             raise CheckpointError(f"cannot save checkpoint {path}: TensorFlow wrote no bundle")
+        for file in (*data, Path(f"{written}.index")):
+            _fsync_file(file)  # TensorFlow closes its files without syncing them
         _replace_bundle(path, Path(f"{written}.index"), data, temp)
     except OSError as error:
         raise CheckpointError(f"cannot save checkpoint {path}: {error}") from error
@@ -122,6 +125,14 @@ def _write(path: Path, save: Any) -> None:
         with contextlib.suppress(OSError):
             temp.rmdir()
     fsync_directory(directory)
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _replace_bundle(path: Path, index: Path, data: list[Path], temp: Path) -> None:
