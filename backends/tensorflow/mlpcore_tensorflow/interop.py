@@ -106,13 +106,13 @@ def _write(path: Path, save: Any) -> None:
     directory = path.parent
     temp = Path(tempfile.mkdtemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp"))
     try:
-        written = Path(save(str(temp / "ckpt")))
+        index = Path(f"{save(str(temp / 'ckpt'))}.index")
         data = sorted(temp.glob("ckpt.data-*"))
-        if Path(f"{written}.index").is_file() is False or not data:
+        if not index.is_file() or not data:
             raise CheckpointError(f"cannot save checkpoint {path}: TensorFlow wrote no bundle")
-        for file in (*data, Path(f"{written}.index")):
+        for file in (*data, index):
             _fsync_file(file)  # TensorFlow closes its files without syncing them
-        _replace_bundle(path, Path(f"{written}.index"), data, temp)
+        _replace_bundle(path, index, data, temp)
     except OSError as error:
         raise CheckpointError(f"cannot save checkpoint {path}: {error}") from error
     except tf.errors.OpError as error:  # TensorFlow's own I/O errors (a full disk, ...)
