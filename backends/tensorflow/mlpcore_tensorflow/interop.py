@@ -16,11 +16,11 @@ Writing builds the variables in a private graph (``tf1-saver``, saved by
 ones) or a tree of ``tf.Module`` objects (``tf2-checkpoint``, one object per name segment).
 Both write to a temporary prefix in the target's folder, ``fsync`` both files (TensorFlow does
 not), then rename the data file and then the index over the target's and ``fsync`` the folder:
-each file is replaced atomically and durably. If renaming the index fails, the data
-file is put back (the old one is kept as a hard link until then), so a failed save leaves the
-previous checkpoint loadable. Only a process killed between the two renames, or a folder whose
-file system has no hard links, can leave a mixed pair, and a reader of one gets TensorFlow's
-checksum error, not wrong values.
+each file is replaced atomically and durably. If renaming the index fails, the data file is put
+back (the old one is kept as a hard link until then), so a failed save leaves the previous
+checkpoint loadable. Only a process killed between the two renames, or a folder whose file
+system has no hard links, can leave a mixed pair, and a reader of one gets TensorFlow's checksum
+error, not wrong values. TensorFlow's own write errors become :class:`CheckpointError`.
 """
 
 from __future__ import annotations
