@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import os
 import sys
 import tempfile
 import time
@@ -37,6 +36,7 @@ import numpy as np
 import safetensors.numpy
 
 import mlpcore
+from mlpcore.atomic import fsync_file
 from mlpcore.model import MLP
 from mlpcore.spec import MLPSpec
 
@@ -48,14 +48,6 @@ def spec_for(params: int) -> MLPSpec:
     hidden = 9000
     inputs = max(1, (params - 1111 * hidden) // hidden)
     return MLPSpec(sizes=(inputs, hidden, 1111), activation="relu")
-
-
-def fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def timed(action: object) -> float:
@@ -88,7 +80,7 @@ def main() -> int:
 
         def plain_save() -> None:
             safetensors.numpy.save_file(arrays, plain)
-            fsync(plain)
+            fsync_file(plain)
 
         plain_save()  # both sides now replace an existing file of the same size in every run
         mlpcore.save(model, ours)

@@ -30,7 +30,8 @@ from typing import Any, BinaryIO, Final
 
 from mlpcore.errors import CheckpointError
 
-__all__ = ["TEMP_SUFFIX", "atomic_write", "check_target", "start_writeback"]
+__all__ = ["TEMP_SUFFIX", "atomic_write", "check_target", "fsync_directory", "fsync_file",
+           "start_writeback"]
 
 TEMP_SUFFIX: Final = ".tmp"
 NEW_FILE_MODE: Final = 0o644
@@ -86,6 +87,15 @@ def atomic_write(target: Path, write: Callable[[BinaryIO], None], what: str = "c
         raise
     fsync_directory(target.parent)
     return target
+
+
+def fsync_file(path: Path) -> None:
+    """``fsync`` the file at ``path``, written and closed elsewhere; ``OSError`` propagates."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def fsync_directory(directory: Path) -> None:

@@ -37,7 +37,7 @@ import numpy as np
 import numpy.typing as npt
 import tensorflow as tf
 
-from mlpcore.atomic import check_target, fsync_directory
+from mlpcore.atomic import check_target, fsync_directory, fsync_file
 from mlpcore.errors import CheckpointError
 from mlpcore_tensorflow.formats import prefix_of
 
@@ -111,7 +111,7 @@ def _write(path: Path, save: Any) -> None:
         if not index.is_file() or not data:
             raise CheckpointError(f"cannot save checkpoint {path}: TensorFlow wrote no bundle")
         for file in (*data, index):
-            _fsync_file(file)  # TensorFlow closes its files without syncing them
+            fsync_file(file)  # TensorFlow closes its files without syncing them
         _replace_bundle(path, index, data, temp)
     except OSError as error:
         raise CheckpointError(f"cannot save checkpoint {path}: {error}") from error
@@ -125,14 +125,6 @@ def _write(path: Path, save: Any) -> None:
         with contextlib.suppress(OSError):
             temp.rmdir()
     fsync_directory(directory)
-
-
-def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _replace_bundle(path: Path, index: Path, data: list[Path], temp: Path) -> None:
