@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -219,14 +220,32 @@ def test_tf2_checkpoint_round_trip_and_native_restore(tmp_path: Path) -> None:
     np.testing.assert_array_equal(root.dense_0.weights.numpy(), model.variables["dense_0/weights"])
 
 
+def assert_a_failed_export_keeps_the_previous(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, fail: Callable[[], None],
+    match: str,
+) -> None:
+    """Export to ``tmp_path / name``, make the next export fail by ``fail()`` and check that it
+    raises ``CheckpointError`` matching ``match``, leaves the folder as it was, and that the first
+    checkpoint still loads."""
+    old = MLP(SPEC, seed=1)
+    prefix = export_checkpoint(old, tmp_path / name)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    fail()
+    with pytest.raises(CheckpointError, match=match):
+        export_checkpoint(MLP(SPEC, seed=2), prefix)
+    # a first save to a new prefix that fails leaves nothing behind
+    with pytest.raises(CheckpointError, match=match):
+        export_checkpoint(MLP(SPEC, seed=2), tmp_path / f"fresh{Path(name).suffix}")
+    monkeypatch.undo()
+    assert_same_variables(import_model(prefix, "numpy", activation="tanh"), old)
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
 @pytest.mark.parametrize("suffix", [".ckpt", ".tf2"])
 def test_a_failed_tensorflow_save_leaves_the_previous_checkpoint_loadable(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, suffix: str
 ) -> None:
     pytest.importorskip("tensorflow")
-    old, new = MLP(SPEC, seed=1), MLP(SPEC, seed=2)
-    prefix = export_checkpoint(old, tmp_path / f"model{suffix}")
-    before = sorted(p.name for p in tmp_path.iterdir())
     real_replace = os.replace
 
     def replace_failing_on_the_index(source: object, target: object) -> None:
@@ -234,54 +253,37 @@ def test_a_failed_tensorflow_save_leaves_the_previous_checkpoint_loadable(
             raise OSError(28, "No space left on device")
         real_replace(source, target)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(os, "replace", replace_failing_on_the_index)
-    with pytest.raises(CheckpointError, match=r"cannot save checkpoint .*No space left"):
-        export_checkpoint(new, tmp_path / f"model{suffix}")
-    # a first save to a new prefix that fails leaves nothing behind
-    with pytest.raises(CheckpointError):
-        export_checkpoint(new, tmp_path / f"fresh{suffix}")
-    monkeypatch.undo()
-    assert_same_variables(import_model(prefix, "numpy", activation="tanh"), old)
-    assert sorted(p.name for p in tmp_path.iterdir()) == before
+    assert_a_failed_export_keeps_the_previous(
+        tmp_path, monkeypatch, f"model{suffix}",
+        lambda: monkeypatch.setattr(os, "replace", replace_failing_on_the_index),
+        r"cannot save checkpoint .*No space left")
 
 
 def test_a_tensorflow_bundle_is_synced_before_it_replaces_the_previous(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pytest.importorskip("tensorflow")
-    old = MLP(SPEC, seed=1)
-    prefix = export_checkpoint(old, tmp_path / "model.ckpt")
-    before = sorted(p.name for p in tmp_path.iterdir())
 
     def full_disk(fd: int) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(os, "fsync", full_disk)
-    with pytest.raises(CheckpointError, match=r"cannot save checkpoint .*No space left"):
-        export_checkpoint(MLP(SPEC, seed=2), prefix)
-    monkeypatch.undo()
-    assert sorted(p.name for p in tmp_path.iterdir()) == before
-    assert_same_variables(import_model(prefix, "numpy", activation="tanh"), old)
+    assert_a_failed_export_keeps_the_previous(
+        tmp_path, monkeypatch, "model.ckpt", lambda: monkeypatch.setattr(os, "fsync", full_disk),
+        r"cannot save checkpoint .*No space left")
 
 
 def test_a_tensorflow_write_error_is_a_checkpoint_error_and_keeps_the_previous(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     tf = pytest.importorskip("tensorflow")
-    old = MLP(SPEC, seed=1)
-    prefix = export_checkpoint(old, tmp_path / "model.tf2")
-    before = sorted(p.name for p in tmp_path.iterdir())
 
     def full_disk(self: object, prefix: str) -> str:
         raise tf.errors.ResourceExhaustedError(None, None, f"{prefix}: No space left on device")
 
-    monkeypatch.setattr(tf.train.Checkpoint, "write", full_disk)
-    with pytest.raises(CheckpointError,
-                       match=r"cannot save checkpoint .*model\.tf2: ResourceExhaustedError"):
-        export_checkpoint(MLP(SPEC, seed=2), prefix)
-    monkeypatch.undo()
-    assert sorted(p.name for p in tmp_path.iterdir()) == before
-    assert_same_variables(import_model(prefix, "numpy", activation="tanh"), old)
+    assert_a_failed_export_keeps_the_previous(
+        tmp_path, monkeypatch, "model.tf2",
+        lambda: monkeypatch.setattr(tf.train.Checkpoint, "write", full_disk),
+        r"cannot save checkpoint .*\.tf2: ResourceExhaustedError")
 
 
 def test_a_tensorflow_save_works_where_no_hard_link_can_be_made(
