@@ -49,6 +49,7 @@ __all__ = [
     "PluginStatus",
     "Registry",
     "backend_statuses",
+    "call_hook",
     "default_backend_name",
     "disabled_plugins",
     "get_backend",
@@ -195,6 +196,7 @@ class Registry:
         self._rejected: dict[str, str] = {}
         self._backends: dict[str, Backend] = {}
         self._modules: list[tuple[str, ModuleType]] = []
+        self._manager = pluggy.PluginManager(hookspecs.PROJECT)
 
     def _entry_points(self) -> list[importlib.metadata.EntryPoint]:
         """The given entry points in their order, else the installed ones: mlpcore's own first,
@@ -215,7 +217,7 @@ class Registry:
             if self._discovered:
                 return
             disabled = disabled_plugins()
-            manager = pluggy.PluginManager(hookspecs.PROJECT)
+            manager = self._manager
             manager.add_hookspecs(hookspecs)
             for entry_point in self._entry_points():
                 origin = _origin(entry_point)
@@ -353,6 +355,25 @@ class Registry:
         ``$MLPCORE_DISABLE_PLUGINS`` and fault isolation apply to every hook alike."""
         self._discover()
         return list(self._modules)
+
+    def call(self, hook_name: str) -> list[tuple[str, object]]:
+        """``(plugin label, result)`` per loaded plugin implementing ``hook_name``, in discovery
+        order; ``result`` is what the hook returned, or the exception it raised. Each hookimpl
+        is called on its own, so one that raises never keeps another from answering."""
+        self._discover()
+        caller = getattr(self._manager.hook, hook_name, None)
+        impls = {id(impl.plugin): impl for impl in caller.get_hookimpls()} if caller else {}
+        results: list[tuple[str, object]] = []
+        for label, module in self._modules:
+            impl = impls.get(id(module))
+            if impl is None:
+                continue
+            try:
+                result: object = impl.function()
+            except Exception as error:  # a broken plugin is reported, never fatal
+                result = error
+            results.append((label, result))
+        return results
 
     def plugins(self) -> list[PluginStatus]:
         """One record per entry point of the group, in discovery order. Imports no framework."""
@@ -501,6 +522,12 @@ def plugin_modules() -> list[tuple[str, ModuleType]]:
     """The imported plugin modules of the installed ``mlpcore`` group (see
     :meth:`Registry.plugin_modules`)."""
     return _default_registry.plugin_modules()
+
+
+def call_hook(hook_name: str) -> list[tuple[str, object]]:
+    """Call ``hook_name`` of every loaded, enabled plugin of the installed ``mlpcore`` group, each
+    on its own: ``(plugin label, return value or the exception raised)`` in discovery order."""
+    return _default_registry.call(hook_name)
 
 
 def plugin_statuses() -> list[PluginStatus]:

@@ -151,3 +151,36 @@ def test_a_hookimpl_with_arguments_the_spec_lacks_is_a_failed_plugin(newer_spec:
         assert registry.get("fakegood").name == "fakegood"
     finally:
         del sys.modules[point.value]
+
+
+def test_call_hook_calls_each_plugin_on_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One plugin's raising hookimpl is returned as its result; the others still answer; a
+    plugin that failed to import or is disabled is not called."""
+
+    @hookimpl
+    def mlpcore_checkpoint_formats() -> list[object]:
+        raise RuntimeError("formats exploded")
+
+    @hookimpl
+    def mlpcore_checkpoint_formats_ok() -> list[object]:
+        return ["a format"]
+
+    raises = _module("formats_raise", mlpcore_checkpoint_formats=mlpcore_checkpoint_formats)
+    answers = _module("formats_answer", mlpcore_checkpoint_formats=hookimpl(
+        specname="mlpcore_checkpoint_formats")(mlpcore_checkpoint_formats_ok))
+    disabled = _module("formats_disabled", mlpcore_checkpoint_formats=mlpcore_checkpoint_formats)
+    missing = EntryPoint(name="formats_missing", value="surely_no_such_module_formats",
+                         group="mlpcore")
+    monkeypatch.setenv(ENV_DISABLE_PLUGINS, "formats_disabled")
+    try:
+        registry = Registry(entry_points=[OLD_PLUGIN, raises, missing, answers, disabled])
+        results = registry.call("mlpcore_checkpoint_formats")
+        assert [label for label, _ in results] == ["formats_raise", "formats_answer"]
+        assert isinstance(results[0][1], RuntimeError) and "exploded" in str(results[0][1])
+        assert results[1][1] == ["a format"]
+        assert registry.call("mlpcore_no_such_hook") == []
+        backends = registry.call("mlpcore_backends")
+        assert [label for label, _ in backends] == ["good"]
+    finally:
+        for point in (raises, answers, disabled):
+            del sys.modules[point.value]
