@@ -286,6 +286,8 @@ def test_count_mismatch_names_both_files(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("pixels", "labels", "bad"), [
     (np.zeros((2, 2, 2), dtype=">f4"), np.zeros(2, dtype=np.uint8), "images"),
     (np.zeros(2, dtype=np.uint8), np.zeros(2, dtype=np.uint8), "images"),
+    (np.zeros((0, 2, 2), dtype=np.uint8), np.zeros(0, dtype=np.uint8), "images"),
+    (np.zeros((2, 0, 2), dtype=np.uint8), np.zeros(2, dtype=np.uint8), "images"),
     (np.zeros((2, 2, 2), dtype=np.uint8), np.zeros((2, 1), dtype=np.uint8), "labels"),
     (np.zeros((2, 2, 2), dtype=np.uint8), np.zeros(2, dtype=">f4"), "labels"),
     (np.zeros((2, 2, 2), dtype=np.uint8), np.array([1, -1], dtype=np.int8), "labels"),

@@ -123,8 +123,8 @@ def load_idx_pair(images_path: str | os.PathLike[str], labels_path: str | os.Pat
                   source: str | None = None) -> Dataset:
     """Load an images file and its labels file into a :class:`Dataset`.
 
-    The images file must hold uint8 pixels of shape (N, rows, cols) (or (N, D)); they become
-    float32 (N, rows*cols) divided by 255. The labels file must hold N non-negative integers;
+    The images file must hold uint8 pixels of shape (N, rows, cols) (or (N, D)), N >= 1; they
+    become float32 (N, rows*cols) divided by 255. The labels file must hold N non-negative integers;
     they become int64 (N,). ``source`` defaults to the two paths. Raises
     :class:`~mlpcore.errors.DataError` for an unreadable file, wrong dtypes or shapes, or when
     the numbers of images and labels differ (the message names both files).
@@ -132,9 +132,9 @@ def load_idx_pair(images_path: str | os.PathLike[str], labels_path: str | os.Pat
     images_path, labels_path = Path(images_path), Path(labels_path)
     pixels = read_idx(images_path)
     labels = read_idx(labels_path)
-    if pixels.dtype != np.uint8 or pixels.ndim < 2:
-        raise DataError(f"{images_path}: expected uint8 images of shape (N, rows, cols), "
-                        f"found {pixels.dtype} of shape {pixels.shape}")
+    if pixels.dtype != np.uint8 or pixels.ndim < 2 or pixels.size == 0:
+        raise DataError(f"{images_path}: expected uint8 images of shape (N, rows, cols) with "
+                        f"N, rows, cols >= 1, found {pixels.dtype} of shape {pixels.shape}")
     if not np.issubdtype(labels.dtype, np.integer) or labels.ndim != 1:
         raise DataError(f"{labels_path}: expected integer labels of shape (N,), "
                         f"found {labels.dtype} of shape {labels.shape}")
