@@ -23,7 +23,7 @@ from mlpcore.losses import check_loss
 from mlpcore.model import MLP
 from mlpcore.optimizers import SGD
 from mlpcore.random import Purpose, stream
-from mlpcore.regularisers import Regulariser
+from mlpcore.regularisers import L1, L2, Regulariser
 from mlpcore.validation import check_inputs, check_targets
 
 __all__ = ["EpochRecord", "History", "ProgressCallback", "fit"]
@@ -124,12 +124,18 @@ def fit(
     """
     loss_name = check_loss(loss)
     optimizer = SGD() if optimizer is None else optimizer
+    if not isinstance(optimizer, SGD):
+        raise TypeError(f"optimizer must be an mlpcore.SGD, got {optimizer!r}")
     if regulariser is None:
         regularisers: tuple[Regulariser, ...] = ()
-    elif isinstance(regulariser, Sequence):
+    elif isinstance(regulariser, L1 | L2):
+        regularisers = (regulariser,)
+    elif (isinstance(regulariser, Sequence) and not isinstance(regulariser, str)
+          and all(isinstance(r, L1 | L2) for r in regulariser)):
         regularisers = tuple(regulariser)
     else:
-        regularisers = (regulariser,)
+        raise TypeError("regulariser must be mlpcore.L1(λ), mlpcore.L2(λ), a list of them or "
+                        f"None, got {regulariser!r}")
     epochs = _positive_int(epochs, "epochs")
     batch_size = _positive_int(batch_size, "batch_size")
     if dropout_mode not in DROPOUT_MODES:

@@ -67,6 +67,20 @@ def test_fit_rejects_bad_arguments_before_training(train, kwargs: dict[str, obje
     assert variables_equal(model.variables, before)
 
 
+@pytest.mark.parametrize(("kwargs", "match"), [
+    ({"regulariser": "l2"}, "regulariser"),
+    ({"regulariser": ["l1"]}, "regulariser"),
+    ({"regulariser": 1e-4}, "regulariser"),
+    ({"optimizer": "sgd"}, "optimizer"),
+])
+def test_fit_rejects_wrong_types_by_name(train, kwargs: dict[str, object], match: str) -> None:
+    model = MLP(SPEC, seed=0)
+    before = model.variables
+    with pytest.raises(TypeError, match=match):
+        fit(model, train, **kwargs)  # type: ignore[arg-type]
+    assert variables_equal(model.variables, before)
+
+
 def test_fit_rejects_malformed_data_pairs(train) -> None:
     model = MLP(SPEC, seed=0)
     with pytest.raises(ValueError):
