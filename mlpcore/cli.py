@@ -219,9 +219,13 @@ def _train(args: argparse.Namespace) -> int:
     from mlpcore.regularisers import L1, L2, Regulariser
     from mlpcore.spec import MLPSpec
     from mlpcore.training import EpochRecord, fit
+    from mlpcore.validation import check_targets
 
     splits = _load_splits(args.data, args.validation_size)
     spec = MLPSpec(sizes=args.sizes, activation=args.activation, dropout=args.dropout)
+    # the test split is checked before training, so a bad one costs no epochs
+    check_targets(splits.test.labels, len(splits.test.labels), spec.n_outputs,
+                  "softmax_cross_entropy", args.dtype, what=f"test labels ({splits.test.source})")
     model = MLP(spec, backend=args.backend, seed=args.seed, dtype=args.dtype)
     regularisers: list[Regulariser] = []
     if args.l1:
@@ -251,11 +255,10 @@ def _train(args: argparse.Namespace) -> int:
         seed=args.seed, steps_per_call=max(1, n_steps // 50),
         progress=None if bar is None else bar.update, on_epoch=report)
     print(f"Total training time: {time.perf_counter() - started:.1f} s")
+    if args.save:  # before the test evaluation: what was trained is kept whatever follows
+        print(f"Saved checkpoint: {save(model, args.save)}")
     test = model.evaluate(splits.test.images, splits.test.labels)
     print(f"Test ACC: {test.accuracy:.3f}")
-    if args.save:
-        path = save(model, args.save)
-        print(f"Saved checkpoint: {path}")
     return 0
 
 

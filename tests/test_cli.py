@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from mlpcore.cli import main
@@ -109,6 +110,23 @@ def test_width_mismatch_names_the_widths(capsys: pytest.CaptureFixture[str]) -> 
     code, _, err = run(capsys, "train", "--sizes", "100,10", "--epochs", "1", "--no-progress")
     assert code == 1
     assert "784" in err and "100" in err
+
+
+def test_bad_test_split_is_refused_before_training(capsys: pytest.CaptureFixture[str],
+                                                   tmp_path: Path) -> None:
+    from mlpcore.data import write_idx
+    from mlpcore.data.datasets import FILE_NAMES
+
+    for split, labels in (("train", np.arange(20) % 10), ("test", np.array([1, 2, 12]))):
+        write_idx(tmp_path / FILE_NAMES[f"{split}_images"],
+                  np.zeros((len(labels), 2, 3), dtype=np.uint8))
+        write_idx(tmp_path / FILE_NAMES[f"{split}_labels"], labels.astype(np.uint8))
+    checkpoint = tmp_path / "mlp.safetensors"
+    code, out, err = run(capsys, "train", "--data", str(tmp_path), "--sizes", "6,4,10",
+                         "--validation-size", "0", "--no-progress", "--save", str(checkpoint))
+    assert code == 1
+    assert "test labels" in err and FILE_NAMES["test_images"] in err and "12" in err
+    assert "Epoch" not in out and not checkpoint.exists()
 
 
 def test_unknown_backend_lists_installed(capsys: pytest.CaptureFixture[str]) -> None:
