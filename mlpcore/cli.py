@@ -9,11 +9,15 @@ errors or 1 otherwise, without a traceback.
 from __future__ import annotations
 
 import argparse
+import importlib.abc
+import importlib.util
 import math
 import os
 import sys
 import time
 from collections.abc import Sequence
+from importlib.machinery import ModuleSpec
+from types import ModuleType
 from typing import Any
 
 from mlpcore.errors import MlpcoreError
@@ -355,8 +359,56 @@ def _conformance(args: argparse.Namespace, pytest_args: list[str]) -> int:
     return int(pytest.main([*argv, *pytest_args]))
 
 
+class _QuietTensorFlowImport(importlib.abc.MetaPathFinder):
+    """Imports ``tensorflow`` with file descriptor 2 on /dev/null: its C++ start-up log (oneDNN
+    and CPU-feature notices, CUDA probing) is written before any log level applies."""
+
+    def find_spec(self, name: str, path: Any, target: Any = None) -> ModuleSpec | None:
+        if name != "tensorflow" or self not in sys.meta_path:
+            return None
+        sys.meta_path.remove(self)  # while the real finders look
+        spec = importlib.util.find_spec(name)
+        sys.meta_path.insert(0, self)  # find_spec is also called without importing
+        loader = None if spec is None else spec.loader
+        if loader is not None and hasattr(loader, "exec_module"):
+            run = loader.exec_module
+
+            def exec_quietly(module: ModuleType) -> None:
+                if self in sys.meta_path:
+                    sys.meta_path.remove(self)
+                sys.stderr.flush()
+                saved = os.dup(2)
+                with open(os.devnull, "wb") as null:
+                    os.dup2(null.fileno(), 2)
+                try:
+                    run(module)
+                finally:
+                    os.dup2(saved, 2)
+                    os.close(saved)
+
+            loader.exec_module = exec_quietly  # type: ignore[method-assign]
+        return spec
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit status."""
+    """Run the command line; returns the exit status.
+
+    TensorFlow's C++ log stays off the terminal unless ``$TF_CPP_MIN_LOG_LEVEL`` is set: its
+    import runs with the native stderr on /dev/null, and later INFO lines are filtered (level 1).
+    """
+    quiet = None
+    if "TF_CPP_MIN_LOG_LEVEL" not in os.environ and "tensorflow" not in sys.modules:
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "1"
+        quiet = _QuietTensorFlowImport()
+        sys.meta_path.insert(0, quiet)
+    try:
+        return _run(argv)
+    finally:
+        if quiet in sys.meta_path:
+            sys.meta_path.remove(quiet)
+
+
+def _run(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if extra and args.command != "conformance":

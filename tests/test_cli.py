@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib.metadata
+import importlib.util
+import os
 import re
 import subprocess
 import sys
@@ -161,3 +163,14 @@ def test_console_script_runs_without_traceback(tmp_path: Path) -> None:
                          capture_output=True, text=True, check=False)
     assert bad.returncode == 1
     assert "Traceback" not in bad.stderr and "x.safetensors" in bad.stderr
+
+
+@pytest.mark.skipif(importlib.util.find_spec("tensorflow") is None,
+                    reason="tensorflow is not installed")
+def test_tensorflow_native_log_stays_off_the_terminal() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    run = subprocess.run([sys.executable, "-m", "mlpcore.cli", "train", "--backend", "tensorflow",
+                          "--epochs", "1", "--sizes", "784,8,10", "--no-progress"],
+                         capture_output=True, text=True, check=False, env=env)
+    assert run.returncode == 0 and "Test ACC" in run.stdout
+    assert run.stderr == ""
