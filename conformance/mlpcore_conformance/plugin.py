@@ -30,7 +30,6 @@ if TYPE_CHECKING:
 __all__ = [
     "ENV_BACKEND",
     "SESSION_KEY",
-    "StaleXfailWarning",
     "backend_spec",
     "pytest_addoption",
     "pytest_configure",
@@ -43,10 +42,6 @@ SESSION_KEY: pytest.StashKey[ConformanceSession] = pytest.StashKey()
 """Where the active session lives in ``config.stash``; absent when the plugin is inert."""
 
 _OPTIONS = ("mlpcore_matrix", "mlpcore_examples", "mlpcore_xfails", "mlpcore_report")
-
-
-class StaleXfailWarning(pytest.PytestWarning):
-    """An xfails entry that matches no test of the suite: remove it (or fix its test id)."""
 
 
 def _positive(text: str) -> int:

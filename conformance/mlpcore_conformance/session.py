@@ -28,7 +28,6 @@ import mlpcore_conformance.tolerances as tolerances
 import mlpcore_conformance.xfails as xfails
 from mlpcore.backend import Backend
 from mlpcore.errors import BackendLoadError, BackendNotFoundError
-from mlpcore_conformance.plugin import StaleXfailWarning
 from mlpcore_conformance.report import BackendResults, build_report, write_report
 from mlpcore_conformance.repro import Repro
 
@@ -261,7 +260,7 @@ class ConformanceSession:
                     continue
                 if any(entry.names_module(module) for module in collected_modules):
                     self.stale.append(entry)
-                    warnings.warn(StaleXfailWarning(
+                    warnings.warn(xfails.StaleXfailWarning(
                         f"stale xfails entry {entry.describe()} matches no test of the "
                         f"conformance suite for backend {name!r}; remove it"), stacklevel=1)
         if not self.under_test:

@@ -25,10 +25,16 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["PACKAGE_FILE", "XfailEntry", "package_xfails", "parse", "read"]
+import pytest
+
+__all__ = ["PACKAGE_FILE", "StaleXfailWarning", "XfailEntry", "package_xfails", "parse", "read"]
 
 PACKAGE_FILE = "conformance_xfails.txt"
 """The name of the xfails file a backend's package may ship."""
+
+
+class StaleXfailWarning(pytest.PytestWarning):
+    """An xfails entry that matches no test of the suite: remove it (or fix its test id)."""
 
 
 @dataclass(frozen=True)
