@@ -1,18 +1,9 @@
-"""Backend discovery on pluggy: find, list and load backends without breaking on a bad plugin.
+"""Backend discovery on pluggy; a broken plugin is reported, never fatal (see docs/hooks.md).
 
-Discovery reads the ``mlpcore`` entry-point group, imports each plugin module and asks it for its
-:class:`~mlpcore.hookspecs.BackendEntry` list. Nothing here imports a framework, nor NumPy: a
-backend's ``factory`` is imported the first time that backend is requested. Every failure on the
-way (a plugin that does not import, a hook that raises, a duplicate name, a wrong contract
-version, a factory that fails) is recorded against that plugin or backend and reported by
-:func:`backend_statuses` and :func:`plugin_statuses`; the other backends keep working.
-
-``$MLPCORE_DISABLE_PLUGINS`` (comma-separated entry-point or distribution names) switches plugins
-off: a disabled plugin's module is never imported and it is listed as ``disabled``.
-
-Hooks are optional to implement (pluggy's rule): a plugin implementing any hook of
-:mod:`mlpcore.hookspecs` is a valid plugin, one implementing ``mlpcore_backends`` offers backends,
-and a hookspec added in a later mlpcore leaves existing plugins working unchanged.
+Each entry point of the ``mlpcore`` group names a plugin module, registered with one
+:class:`pluggy.PluginManager` under its label (``set_blocked`` for those in
+``$MLPCORE_DISABLE_PLUGINS``, never imported). Hooks are called one plugin at a time, so every
+failure is recorded against its plugin or backend. Listing imports no framework, nor NumPy.
 """
 
 from __future__ import annotations
@@ -25,9 +16,9 @@ import os
 import re
 import threading
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import ModuleType
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import pluggy
 
@@ -40,22 +31,10 @@ if TYPE_CHECKING:
     from mlpcore.backend import Backend
 
 __all__ = [
-    "DEFAULT_BACKEND",
-    "ENTRY_POINT_GROUP",
-    "ENV_BACKEND",
-    "ENV_DISABLE_PLUGINS",
-    "SUPPORTED_CONTRACT_VERSIONS",
-    "BackendStatus",
-    "PluginStatus",
-    "Registry",
-    "backend_statuses",
-    "call_hook",
-    "default_backend_name",
-    "disabled_plugins",
-    "get_backend",
-    "list_backends",
-    "plugin_modules",
-    "plugin_statuses",
+    "DEFAULT_BACKEND", "ENTRY_POINT_GROUP", "ENV_BACKEND", "ENV_DISABLE_PLUGINS",
+    "SUPPORTED_CONTRACT_VERSIONS", "BackendStatus", "PluginStatus", "Registry",
+    "backend_statuses", "call_hook", "default_backend_name", "disabled_plugins", "get_backend",
+    "list_backends", "plugin_modules", "plugin_statuses",
 ]
 
 ENTRY_POINT_GROUP = "mlpcore"
@@ -72,20 +51,8 @@ PluginState = Literal["ok", "failed", "disabled"]
 
 @dataclass(frozen=True)
 class BackendStatus:
-    """One row of ``mlpcore backends``.
-
-    ``status`` is ``"available"`` (installed, not loaded yet), ``"ok"`` (loaded and working),
-    ``"not installed"`` (``detail`` is the install command), ``"failed"`` (``detail`` is why) or
-    ``"disabled"`` (switched off by ``$MLPCORE_DISABLE_PLUGINS``). A row for a failed or disabled
-    *plugin* (it did not import, its hook failed, it offered a duplicate or unsupported backend,
-    or it is disabled) has ``name == plugin``: ``"<distribution> (<module>)"`` for an installed
-    distribution, else the entry-point name.
-
-    ``version`` is the framework's version; ``distribution`` and ``distribution_version`` name
-    the installed distribution that provides the plugin (empty when the entry point has none);
-    ``contract_version`` is the contract version the backend's entry declares (``None`` on a
-    plugin row that declares none).
-    """
+    """One row of ``mlpcore backends``: a backend, or a failed or disabled plugin (then ``name``
+    is the plugin's label). Fields and statuses are described in docs/hooks.md."""
 
     name: str
     status: Status
@@ -99,14 +66,8 @@ class BackendStatus:
 
 @dataclass(frozen=True)
 class PluginStatus:
-    """One discovered plugin: an entry point of the ``mlpcore`` group.
-
-    ``name`` is the entry-point name and ``value`` its module (``mlpcore_numpy.plugin``);
-    ``distribution``/``version`` the distribution that declares it (empty without one).
-    ``status`` is ``"ok"`` (imported and registered; its hooks ran), ``"failed"`` (``detail`` is
-    why: it did not load, or some of its entries were refused) or ``"disabled"``. ``backends``
-    are the backend names it offered and the registry kept.
-    """
+    """One entry point of the ``mlpcore`` group: its module (``value``), distribution, status
+    (``ok``, ``failed`` with ``detail``, ``disabled``) and the backend names it offered and kept."""
 
     name: str
     value: str
@@ -117,23 +78,30 @@ class PluginStatus:
     backends: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
-class _PluginFailure:
-    plugin: str
-    reason: str
-    distribution: str = ""
-    distribution_version: str = ""
-    contract_version: int | None = None
-    status: Literal["failed", "disabled"] = "failed"
+@dataclass
+class _Plugin:
+    """An entry point and what became of it; ``label`` is ``"<distribution> (<module>)"`` for an
+    installed distribution, else the entry-point name, and is its name in the PluginManager."""
 
-
-@dataclass(frozen=True)
-class _Origin:
-    """Where a plugin comes from: its display name and its distribution."""
-
+    point: importlib.metadata.EntryPoint
     label: str
-    distribution: str
-    version: str
+    distribution: str = ""
+    version: str = ""
+    status: PluginState = "ok"
+    module: ModuleType | None = None
+    problems: list[tuple[str, int | None]] = field(default_factory=list)  # (why, contract)
+    backends: list[str] = field(default_factory=list)
+
+    def fail(self, reason: str, contract_version: int | None = None) -> None:
+        self.status = "failed"
+        self.problems.append((reason, contract_version))
+
+
+def _plugin(point: importlib.metadata.EntryPoint) -> _Plugin:
+    dist = point.dist
+    if dist is None or not dist.name:  # a broken distribution may lack a name
+        return _Plugin(point, point.name)
+    return _Plugin(point, f"{dist.name} ({point.value})", dist.name, dist.version or "")
 
 
 def _normalise(name: str) -> str:
@@ -147,64 +115,48 @@ def disabled_plugins() -> frozenset[str]:
     return frozenset(_normalise(part) for part in raw.split(",") if part.strip())
 
 
-def _origin(entry_point: importlib.metadata.EntryPoint) -> _Origin:
-    dist = entry_point.dist
-    if dist is None:
-        return _Origin(entry_point.name, "", "")
-    name = dist.name  # from METADATA; a broken distribution may lack it
-    if not name:
-        return _Origin(entry_point.name, "", "")
-    return _Origin(f"{name} ({entry_point.value})", name, dist.version or "")
-
-
-class _PluginError(Exception):
-    """A plugin that imported but is not a valid plugin; reported with its message alone."""
-
-
 def _describe(error: BaseException) -> str:
     """``Type: message`` on one line (pluggy's messages span several)."""
-    text = " ".join(str(error).split())
-    return text if isinstance(error, _PluginError) else f"{type(error).__name__}: {text}"
+    return f"{type(error).__name__}: {' '.join(str(error).split())}"
 
 
-def _distribution_version(names: Iterable[str]) -> str:
-    for name in names:
-        try:
+def _installed(entry: BackendEntry) -> bool:
+    """Whether the framework's top-level package can be found, without importing it."""
+    if entry.framework is None:
+        return True
+    try:
+        return importlib.util.find_spec(entry.framework.partition(".")[0]) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def _framework_version(entry: BackendEntry) -> str:
+    for name in entry.framework_distributions:
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
             return importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            continue
     return ""
 
 
 class Registry:
-    """The backends offered by a set of entry points.
-
-    ``entry_points`` defaults to the installed ``mlpcore`` group; tests pass their own.
-    Thread-safe; discovery runs once, on first use.
-    """
+    """The plugins and backends of a set of entry points (default: the installed ``mlpcore``
+    group; tests pass their own). Thread-safe; discovery runs once, on first use."""
 
     def __init__(self, entry_points: Iterable[importlib.metadata.EntryPoint] | None = None):
-        self._given_entry_points = None if entry_points is None else list(entry_points)
+        self._given = None if entry_points is None else list(entry_points)
         self._lock = threading.RLock()
-        self._discovered = False
-        self._entries: dict[str, tuple[BackendEntry, str]] = {}
-        self._origins: dict[str, _Origin] = {}
-        self._plugins: list[PluginStatus] = []
-        self._disabled_names: set[str] = set()
-        self._failures: list[_PluginFailure] = []
-        self._backend_failures: dict[str, str] = {}
-        self._rejected: dict[str, str] = {}
+        self._manager: pluggy.PluginManager | None = None
+        self._plugins: list[_Plugin] = []
+        self._entries: dict[str, tuple[BackendEntry, _Plugin]] = {}
+        self._refused: dict[str, str] = {}  # backend name -> why its entry was refused
+        self._failed: dict[str, str] = {}  # backend name -> why it failed to load
         self._backends: dict[str, Backend] = {}
-        self._modules: list[tuple[str, ModuleType]] = []
-        self._manager = pluggy.PluginManager(hookspecs.PROJECT)
 
     def _entry_points(self) -> list[importlib.metadata.EntryPoint]:
-        """The given entry points in their order, else the installed ones: mlpcore's own first,
-        then by distribution and entry-point name, so that which of two plugins offering the
-        same backend name wins never depends on ``sys.path`` order, and a third-party plugin
-        cannot displace a built-in backend."""
-        if self._given_entry_points is not None:
-            return self._given_entry_points
+        """The given entry points, else the installed ones: mlpcore's own first, then by
+        distribution and name, so that which of two plugins offering one backend name wins never
+        depends on ``sys.path``, and no third-party plugin displaces a built-in backend."""
+        if self._given is not None:
+            return self._given
 
         def order(point: importlib.metadata.EntryPoint) -> tuple[bool, str, str]:
             distribution = _normalise(point.dist.name or "") if point.dist is not None else ""
@@ -212,173 +164,125 @@ class Registry:
 
         return sorted(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP), key=order)
 
-    def _discover(self) -> None:
+    def _discover(self) -> pluggy.PluginManager:
+        """Register every enabled plugin (pluggy validates its hookimpls), then keep the entries
+        their ``mlpcore_backends`` hooks offer."""
         with self._lock:
-            if self._discovered:
-                return
-            disabled = disabled_plugins()
-            manager = self._manager
+            if self._manager is not None:
+                return self._manager
+            manager = pluggy.PluginManager(hookspecs.PROJECT)
             manager.add_hookspecs(hookspecs)
-            for entry_point in self._entry_points():
-                origin = _origin(entry_point)
-                if {_normalise(entry_point.name), _normalise(origin.distribution)} & disabled:
-                    self._disabled_names.add(entry_point.name)
-                    self._record_plugin(entry_point, origin, "disabled",
-                                        f"named in ${ENV_DISABLE_PLUGINS}")
+            known = sorted(name for name, caller in vars(manager.hook).items() if caller.spec)
+            disabled = disabled_plugins()
+            for point in self._entry_points():
+                plugin = _plugin(point)
+                self._plugins.append(plugin)
+                if {_normalise(point.name), _normalise(plugin.distribution)} & disabled:
+                    manager.set_blocked(plugin.label)
+                    plugin.status = "disabled"
+                    plugin.problems.append((f"named in ${ENV_DISABLE_PLUGINS}", None))
                     continue
-                try:
-                    module, entries = self._call_plugin(manager, entry_point)
-                except Exception as error:  # a broken plugin is reported, never fatal
-                    self._record_plugin(entry_point, origin, "failed", _describe(error))
+                try:  # a broken plugin is reported, never fatal
+                    module = point.load()
+                    manager.register(module, name=plugin.label)
+                except Exception as error:
+                    plugin.fail(_describe(error))
                     continue
-                self._modules.append((origin.label, module))
-                kept, problems = self._add_entries(origin, entries)
-                self._failures.extend(problems)
-                self._plugins.append(PluginStatus(
-                    entry_point.name, entry_point.value, origin.distribution, origin.version,
-                    "failed" if problems else "ok", "; ".join(p.reason for p in problems), kept))
-            self._discovered = True
+                if any(caller.spec for caller in manager.get_hookcallers(module) or []):
+                    plugin.module = module
+                else:
+                    manager.unregister(module)
+                    plugin.fail("the plugin module implements no mlpcore hook (expected at least "
+                                f"one of {', '.join(known)}, marked with "
+                                "mlpcore.hookspecs.hookimpl)")
+            self._manager = manager  # set first: the lock keeps other threads out until done
+            by_label = {p.label: p for p in self._plugins}
+            for label, result in self.call("mlpcore_backends"):
+                self._add_entries(by_label[label], result)
+            return manager
 
-    @staticmethod
-    def _call_plugin(manager: pluggy.PluginManager,
-                     entry_point: importlib.metadata.EntryPoint) -> tuple[ModuleType, object]:
-        """Import and register one plugin: its module and the result of its
-        ``mlpcore_backends`` hook, or ``[]`` when it implements only other hooks. Raises
-        whatever the plugin raises."""
-        module = entry_point.load()
-        manager.register(module, name=f"{entry_point.name}:{entry_point.value}")
-        implemented = manager.get_hookcallers(module) or []
-        own = [impl for impl in manager.hook.mlpcore_backends.get_hookimpls()
-               if impl.plugin is module]
-        if own:
-            return module, own[0].function()
-        if any(caller.name in _known_hooks() for caller in implemented):
-            # a plugin for other hooks only (e.g. checkpoint formats): no backends
-            return module, []
-        raise _PluginError("the plugin module implements no mlpcore hook (expected at least one "
-                          f"of {', '.join(sorted(_known_hooks()))}, marked with "
-                          "mlpcore.hookspecs.hookimpl)")
-
-    def _record_plugin(self, entry_point: importlib.metadata.EntryPoint, origin: _Origin,
-                       status: Literal["failed", "disabled"], detail: str) -> None:
-        """A plugin that offers nothing: it failed before its entries, or is disabled."""
-        self._plugins.append(PluginStatus(entry_point.name, entry_point.value,
-                                          origin.distribution, origin.version, status, detail))
-        self._failures.append(_PluginFailure(origin.label, detail, origin.distribution,
-                                             origin.version, status=status))
-
-    def _add_entries(self, origin: _Origin,
-                     entries: object) -> tuple[tuple[str, ...], list[_PluginFailure]]:
-        """Keep the valid entries of one plugin: the names kept, and one failure per entry
-        refused (or one for a result that is not a list of entries)."""
-        plugin_name = origin.label
+    def _add_entries(self, plugin: _Plugin, entries: object) -> None:
+        """Keep a plugin's valid entries; record a problem for each refused one."""
+        if isinstance(entries, Exception):
+            plugin.fail(_describe(entries))
+            return
         if not isinstance(entries, list | tuple) or \
                 not all(isinstance(e, BackendEntry) for e in entries):
-            return (), [_PluginFailure(
-                plugin_name, "mlpcore_backends() must return a list of BackendEntry",
-                origin.distribution, origin.version)]
-        kept: list[str] = []
-        problems: list[_PluginFailure] = []
+            plugin.fail("mlpcore_backends() must return a list of BackendEntry")
+            return
         for entry in entries:
             if entry.name in self._entries:
-                other = self._entries[entry.name][1]
-                problems.append(_PluginFailure(
-                    plugin_name, f"backend name {entry.name!r} is already provided by {other}",
-                    origin.distribution, origin.version, entry.contract_version))
+                plugin.fail(f"backend name {entry.name!r} is already provided by "
+                            f"{self._entries[entry.name][1].label}", entry.contract_version)
             elif entry.contract_version not in SUPPORTED_CONTRACT_VERSIONS:
                 supported = ", ".join(str(v) for v in sorted(SUPPORTED_CONTRACT_VERSIONS))
                 reason = (f"backend {entry.name!r} implements contract version "
                           f"{entry.contract_version!r}; this mlpcore supports {supported}")
-                problems.append(_PluginFailure(plugin_name, reason, origin.distribution,
-                                               origin.version, entry.contract_version))
-                self._rejected.setdefault(entry.name, f"{reason} (plugin {plugin_name})")
+                plugin.fail(reason, entry.contract_version)
+                self._refused.setdefault(entry.name, f"{reason} (plugin {plugin.label})")
             else:
-                self._entries[entry.name] = (entry, plugin_name)
-                self._origins[entry.name] = origin
-                kept.append(entry.name)
-        return tuple(kept), problems
+                self._entries[entry.name] = (entry, plugin)
+                plugin.backends.append(entry.name)
 
-    @staticmethod
-    def _installed(entry: BackendEntry) -> bool:
-        """Whether the framework's top-level package can be found, without importing it."""
-        if entry.framework is None:
-            return True
-        top_level = entry.framework.partition(".")[0]
-        try:
-            return importlib.util.find_spec(top_level) is not None
-        except (ImportError, ValueError):
-            return False
+    def call(self, hook_name: str) -> list[tuple[str, object]]:
+        """``(plugin label, result)`` for each registered plugin implementing ``hook_name``, in
+        discovery order; ``result`` is the hook's return value or the exception it raised. Each
+        hookimpl is called on its own: pluggy's ``pm.hook.<name>()`` would stop at the first that
+        raises, and order them by ``tryfirst``/``trylast``, not by discovery."""
+        with self._lock:
+            manager = self._discover()
+            order = {p.label: i for i, p in enumerate(self._plugins)}
+            caller = getattr(manager.hook, hook_name, None)
+            impls = [] if caller is None else caller.get_hookimpls()
+            results: list[tuple[str, object]] = []
+            for impl in sorted(impls, key=lambda i: order[manager.get_name(i.plugin) or ""]):
+                try:
+                    result: object = impl.function()
+                except Exception as error:  # a broken plugin is reported, never fatal
+                    result = error
+                results.append((manager.get_name(impl.plugin) or "", result))
+            return results
 
     def names(self) -> list[str]:
         """Sorted names of the backends whose framework is installed. Imports no framework."""
         self._discover()
         return sorted(n for n, (e, _) in self._entries.items()
-                      if self._installed(e) and n not in self._backend_failures)
+                      if _installed(e) and n not in self._failed)
 
     def statuses(self, load: bool = False) -> list[BackendStatus]:
-        """A row per backend and per failed or disabled plugin. ``load=True`` loads each
-        installed backend (importing its framework)."""
+        """A row per backend, then per problem of a failed or disabled plugin. ``load=True``
+        loads each installed backend (importing its framework)."""
         self._discover()
         rows: list[BackendStatus] = []
         for name, (entry, plugin) in sorted(self._entries.items()):
-            origin = self._origins[name]
-            version = _distribution_version(entry.framework_distributions)
-
-            def row(status: Status, version: str, detail: str = "",
-                    _name: str = name, _plugin: str = plugin, _origin: _Origin = origin,
-                    _entry: BackendEntry = entry) -> BackendStatus:
-                return BackendStatus(_name, status, version, _plugin, detail,
-                                     _origin.distribution, _origin.version,
-                                     _entry.contract_version)
-
-            if not self._installed(entry):
-                rows.append(row("not installed", "", entry.install_hint))
-                continue
-            if load and name not in self._backend_failures:
-                with contextlib.suppress(BackendLoadError):
-                    self.get(name)
-            if name in self._backend_failures:
-                rows.append(row("failed", version, self._backend_failures[name]))
-            elif name in self._backends:
-                rows.append(row("ok", self._backends[name].framework_version()))
-            else:
-                rows.append(row("available", version))
-        rows.extend(BackendStatus(f.plugin, f.status, "", f.plugin, f.reason, f.distribution,
-                                  f.distribution_version, f.contract_version)
-                    for f in self._failures)
+            status: Status = "not installed"
+            version, detail = "", entry.install_hint
+            if _installed(entry):
+                if load:
+                    with contextlib.suppress(BackendLoadError):
+                        self.get(name)
+                detail = self._failed.get(name, "")
+                status = "failed" if detail else "ok" if name in self._backends else "available"
+                version = (self._backends[name].framework_version() if status == "ok"
+                           else _framework_version(entry))
+            rows.append(BackendStatus(name, status, version, plugin.label, detail,
+                                      plugin.distribution, plugin.version, entry.contract_version))
+        rows += [BackendStatus(p.label, "disabled" if p.status == "disabled" else "failed", "",
+                               p.label, reason, p.distribution, p.version, contract)
+                 for p in self._plugins for reason, contract in p.problems]
         return rows
 
-    def plugin_modules(self) -> list[tuple[str, ModuleType]]:
-        """``(label, module)`` of every plugin that was imported and registered, in discovery
-        order: not the disabled ones, not those that failed to import or to answer
-        ``mlpcore_backends``. Other hooks (checkpoint formats) are asked of these modules, so
-        ``$MLPCORE_DISABLE_PLUGINS`` and fault isolation apply to every hook alike."""
-        self._discover()
-        return list(self._modules)
-
-    def call(self, hook_name: str) -> list[tuple[str, object]]:
-        """``(plugin label, result)`` per loaded plugin implementing ``hook_name``, in discovery
-        order; ``result`` is what the hook returned, or the exception it raised. Each hookimpl
-        is called on its own, so one that raises never keeps another from answering."""
-        self._discover()
-        caller = getattr(self._manager.hook, hook_name, None)
-        impls = {id(impl.plugin): impl for impl in caller.get_hookimpls()} if caller else {}
-        results: list[tuple[str, object]] = []
-        for label, module in self._modules:
-            impl = impls.get(id(module))
-            if impl is None:
-                continue
-            try:
-                result: object = impl.function()
-            except Exception as error:  # a broken plugin is reported, never fatal
-                result = error
-            results.append((label, result))
-        return results
-
     def plugins(self) -> list[PluginStatus]:
-        """One record per entry point of the group, in discovery order. Imports no framework."""
+        """One record per entry point, in discovery order. Imports no framework."""
         self._discover()
-        return list(self._plugins)
+        return [PluginStatus(p.point.name, p.point.value, p.distribution, p.version, p.status,
+                             "; ".join(reason for reason, _ in p.problems), tuple(p.backends))
+                for p in self._plugins]
+
+    def plugin_modules(self) -> list[tuple[str, ModuleType]]:
+        """``(label, module)`` of every registered plugin, in discovery order."""
+        self._discover()
+        return [(p.label, p.module) for p in self._plugins if p.module is not None]
 
     def get(self, name: str | None = None) -> Backend:
         """The backend called ``name`` (default: :func:`default_backend_name`), loaded once."""
@@ -389,84 +293,72 @@ class Registry:
                 return self._backends[name]
             if name not in self._entries:
                 message = self._not_found_message(name)
-                if name in self._disabled_names:
-                    message = (f"mlpcore plugin {name!r} is disabled by "
-                               f"${ENV_DISABLE_PLUGINS}; remove it from there to use it. "
-                               f"{message}")
-                elif name in self._rejected:
+                if any(p.status == "disabled" and p.point.name == name for p in self._plugins):
+                    message = (f"mlpcore plugin {name!r} is disabled by ${ENV_DISABLE_PLUGINS}; "
+                               f"remove it from there to use it. {message}")
+                elif name in self._refused:
                     message = (f"mlpcore backend {name!r} was found but refused: "
-                               f"{self._rejected[name]}. {message}")
+                               f"{self._refused[name]}. {message}")
                 raise BackendNotFoundError(message)
             entry, plugin = self._entries[name]
-            if not self._installed(entry):
-                hint = entry.install_hint or f"pip install {entry.framework}"
+            if not _installed(entry):
                 raise BackendNotFoundError(
                     f"mlpcore backend {name!r} needs {entry.framework}, which is not installed. "
-                    f"Install it with: {hint}. "
+                    f"Install it with: {entry.install_hint or f'pip install {entry.framework}'}. "
                     f"Installed backends: {', '.join(self.names()) or 'none'}.")
-            if name in self._backend_failures:
-                raise BackendLoadError(
-                    f"mlpcore backend {name!r} (from {plugin}) failed to load: "
-                    f"{self._backend_failures[name]}")
+            failed = f"mlpcore backend {name!r} (from {plugin.label}) failed to load: "
+            if name in self._failed:
+                raise BackendLoadError(failed + self._failed[name])
             try:
-                backend = self._load(entry)
+                self._backends[name] = _load(entry)
             except Exception as error:
-                self._backend_failures[name] = _describe(error)
-                raise BackendLoadError(
-                    f"mlpcore backend {name!r} (from {plugin}) failed to load: "
-                    f"{_describe(error)}") from error
-            self._backends[name] = backend
-            return backend
-
-    @staticmethod
-    def _load(entry: BackendEntry) -> Backend:
-        module_name, _, attribute = entry.factory.partition(":")
-        if not attribute:
-            raise ValueError(f"factory {entry.factory!r} must look like 'module:callable'")
-        factory = getattr(importlib.import_module(module_name), attribute)
-        backend = factory()
-        missing = _missing_members(backend)
-        if missing:
-            raise TypeError(f"{entry.factory} returned an object that does not implement the "
-                            f"backend contract: it lacks {', '.join(missing)}")
-        if backend.name != entry.name:
-            raise ValueError(f"{entry.factory} returned backend {backend.name!r}, "
-                             f"but the plugin registered it as {entry.name!r}")
-        if getattr(backend, "contract_version", None) != entry.contract_version:
-            raise ValueError(
-                f"backend object states contract version "
-                f"{getattr(backend, 'contract_version', None)!r}, its plugin "
-                f"{entry.contract_version}")
-        return backend  # type: ignore[no-any-return]
+                self._failed[name] = _describe(error)
+                raise BackendLoadError(failed + self._failed[name]) from error
+            return self._backends[name]
 
     def _not_found_message(self, name: str) -> str:
-        installed = self.names()
         missing = [f"{n} ({e.install_hint})" for n, (e, _) in sorted(self._entries.items())
-                   if not self._installed(e)]
-        message = (f"no mlpcore backend named {name!r}. "
-                   f"Installed backends: {', '.join(installed) or 'none'}.")
-        if missing:
-            message += f" Known but not installed: {'; '.join(missing)}."
-        return message + (" A third-party backend is installed with pip as its own distribution;"
-                          " run 'mlpcore backends' to see what was found.")
+                   if not _installed(e)]
+        return (f"no mlpcore backend named {name!r}. "
+                f"Installed backends: {', '.join(self.names()) or 'none'}."
+                + (f" Known but not installed: {'; '.join(missing)}." if missing else "")
+                + " A third-party backend is installed with pip as its own distribution;"
+                  " run 'mlpcore backends' to see what was found.")
+
+
+def _load(entry: BackendEntry) -> Backend:
+    """Import and call ``entry.factory``; check the object against the contract and the entry."""
+    module_name, _, attribute = entry.factory.partition(":")
+    if not attribute:
+        raise ValueError(f"factory {entry.factory!r} must look like 'module:callable'")
+    backend: Any = getattr(importlib.import_module(module_name), attribute)()
+    missing = _missing_members(backend)
+    if missing:
+        raise TypeError(f"{entry.factory} returned an object that does not implement the "
+                        f"backend contract: it lacks {', '.join(missing)}")
+    if backend.name != entry.name:
+        raise ValueError(f"{entry.factory} returned backend {backend.name!r}, "
+                         f"but the plugin registered it as {entry.name!r}")
+    if backend.contract_version != entry.contract_version:
+        raise ValueError(f"backend object states contract version "
+                         f"{backend.contract_version!r}, its plugin {entry.contract_version}")
+    return backend  # type: ignore[no-any-return]
 
 
 def _members(protocol: type) -> list[str]:
-    """The attributes and methods a Protocol class declares (its own and its bases')."""
-    names: list[str] = []
+    """The public attributes and methods a Protocol class declares (its own and its bases')."""
+    names: dict[str, None] = {}
     for klass in reversed(protocol.__mro__):
-        if klass is object or klass.__name__ in ("Protocol", "Generic"):
-            continue
-        for name in [*getattr(klass, "__annotations__", {}), *vars(klass)]:
-            if not name.startswith("_") and name not in names:
-                names.append(name)
-    return names
+        if klass is not object and klass.__name__ not in ("Protocol", "Generic"):
+            names.update((n, None) for n in [*getattr(klass, "__annotations__", {}), *vars(klass)]
+                         if not n.startswith("_"))
+    return list(names)
 
 
 def _missing_members(backend: object) -> list[str]:
-    """What ``backend`` lacks of :class:`~mlpcore.backend.Backend` and of its operations objects
-    (:class:`~mlpcore.activations.ActivationOps` and the others), as ``name`` or
-    ``activations.derivative``."""
+    """What ``backend`` lacks of the Backend protocol and of its operations objects' protocols,
+    as ``build`` or ``dropout.apply``."""
+    # the contract modules import NumPy: imported with the first backend, never by listing
     from mlpcore.activations import ActivationOps
     from mlpcore.backend import Backend
     from mlpcore.dropout import DropoutOps
@@ -481,13 +373,6 @@ def _missing_members(backend: object) -> list[str]:
             missing += [f"{attribute}.{name}" for name in _members(protocol)
                         if not callable(getattr(ops, name, None))]
     return missing
-
-
-def _known_hooks() -> frozenset[str]:
-    """The hooks :mod:`mlpcore.hookspecs` defines: its functions marked with ``hookspec``."""
-    marker = f"{hookspecs.PROJECT}_spec"
-    return frozenset(name for name, value in vars(hookspecs).items()
-                     if callable(value) and hasattr(value, marker))
 
 
 _default_registry = Registry()
@@ -507,7 +392,7 @@ def get_backend(name: str | None = None) -> Backend:
     """The backend called ``name``; ``None`` means ``$MLPCORE_BACKEND`` or ``"numpy"``.
 
     Raises :class:`~mlpcore.errors.BackendNotFoundError` for an unknown or not-installed name
-    (the message lists the installed backends and the install command) and
+    (listing the installed backends and the install command) and
     :class:`~mlpcore.errors.BackendLoadError` when the backend's plugin fails to build it.
     """
     return _default_registry.get(name)
@@ -518,16 +403,15 @@ def backend_statuses(load: bool = False) -> list[BackendStatus]:
     return _default_registry.statuses(load=load)
 
 
-def plugin_modules() -> list[tuple[str, ModuleType]]:
-    """The imported plugin modules of the installed ``mlpcore`` group (see
-    :meth:`Registry.plugin_modules`)."""
-    return _default_registry.plugin_modules()
-
-
 def call_hook(hook_name: str) -> list[tuple[str, object]]:
-    """Call ``hook_name`` of every loaded, enabled plugin of the installed ``mlpcore`` group, each
-    on its own: ``(plugin label, return value or the exception raised)`` in discovery order."""
+    """Call ``hook_name`` of every registered (imported, enabled) plugin of the installed group,
+    each on its own: ``(plugin label, return value or the exception raised)``, discovery order."""
     return _default_registry.call(hook_name)
+
+
+def plugin_modules() -> list[tuple[str, ModuleType]]:
+    """Registered plugin modules of the installed group (see :meth:`Registry.plugin_modules`)."""
+    return _default_registry.plugin_modules()
 
 
 def plugin_statuses() -> list[PluginStatus]:
