@@ -26,7 +26,6 @@ __all__ = ["main"]
 
 USAGE_ERROR = 2
 RUN_ERROR = 1
-CONFORMANCE_ENV = "MLPCORE_CONFORMANCE_BACKEND"
 
 
 def _sizes(text: str) -> tuple[int, ...]:
@@ -158,25 +157,9 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument("path", metavar="PATH")
     inspect.add_argument("--format", default=None, help="the format, instead of detecting it")
 
-    conformance = commands.add_parser(
-        "conformance", allow_abbrev=False,
-        help="check a backend against the contracts (runs the conformance suite with pytest)",
-        description="Run the conformance suite, 'pytest --pyargs mlpcore_conformance', against a "
-                    "backend. Any other argument goes to pytest (e.g. -x, -k sigmoid, -q); "
-                    "arguments after '--' go to pytest as they are. The exit status is "
-                    "pytest's: 0 when every test passed.")
-    conformance.add_argument(
-        "--backend", default=None,
-        help="backend(s) under test: a registered name, 'package.module:factory', 'all', or a "
-             "comma-separated list (default: $MLPCORE_CONFORMANCE_BACKEND)")
-    conformance.add_argument("--matrix", action="store_true",
-                             help="also run the cross-backend checkpoint matrix")
-    conformance.add_argument("--examples", type=_count(1), default=None, metavar="N",
-                             help="Hypothesis examples per property test")
-    conformance.add_argument("--xfails", action="append", default=None, metavar="PATH",
-                             help="an extra xfails file (repeatable)")
-    conformance.add_argument("--report", default=None, metavar="PATH",
-                             help="write the report to PATH.json and PATH.md")
+    from mlpcore_conformance.runner import add_parser
+
+    add_parser(commands)
     return parser
 
 
@@ -324,41 +307,6 @@ def _inspect(args: argparse.Namespace) -> int:
     return 0
 
 
-def _conformance(args: argparse.Namespace, pytest_args: list[str]) -> int:
-    import importlib.util
-
-    missing = [name for name in ("pytest", "hypothesis") if importlib.util.find_spec(name) is None]
-    if missing:
-        print(f"mlpcore: error: the conformance suite needs {' and '.join(missing)}; install "
-              "it with: pip install 'mlpcore[test]'", file=sys.stderr)
-        return RUN_ERROR
-    if not (args.backend or os.environ.get(CONFORMANCE_ENV, "").strip() or args.matrix):
-        from mlpcore.registry import list_backends
-
-        print("mlpcore: error: name the backend to check with --backend NAME (or set "
-              f"${CONFORMANCE_ENV}); installed backends: {', '.join(list_backends()) or 'none'}",
-              file=sys.stderr)
-        return USAGE_ERROR
-    argv = ["--pyargs", "mlpcore_conformance"]
-    if os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD"):
-        argv = ["-p", "mlpcore_conformance.plugin", *argv]
-    if args.backend:
-        argv += ["--mlpcore-backend", args.backend]
-    if args.matrix:
-        argv.append("--mlpcore-matrix")
-    if args.examples is not None:
-        argv += ["--mlpcore-examples", str(args.examples)]
-    for path in args.xfails or []:
-        argv += ["--mlpcore-xfails", path]
-    if args.report:
-        argv += ["--mlpcore-report", args.report]
-    if "--" in pytest_args:
-        pytest_args.remove("--")
-    import pytest
-
-    return int(pytest.main([*argv, *pytest_args]))
-
-
 class _QuietTensorFlowImport(importlib.abc.MetaPathFinder):
     """Imports ``tensorflow`` with file descriptor 2 on /dev/null: its C++ start-up log (oneDNN
     and CPU-feature notices, CUDA probing) is written before any log level applies."""
@@ -419,7 +367,9 @@ def _run(argv: Sequence[str] | None) -> int:
         if args.command == "train":
             return _train(args)
         if args.command == "conformance":
-            return _conformance(args, extra)
+            from mlpcore_conformance.runner import run
+
+            return run(args, extra)
         if args.command == "convert":
             return _convert(args)
         if args.command == "inspect":
