@@ -61,7 +61,7 @@ def mlpcore_backends() -> list[BackendEntry]:  # type: ignore[empty-body]
 
     Called once per process, when backends are first listed or requested. Must not import a
     framework. Return a list of :class:`BackendEntry`; names must be unique across plugins (a
-    duplicate is reported as failed and skipped).
+    duplicate is reported as failed and skipped; mlpcore's own plugins come first).
     """
 
 
@@ -108,6 +108,6 @@ def mlpcore_checkpoint_formats() -> list[FormatEntry]:  # type: ignore[empty-bod
     """Describe the checkpoint formats this plugin reads and writes (optional hook).
 
     Called once per process, the first time a format is needed (``mlpcore convert``,
-    ``mlpcore inspect``, :func:`mlpcore.interop.read_variables`, ...). Must not import a
-    framework. Format names must be unique across plugins (a duplicate is skipped and reported).
+    ``mlpcore inspect``, reading a foreign checkpoint). Must not import a framework. Format names
+    must be unique across plugins (a duplicate is skipped and reported).
     """

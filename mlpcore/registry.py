@@ -96,12 +96,12 @@ class _Plugin:
         self.status = "failed"
         self.problems.append((reason, contract_version))
 
-
-def _plugin(point: importlib.metadata.EntryPoint) -> _Plugin:
-    dist = point.dist
-    if dist is None or not dist.name:  # a broken distribution may lack a name
-        return _Plugin(point, point.name)
-    return _Plugin(point, f"{dist.name} ({point.value})", dist.name, dist.version or "")
+    @classmethod
+    def of(cls, point: importlib.metadata.EntryPoint) -> _Plugin:
+        dist = point.dist
+        if dist is None or not dist.name:  # a broken distribution may lack a name
+            return cls(point, point.name)
+        return cls(point, f"{dist.name} ({point.value})", dist.name, dist.version or "")
 
 
 def _normalise(name: str) -> str:
@@ -175,7 +175,7 @@ class Registry:
             known = sorted(name for name, caller in vars(manager.hook).items() if caller.spec)
             disabled = disabled_plugins()
             for point in self._entry_points():
-                plugin = _plugin(point)
+                plugin = _Plugin.of(point)
                 self._plugins.append(plugin)
                 if {_normalise(point.name), _normalise(plugin.distribution)} & disabled:
                     manager.set_blocked(plugin.label)
@@ -347,12 +347,9 @@ def _load(entry: BackendEntry) -> Backend:
 
 def _members(protocol: type) -> list[str]:
     """The public attributes and methods a Protocol class declares (its own and its bases')."""
-    names: dict[str, None] = {}
-    for klass in reversed(protocol.__mro__):
-        if klass is not object and klass.__name__ not in ("Protocol", "Generic"):
-            names.update((n, None) for n in [*getattr(klass, "__annotations__", {}), *vars(klass)]
-                         if not n.startswith("_"))
-    return list(names)
+    names = [name for klass in reversed(protocol.__mro__)
+             for name in [*getattr(klass, "__annotations__", {}), *vars(klass)]]
+    return [name for name in dict.fromkeys(names) if not name.startswith("_")]
 
 
 def _missing_members(backend: object) -> list[str]:
