@@ -43,30 +43,6 @@ class Initialiser(Protocol):
     def sample(self, rng: np.random.Generator, shape: tuple[int, ...]) -> Float64Array: ...
 
 
-def _check_stddev(stddev: float) -> None:
-    if not (isinstance(stddev, int | float) and math.isfinite(stddev) and stddev > 0):
-        raise ValueError(f"stddev must be a finite number > 0, got {stddev!r}")
-
-
-@dataclass(frozen=True)
-class TruncatedNormal:
-    """Normal draws, each re-drawn until it lies within two standard deviations of the mean."""
-
-    stddev: float = 0.1
-    mean: float = 0.0
-
-    def __post_init__(self) -> None:
-        _check_stddev(self.stddev)
-
-    def sample(self, rng: np.random.Generator, shape: tuple[int, ...]) -> Float64Array:
-        values = rng.standard_normal(shape)
-        outside = np.abs(values) > 2.0
-        while outside.any():
-            values[outside] = rng.standard_normal(int(outside.sum()))
-            outside = np.abs(values) > 2.0
-        return self.mean + self.stddev * values
-
-
 @dataclass(frozen=True)
 class Normal:
     """Plain normal draws ``N(mean, stddev²)``."""
@@ -75,10 +51,27 @@ class Normal:
     mean: float = 0.0
 
     def __post_init__(self) -> None:
-        _check_stddev(self.stddev)
+        if not (isinstance(self.stddev, int | float) and math.isfinite(self.stddev)
+                and self.stddev > 0):
+            raise ValueError(f"stddev must be a finite number > 0, got {self.stddev!r}")
 
     def sample(self, rng: np.random.Generator, shape: tuple[int, ...]) -> Float64Array:
         return self.mean + self.stddev * rng.standard_normal(shape)
+
+
+@dataclass(frozen=True)
+class TruncatedNormal(Normal):
+    """Normal draws, each re-drawn until it lies within two standard deviations of the mean."""
+
+    stddev: float = 0.1
+
+    def sample(self, rng: np.random.Generator, shape: tuple[int, ...]) -> Float64Array:
+        values = rng.standard_normal(shape)
+        outside = np.abs(values) > 2.0
+        while outside.any():
+            values[outside] = rng.standard_normal(int(outside.sum()))
+            outside = np.abs(values) > 2.0
+        return self.mean + self.stddev * values
 
 
 @dataclass(frozen=True)

@@ -42,20 +42,6 @@ import numpy.typing as npt
 from mlpcore.data.idx import read_idx
 from mlpcore.errors import DataError
 
-__all__ = [
-    "DATA_ENV_VAR",
-    "DEBIAN_FASHION_MNIST",
-    "DEFAULT_VALIDATION_SIZE",
-    "FILE_NAMES",
-    "Dataset",
-    "Splits",
-    "embedded_data_dir",
-    "find_data_dir",
-    "find_idx_file",
-    "load_dataset",
-    "load_idx_pair",
-]
-
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 """Where Debian's ``dataset-fashion-mnist`` package installs Fashion-MNIST."""
 
