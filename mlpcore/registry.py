@@ -285,7 +285,10 @@ class Registry:
         return [(p.label, p.module) for p in self._plugins if p.module is not None]
 
     def get(self, name: str | None = None) -> Backend:
-        """The backend called ``name`` (default: :func:`default_backend_name`), loaded once."""
+        """The backend called ``name``, loaded once; ``None`` means ``$MLPCORE_BACKEND`` or
+        ``"numpy"``. Raises :class:`~mlpcore.errors.BackendNotFoundError` for an unknown or
+        not-installed name (listing the installed backends and the install command) and
+        :class:`~mlpcore.errors.BackendLoadError` when the plugin fails to build it."""
         name = default_backend_name() if name is None else name
         self._discover()
         with self._lock:
@@ -372,45 +375,17 @@ def _missing_members(backend: object) -> list[str]:
     return missing
 
 
-_default_registry = Registry()
-
-
 def default_backend_name() -> str:
     """``$MLPCORE_BACKEND`` if set and non-empty, else ``"numpy"``."""
     return os.environ.get(ENV_BACKEND, "").strip() or DEFAULT_BACKEND
 
 
-def list_backends() -> list[str]:
-    """Sorted names of the installed backends. Imports no framework."""
-    return _default_registry.names()
-
-
-def get_backend(name: str | None = None) -> Backend:
-    """The backend called ``name``; ``None`` means ``$MLPCORE_BACKEND`` or ``"numpy"``.
-
-    Raises :class:`~mlpcore.errors.BackendNotFoundError` for an unknown or not-installed name
-    (listing the installed backends and the install command) and
-    :class:`~mlpcore.errors.BackendLoadError` when the backend's plugin fails to build it.
-    """
-    return _default_registry.get(name)
-
-
-def backend_statuses(load: bool = False) -> list[BackendStatus]:
-    """Every discovered backend and failed or disabled plugin, as shown by ``mlpcore backends``."""
-    return _default_registry.statuses(load=load)
-
-
-def call_hook(hook_name: str) -> list[tuple[str, object]]:
-    """Call ``hook_name`` of every registered (imported, enabled) plugin of the installed group,
-    each on its own: ``(plugin label, return value or the exception raised)``, discovery order."""
-    return _default_registry.call(hook_name)
-
-
-def plugin_modules() -> list[tuple[str, ModuleType]]:
-    """Registered plugin modules of the installed group (see :meth:`Registry.plugin_modules`)."""
-    return _default_registry.plugin_modules()
-
-
-def plugin_statuses() -> list[PluginStatus]:
-    """Every entry point of the ``mlpcore`` group: its distribution, status and backends."""
-    return _default_registry.plugins()
+# the process-wide registry of the installed plugins, its methods as functions (as the standard
+# library's random module does with its Random)
+_default_registry = Registry()
+list_backends = _default_registry.names
+get_backend = _default_registry.get
+backend_statuses = _default_registry.statuses
+plugin_statuses = _default_registry.plugins
+call_hook = _default_registry.call
+plugin_modules = _default_registry.plugin_modules

@@ -184,3 +184,23 @@ def test_call_hook_calls_each_plugin_on_its_own(monkeypatch: pytest.MonkeyPatch)
     finally:
         for point in (raises, answers, disabled):
             del sys.modules[point.value]
+
+
+def test_hook_order_options_do_not_change_discovery_order() -> None:
+    """``trylast``/``tryfirst`` reorder pluggy's own hook call; discovery order still decides which
+    of two plugins offering one backend name wins."""
+
+    @hookimpl(trylast=True)
+    def mlpcore_backends() -> list[BackendEntry]:
+        return [BackendEntry(name="fakegood", factory="fake_plugins.good_backend:FakeBackend")]
+
+    point = _module("plugin_pushing_to_the_front", mlpcore_backends=mlpcore_backends)
+    try:
+        registry = Registry(entry_points=[OLD_PLUGIN, point])
+        assert [label for label, _ in registry.call("mlpcore_backends")] == \
+            ["good", "plugin_pushing_to_the_front"]
+        rows = {r.name: r for r in registry.statuses()}
+        assert rows["fakegood"].plugin == "good"
+        assert "already provided by good" in rows["plugin_pushing_to_the_front"].detail
+    finally:
+        del sys.modules[point.value]
