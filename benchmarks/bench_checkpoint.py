@@ -36,7 +36,7 @@ import numpy as np
 import safetensors.numpy
 
 import mlpcore
-from mlpcore.atomic import fsync_file
+from mlpcore.io.atomic import fsync_file
 from mlpcore.model import MLP
 from mlpcore.spec import MLPSpec
 

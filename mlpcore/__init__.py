@@ -25,7 +25,6 @@ from mlpcore.version import CONTRACT_VERSION, __version__
 
 if TYPE_CHECKING:
     from mlpcore.backend import Backend, Capability
-    from mlpcore.checkpoint import load, load_into, read_checkpoint, save
     from mlpcore.initialisers import (
         GlorotUniform,
         Normal,
@@ -33,6 +32,7 @@ if TYPE_CHECKING:
         Zeros,
         initial_variables,
     )
+    from mlpcore.io.checkpoint import load, load_into, read_checkpoint, save
     from mlpcore.model import MLP, Evaluation
     from mlpcore.optimizers import SGD
     from mlpcore.regularisers import L1, L2
@@ -41,8 +41,8 @@ if TYPE_CHECKING:
 
 _LAZY = {
     "Backend": "backend", "Capability": "backend",
-    "load": "checkpoint", "load_into": "checkpoint", "read_checkpoint": "checkpoint",
-    "save": "checkpoint",
+    "load": "io.checkpoint", "load_into": "io.checkpoint", "read_checkpoint": "io.checkpoint",
+    "save": "io.checkpoint",
     "GlorotUniform": "initialisers", "Normal": "initialisers",
     "TruncatedNormal": "initialisers", "Zeros": "initialisers",
     "initial_variables": "initialisers",

@@ -199,7 +199,7 @@ def _backends(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from mlpcore.checkpoint import save
+    from mlpcore.io.checkpoint import save
     from mlpcore.model import MLP
     from mlpcore.optimizers import SGD
     from mlpcore.progress import ProgressBar
@@ -250,7 +250,7 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from mlpcore.checkpoint import load
+    from mlpcore.io.checkpoint import load
 
     model = load(args.checkpoint, backend=args.backend)
     splits = _load_splits(args.data, 0)
@@ -263,8 +263,8 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _convert(args: argparse.Namespace) -> int:
-    from mlpcore.interop import convert
-    from mlpcore.namemap import parse_map
+    from mlpcore.io.interop import convert
+    from mlpcore.io.namemap import parse_map
 
     name_map = parse_map(args.map) if args.map else None
     export_map = parse_map(args.export_map) if args.export_map else None
@@ -279,9 +279,9 @@ def _inspect(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
-    from mlpcore.checkpoint import MANIFEST_KEY, read_checkpoint
-    from mlpcore.interop import default_map, detect_format, formats, read_variables
-    from mlpcore.namemap import format_map, suggest_map
+    from mlpcore.io.checkpoint import MANIFEST_KEY, read_checkpoint
+    from mlpcore.io.interop import default_map, detect_format, formats, read_variables
+    from mlpcore.io.namemap import format_map, suggest_map
 
     path = Path(args.path)
     entry = formats()[args.format] if args.format in formats() else detect_format(path)

@@ -20,9 +20,9 @@ import safetensors.numpy
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mlpcore import checkpoint
-from mlpcore.checkpoint import Checkpoint, load, load_into, read_checkpoint, save
 from mlpcore.errors import CheckpointError, MlpcoreError
+from mlpcore.io import checkpoint
+from mlpcore.io.checkpoint import Checkpoint, load, load_into, read_checkpoint, save
 from mlpcore.model import MLP
 from mlpcore.spec import MLPSpec
 
@@ -738,7 +738,7 @@ def test_a_failed_write_leaves_no_temp_and_no_thread(
 ) -> None:
     import threading
 
-    from mlpcore import safetensors_io
+    from mlpcore.io import safetensors_io
 
     path = save(make_model(seed=1, spec=spec), tmp_path / "m.safetensors")
     original = path.read_bytes()
@@ -778,7 +778,7 @@ def test_a_failing_checksum_thread_fails_the_save(
 def test_write_container_refuses_a_final_header_of_another_length() -> None:
     import io
 
-    from mlpcore.safetensors_io import write_container
+    from mlpcore.io.safetensors_io import write_container
 
     tensors = {"a": np.arange(4, dtype="<f4")}
     buffer = io.BytesIO()  # no file descriptor: no write-back hint, still written
@@ -790,7 +790,7 @@ def test_write_container_refuses_a_final_header_of_another_length() -> None:
 
 
 def test_start_writeback_is_only_a_hint(tmp_path: Path) -> None:
-    from mlpcore.atomic import start_writeback
+    from mlpcore.io.atomic import start_writeback
 
     path = tmp_path / "f"
     path.write_bytes(b"x" * 10000)

@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mlpcore import safetensors_io
-from mlpcore.atomic import TEMP_SUFFIX
-from mlpcore.checkpoint import load, read_checkpoint, save
 from mlpcore.errors import CheckpointError
+from mlpcore.io import safetensors_io
+from mlpcore.io.atomic import TEMP_SUFFIX
+from mlpcore.io.checkpoint import load, read_checkpoint, save
 from mlpcore.model import MLP
 from mlpcore.spec import MLPSpec
 

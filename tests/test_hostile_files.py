@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from mlpcore.checkpoint import load, load_into, read_checkpoint, save
 from mlpcore.errors import CheckpointError
+from mlpcore.io.checkpoint import load, load_into, read_checkpoint, save
 from mlpcore.model import MLP
 from mlpcore.spec import MLPSpec
 

@@ -24,8 +24,8 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mlpcore.checkpoint import Checkpoint, read_checkpoint, save
 from mlpcore.errors import CheckpointError
+from mlpcore.io.checkpoint import Checkpoint, read_checkpoint, save
 from mlpcore.model import MLP
 from mlpcore.spec import MLPSpec
 

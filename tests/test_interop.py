@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 import mlpcore
-from mlpcore.checkpoint import load, load_into, save
 from mlpcore.errors import CheckpointError
-from mlpcore.interop import (
+from mlpcore.io.checkpoint import load, load_into, save
+from mlpcore.io.interop import (
     convert,
     detect_format,
     export_checkpoint,
@@ -23,8 +23,8 @@ from mlpcore.interop import (
     import_model,
     import_variables,
 )
+from mlpcore.io.namemap import suggest_map
 from mlpcore.model import MLP
-from mlpcore.namemap import suggest_map
 from mlpcore.spec import MLPSpec
 
 torch = pytest.importorskip("torch")
@@ -55,7 +55,7 @@ def test_plugins_register_the_formats() -> None:
 
 
 def test_a_disabled_plugin_offers_no_formats_and_is_never_imported() -> None:
-    code = ("import sys; from mlpcore.interop import formats; names = sorted(formats()); "
+    code = ("import sys; from mlpcore.io.interop import formats; names = sorted(formats()); "
             "print(names, 'mlpcore_torch.plugin' in sys.modules)")
     env = {**os.environ, "MLPCORE_DISABLE_PLUGINS": "torch"}
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mlpcore.checkpoint import load, save
 from mlpcore.cli import main
+from mlpcore.io.checkpoint import load, save
 from mlpcore.model import MLP
 from mlpcore.spec import MLPSpec
 

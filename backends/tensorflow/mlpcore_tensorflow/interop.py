@@ -37,8 +37,8 @@ import numpy as np
 import numpy.typing as npt
 import tensorflow as tf
 
-from mlpcore.atomic import check_target, fsync_directory, fsync_file
 from mlpcore.errors import CheckpointError
+from mlpcore.io.atomic import check_target, fsync_directory, fsync_file
 from mlpcore_tensorflow.formats import prefix_of
 
 __all__ = ["read_tf1", "read_tf2", "write_tf1", "write_tf2"]

@@ -19,8 +19,8 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
-from mlpcore.atomic import atomic_write
 from mlpcore.errors import CheckpointError
+from mlpcore.io.atomic import atomic_write
 
 __all__ = ["read_state_dict", "write_state_dict"]
 

@@ -51,8 +51,8 @@ from typing import Any, BinaryIO, Final, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from mlpcore.atomic import start_writeback
 from mlpcore.errors import CheckpointError
+from mlpcore.io.atomic import start_writeback
 
 __all__ = [
     "DTYPES",
@@ -78,7 +78,7 @@ CHUNK_BYTES: Final = 8 << 20
 cached)."""
 WRITEBACK_BYTES: Final = 32 << 20
 """:func:`write_container` asks the kernel to start writing each such stretch of data to disk as
-soon as it is written (:func:`mlpcore.atomic.start_writeback`)."""
+soon as it is written (:func:`mlpcore.io.atomic.start_writeback`)."""
 THREADED_DIGEST_BYTES: Final = 1 << 20
 """Above this many bytes to digest, :func:`write_container` digests on a worker thread."""
 LENGTH_BYTES: Final = 8
@@ -100,7 +100,7 @@ _BAD_NAME: Final = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class Digest(Protocol):
-    """An incremental checksum: ``hashlib`` objects and :class:`mlpcore.checksums.Crc32`."""
+    """An incremental checksum: ``hashlib`` objects and :class:`mlpcore.io.checksums.Crc32`."""
 
     def update(self, data: Any, /) -> None: ...
 

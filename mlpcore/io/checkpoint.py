@@ -7,14 +7,14 @@ under the ``"mlpcore"`` key of the safetensors ``__metadata__`` map.
 
 Guarantees:
 
-- :func:`save` is atomic and durable (:mod:`mlpcore.atomic`): a temporary file in the target's
+- :func:`save` is atomic and durable (:mod:`mlpcore.io.atomic`): a temporary file in the target's
   directory, ``fsync``, ``os.replace``, directory ``fsync``. A failed or killed save leaves any
   previous file at the path untouched. It writes from the backend's own arrays where the
   backend allows (:class:`VariableViews`) and checksums on a worker thread while it writes.
 - :func:`read_checkpoint` verifies everything before returning: the safetensors structure
-  (validated by :mod:`mlpcore.safetensors_io` before any tensor byte is read), the manifest,
+  (validated by :mod:`mlpcore.io.safetensors_io` before any tensor byte is read), the manifest,
   the spec, the set of names, every dtype and shape, and every checksum
-  (:mod:`mlpcore.checksums`).
+  (:mod:`mlpcore.io.checksums`).
 - :func:`load` and :func:`load_into` are strict and all-or-nothing: every missing, unexpected or
   wrong-shaped variable is reported in one error, and no variable is assigned when any check fails.
   :func:`load_into` can also load a chosen subset (``include``, ``name_map``), for finetuning.
@@ -34,10 +34,10 @@ from typing import TYPE_CHECKING, Any, Final, Protocol, TypeGuard, cast, runtime
 import numpy as np
 import numpy.typing as npt
 
-from mlpcore.atomic import atomic_write
-from mlpcore.checksums import ALGORITHMS, ChecksumName, new_digest, placeholder, valid_hex
 from mlpcore.errors import CheckpointError
-from mlpcore.safetensors_io import (
+from mlpcore.io.atomic import atomic_write
+from mlpcore.io.checksums import ALGORITHMS, ChecksumName, new_digest, placeholder, valid_hex
+from mlpcore.io.safetensors_io import (
     open_regular,
     read_layout,
     read_tensors,
@@ -140,7 +140,7 @@ def save(model: MLP, path: PathArg, *, checksum: ChecksumName = "crc32") -> Path
 
     ``checksum`` is the per-variable checksum recorded in the manifest: ``"crc32"`` (fast,
     detects corruption, not tampering) or ``"sha256"`` (cryptographic, ~3x slower); see
-    :mod:`mlpcore.checksums`. The file is either the complete new checkpoint or, if anything
+    :mod:`mlpcore.io.checksums`. The file is either the complete new checkpoint or, if anything
     fails, whatever was there before; no temporary file is left behind. An existing file's
     permission bits are kept, a new file gets mode 0644. Raises :class:`CheckpointError` naming
     the path if the parent directory does not exist, the path is a directory or a symbolic
@@ -210,7 +210,7 @@ def read_checkpoint(path: PathArg, *, mmap: bool = False) -> Checkpoint:
     """Read and verify the checkpoint at ``path``.
 
     Checks, in order: the path is a regular file, not a symbolic link; the safetensors header is
-    well formed and accounts for every byte of the file (see :mod:`mlpcore.safetensors_io`;
+    well formed and accounts for every byte of the file (see :mod:`mlpcore.io.safetensors_io`;
     nothing is allocated for the data before this passes); it carries an mlpcore manifest of a
     supported format version with a valid spec, naming no importable object; the tensors are
     exactly the manifest's variables, each with the recorded dtype, shape and checksum. Any
@@ -282,7 +282,7 @@ def load_into(model: MLP, path: PathArg, *, include: Collection[str] | None = No
     keeps only those. The model's other variables keep their values. Every chosen variable must
     exist in both and have the same shape; every problem is listed, naming the variable and both
     shapes. ``path`` may be in any installed format (``format`` overrides detection, see
-    :mod:`mlpcore.interop`). Values are cast to the model's dtype. On any error nothing is
+    :mod:`mlpcore.io.interop`). Values are cast to the model's dtype. On any error nothing is
     assigned.
     """
     file = Path(os.fspath(path))
@@ -292,8 +292,8 @@ def load_into(model: MLP, path: PathArg, *, include: Collection[str] | None = No
         _check_fit(checkpoint, model.spec, "the model")
         model.assign(_cast_all(file, checkpoint.variables, check_dtype(model.dtype)))
         return
-    from mlpcore.interop import default_map, detect_format, formats, read_variables
-    from mlpcore.namemap import select
+    from mlpcore.io.interop import default_map, detect_format, formats, read_variables
+    from mlpcore.io.namemap import select
 
     entry = formats()[format] if format in formats() else detect_format(file)
     source = read_variables(file, format=entry.name)
@@ -313,7 +313,7 @@ def load_into(model: MLP, path: PathArg, *, include: Collection[str] | None = No
 def _is_mlpcore(file: Path, format: str | None) -> bool:
     if format == "mlpcore":
         return True
-    from mlpcore.interop import detect_format
+    from mlpcore.io.interop import detect_format
 
     try:
         return detect_format(file).name == "mlpcore"

@@ -1,15 +1,15 @@
 """Checkpoint formats: mlpcore's own and foreign ones, found through plugins, read and written.
 
 Formats are :class:`~mlpcore.hookspecs.FormatEntry` objects. Two are built in: ``"mlpcore"``
-(safetensors + manifest, :mod:`mlpcore.checkpoint`) and ``"safetensors"`` (a plain safetensors
-file, no manifest, validated by :mod:`mlpcore.safetensors_io`). Plugins in the ``mlpcore``
+(safetensors + manifest, :mod:`mlpcore.io.checkpoint`) and ``"safetensors"`` (a plain safetensors
+file, no manifest, validated by :mod:`mlpcore.io.safetensors_io`). Plugins in the ``mlpcore``
 entry-point group add more through the optional ``mlpcore_checkpoint_formats`` hook (the torch
 plugin adds ``"torch-state-dict"``, the TensorFlow plugin ``"tf1-saver"`` and
 ``"tf2-checkpoint"``). No framework is imported until a format's reader or writer is used.
 
 Every foreign variable passes through one canonical form: names ``dense_{i}/weights``
 (fan_in, fan_out) and ``dense_{i}/bias`` (fan_out,), NumPy arrays. Readers and writers convert
-layouts at their own boundary; this module maps names (:mod:`mlpcore.namemap`).
+layouts at their own boundary; this module maps names (:mod:`mlpcore.io.namemap`).
 
 Format plugins are the plugin modules backend discovery (:mod:`mlpcore.registry`) imported, so
 ``$MLPCORE_DISABLE_PLUGINS`` and its fault isolation hold here too; a plugin whose formats hook
@@ -55,20 +55,20 @@ BUILTIN_FORMATS: Final = (
     FormatEntry(
         name="mlpcore",
         description="mlpcore checkpoint: safetensors with a manifest (mlpcore.save)",
-        reader="mlpcore.interop:read_mlpcore",
-        sniff="mlpcore.interop:sniff_mlpcore",
-        default_map="mlpcore.interop:canonical_map",
-        export_names="mlpcore.interop:identity_names",
+        reader="mlpcore.io.interop:read_mlpcore",
+        sniff="mlpcore.io.interop:sniff_mlpcore",
+        default_map="mlpcore.io.interop:canonical_map",
+        export_names="mlpcore.io.interop:identity_names",
         extensions=(".safetensors",),
     ),
     FormatEntry(
         name="safetensors",
         description="plain safetensors file without an mlpcore manifest",
-        reader="mlpcore.interop:read_safetensors",
-        writer="mlpcore.interop:write_safetensors",
-        sniff="mlpcore.interop:sniff_safetensors",
-        default_map="mlpcore.interop:canonical_map",
-        export_names="mlpcore.interop:identity_names",
+        reader="mlpcore.io.interop:read_safetensors",
+        writer="mlpcore.io.interop:write_safetensors",
+        sniff="mlpcore.io.interop:sniff_safetensors",
+        default_map="mlpcore.io.interop:canonical_map",
+        export_names="mlpcore.io.interop:identity_names",
         extensions=(".safetensors",),
     ),
 )
@@ -207,7 +207,7 @@ def import_variables(path: PathArg, *, format: str | None = None,
     ``name_map`` (source name -> ``dense_i/weights`` / ``dense_i/bias``) is required when the
     file's names do not follow its format's convention; the error then suggests one.
     """
-    from mlpcore.namemap import complete_model
+    from mlpcore.io.namemap import complete_model
 
     file = Path(os.fspath(path))
     entry = _format_of(file, format)
@@ -225,9 +225,9 @@ def import_model(path: PathArg, backend: str | Backend | None = None, *,
     file records no activation, so ``activation`` is required; the sizes come from the shapes.
     ``dtype`` defaults to the file's (float32 or float64).
     """
-    from mlpcore.checkpoint import _cast_all, load, read_checkpoint
+    from mlpcore.io.checkpoint import _cast_all, load, read_checkpoint
+    from mlpcore.io.namemap import spec_from
     from mlpcore.model import MLP
-    from mlpcore.namemap import spec_from
     from mlpcore.spec import check_dtype
 
     file = Path(os.fspath(path))
@@ -256,7 +256,7 @@ def export_checkpoint(model: MLP, path: PathArg, *, format: str | None = None,
     ``name_map`` maps canonical names to the names stored (all of them must be mapped); without
     it the format's own convention is used. Returns the path.
     """
-    from mlpcore.checkpoint import save
+    from mlpcore.io.checkpoint import save
 
     file = Path(os.fspath(path))
     entry = _format_of(file, format, writing=True)
@@ -308,7 +308,7 @@ def convert(source: PathArg, target: PathArg, *, source_format: str | None = Non
 
 def read_mlpcore(path: Path) -> Arrays:
     """Reader of the ``mlpcore`` format: the verified variables of :func:`read_checkpoint`."""
-    from mlpcore.checkpoint import read_checkpoint
+    from mlpcore.io.checkpoint import read_checkpoint
 
     return dict(read_checkpoint(path, mmap=True).variables)
 
@@ -326,7 +326,7 @@ def sniff_safetensors(path: Path) -> bool:
 
 
 def _metadata_keys(path: Path) -> set[str] | None:
-    from mlpcore.safetensors_io import open_regular, read_layout, sniff
+    from mlpcore.io.safetensors_io import open_regular, read_layout, sniff
 
     if not path.is_file() or path.is_symlink() or not sniff(path):
         return None
@@ -339,7 +339,7 @@ def _metadata_keys(path: Path) -> set[str] | None:
 
 def read_safetensors(path: Path) -> Arrays:
     """Reader of plain safetensors: every tensor, validated, as writable float arrays."""
-    from mlpcore.safetensors_io import open_regular, read_layout, read_tensors
+    from mlpcore.io.safetensors_io import open_regular, read_layout, read_tensors
 
     with open_regular(path) as stream:
         layout = read_layout(stream, path)
@@ -347,9 +347,9 @@ def read_safetensors(path: Path) -> Arrays:
 
 
 def write_safetensors(path: Path, variables: Mapping[str, npt.NDArray[Any]]) -> None:
-    """Writer of plain safetensors, atomic (:func:`mlpcore.atomic.atomic_write`)."""
-    from mlpcore.atomic import atomic_write
-    from mlpcore.safetensors_io import write_container
+    """Writer of plain safetensors, atomic (:func:`mlpcore.io.atomic.atomic_write`)."""
+    from mlpcore.io.atomic import atomic_write
+    from mlpcore.io.safetensors_io import write_container
 
     arrays = {name: np.ascontiguousarray(a, dtype=a.dtype.newbyteorder("<"))
               for name, a in variables.items()}
@@ -358,7 +358,7 @@ def write_safetensors(path: Path, variables: Mapping[str, npt.NDArray[Any]]) -> 
 
 def canonical_map(names: list[str]) -> dict[str, str] | None:
     """The identity map when every name is canonical, else ``None``."""
-    from mlpcore.namemap import CANONICAL
+    from mlpcore.io.namemap import CANONICAL
 
     return {n: n for n in names} if all(CANONICAL.match(n) for n in names) else None
 
