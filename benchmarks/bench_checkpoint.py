@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import os
 import sys
 import tempfile
 import time
@@ -36,7 +37,6 @@ import numpy as np
 import safetensors.numpy
 
 import mlpcore
-from mlpcore.io.atomic import fsync_file
 from mlpcore.model import MLP
 from mlpcore.spec import MLPSpec
 
@@ -48,6 +48,14 @@ def spec_for(params: int) -> MLPSpec:
     hidden = 9000
     inputs = max(1, (params - 1111 * hidden) // hidden)
     return MLPSpec(sizes=(inputs, hidden, 1111), activation="relu")
+
+
+def fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def timed(action: object) -> float:

@@ -32,7 +32,8 @@ if TYPE_CHECKING:
         Zeros,
         initial_variables,
     )
-    from mlpcore.io.checkpoint import load, load_into, read_checkpoint, save
+    from mlpcore.io.checkpoint import load, read_checkpoint, save
+    from mlpcore.io.interop import load_into
     from mlpcore.model import MLP, Evaluation
     from mlpcore.optimizers import SGD
     from mlpcore.regularisers import L1, L2
@@ -41,7 +42,7 @@ if TYPE_CHECKING:
 
 _LAZY = {
     "Backend": "backend", "Capability": "backend",
-    "load": "io.checkpoint", "load_into": "io.checkpoint", "read_checkpoint": "io.checkpoint",
+    "load": "io.checkpoint", "load_into": "io.interop", "read_checkpoint": "io.checkpoint",
     "save": "io.checkpoint",
     "GlorotUniform": "initialisers", "Normal": "initialisers",
     "TruncatedNormal": "initialisers", "Zeros": "initialisers",

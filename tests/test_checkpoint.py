@@ -22,7 +22,8 @@ from hypothesis import strategies as st
 
 from mlpcore.errors import CheckpointError, MlpcoreError
 from mlpcore.io import checkpoint
-from mlpcore.io.checkpoint import Checkpoint, load, load_into, read_checkpoint, save
+from mlpcore.io.checkpoint import Checkpoint, load, read_checkpoint, save
+from mlpcore.io.interop import load_into
 from mlpcore.model import MLP
 from mlpcore.spec import MLPSpec
 
@@ -653,9 +654,9 @@ def test_any_payload_bit_flip_fails_that_variables_checksum(data: st.DataObject)
         assert str(path) in str(info.value) and repr(owner) in str(info.value)
 
 
-# --- the save fast path: views instead of copies, checksums on a worker thread ------------------
+# --- the save fast path: views instead of copies ------------------------------------------------
 
-BIG = MLPSpec(sizes=(600, 500, 10), activation="relu")  # 1.2 MB: checksummed on a thread
+BIG = MLPSpec(sizes=(600, 500, 10), activation="relu")  # 1.2 MB
 
 
 class _CopiesOnly:
@@ -669,7 +670,7 @@ class _CopiesOnly:
         return dict(self._native.read_variables())
 
 
-@pytest.mark.parametrize("spec", [SPEC, BIG], ids=["small", "threaded"])
+@pytest.mark.parametrize("spec", [SPEC, BIG], ids=["small", "big"])
 @pytest.mark.parametrize("checksum", ["crc32", "sha256"])
 def test_views_and_copies_give_the_same_file(tmp_path: Path, spec: MLPSpec,
                                              checksum: Any) -> None:
@@ -732,75 +733,22 @@ def test_save_from_views_makes_no_copy(tmp_path: Path, monkeypatch: pytest.Monke
     assert read_checkpoint(tmp_path / "m.safetensors").spec == BIG
 
 
-@pytest.mark.parametrize("spec", [SPEC, BIG], ids=["small", "threaded"])
-def test_a_failed_write_leaves_no_temp_and_no_thread(
+def half_then_full(tensors: Any, filename: Any, metadata: Any = None) -> None:
+    """``safetensors.numpy.save_file`` on a disk that fills up half way through the file."""
+    data = safetensors.numpy.save(tensors, metadata=metadata)
+    Path(filename).write_bytes(data[: len(data) // 2])
+    raise OSError(28, "No space left on device")
+
+
+@pytest.mark.parametrize("spec", [SPEC, BIG], ids=["small", "big"])
+def test_a_failed_write_leaves_the_previous_file_and_no_temp(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, spec: MLPSpec
 ) -> None:
-    import threading
-
-    from mlpcore.io import safetensors_io
-
     path = save(make_model(seed=1, spec=spec), tmp_path / "m.safetensors")
     original = path.read_bytes()
-    calls = []
-
-    def full_after_one(stream: Any, view: memoryview) -> None:
-        calls.append(len(view))
-        if len(calls) > 1:
-            raise OSError(28, "No space left on device")
-        stream.write(view)
-
-    monkeypatch.setattr(safetensors_io, "_write_all", full_after_one)
+    monkeypatch.setattr(safetensors.numpy, "save_file", half_then_full)
     with pytest.raises(CheckpointError, match="No space left"):
         save(make_model(seed=2, spec=spec), path)
     monkeypatch.undo()
     assert path.read_bytes() == original
     assert sorted(os.listdir(tmp_path)) == ["m.safetensors"]
-    assert not [t for t in threading.enumerate() if t.name == "mlpcore-checksum"]
-
-
-def test_a_failing_checksum_thread_fails_the_save(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    class Broken:
-        def update(self, data: Any, /) -> None:
-            raise MemoryError("digest failed")
-
-        def hexdigest(self) -> str:
-            return "0" * 8
-
-    monkeypatch.setattr(checkpoint, "new_digest", lambda algorithm: Broken())
-    with pytest.raises(MemoryError, match="digest failed"):
-        save(make_model(spec=BIG), tmp_path / "m.safetensors")
-    assert os.listdir(tmp_path) == []
-
-
-def test_write_container_refuses_a_final_header_of_another_length() -> None:
-    import io
-
-    from mlpcore.io.safetensors_io import write_container
-
-    tensors = {"a": np.arange(4, dtype="<f4")}
-    buffer = io.BytesIO()  # no file descriptor: no write-back hint, still written
-    write_container(buffer, tensors, {"k": "xxxx"}, final_metadata=lambda: {"k": "abcd"})
-    assert b'"k":"abcd"' in buffer.getvalue() and b"xxxx" not in buffer.getvalue()
-    assert buffer.tell() == len(buffer.getvalue())
-    with pytest.raises(ValueError, match="reserved"):
-        write_container(io.BytesIO(), tensors, {"k": "x"}, final_metadata=lambda: {"k": "ab"})
-
-
-def test_start_writeback_is_only_a_hint(tmp_path: Path) -> None:
-    from mlpcore.io.atomic import start_writeback
-
-    path = tmp_path / "f"
-    path.write_bytes(b"x" * 10000)
-    with open(path, "rb+") as stream:
-        start_writeback(stream.fileno(), 0, 10000)
-        start_writeback(stream.fileno(), 5000, 0)
-    read, write = os.pipe()
-    try:
-        start_writeback(read, 0, 10)  # ESPIPE on Linux: ignored
-    finally:
-        os.close(read)
-        os.close(write)
-    assert path.read_bytes() == b"x" * 10000

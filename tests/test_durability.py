@@ -6,15 +6,16 @@ from __future__ import annotations
 import errno
 import os
 import random
+import shutil
 import signal
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+import safetensors.numpy
 
 from mlpcore.errors import CheckpointError
-from mlpcore.io import safetensors_io
 from mlpcore.io.atomic import TEMP_SUFFIX
 from mlpcore.io.checkpoint import load, read_checkpoint, save
 from mlpcore.model import MLP
@@ -59,14 +60,14 @@ def test_sigkill_during_save_never_damages_the_checkpoint(tmp_path: Path) -> Non
         loaded = load(path)
         assert same(loaded, models[0]) or same(loaded, models[1])
         leftovers = [p for p in tmp_path.iterdir() if p.name != "m.safetensors"]
-        for temp in leftovers:
+        for temp in leftovers:  # the temporary folder of the save that was killed
             assert temp.name.startswith(".m.safetensors.") and temp.name.endswith(TEMP_SUFFIX)
             caught_mid_save += 1
-            size = temp.stat().st_size
-            if size != path.stat().st_size:  # half written: never taken for a checkpoint
-                with pytest.raises(CheckpointError):
-                    read_checkpoint(temp)
-            temp.unlink()
+            for part in (p for p in temp.iterdir() if p.is_file()):
+                if part.stat().st_size != path.stat().st_size:  # never taken for a checkpoint
+                    with pytest.raises(CheckpointError):
+                        read_checkpoint(part)
+            shutil.rmtree(temp)
     assert caught_mid_save > 0, "no kill landed inside a save; the test proved nothing"
 
 
@@ -96,8 +97,9 @@ def _full_disk(*args: object) -> None:
     raise OSError(errno.ENOSPC, "No space left on device")
 
 
-def _half_then_full(stream: object, view: memoryview) -> None:
-    stream.write(view[: len(view) // 2])  # type: ignore[attr-defined]
+def _half_then_full(tensors: object, filename: object, metadata: object = None) -> None:
+    data = safetensors.numpy.save(tensors, metadata=metadata)  # type: ignore[arg-type]
+    Path(filename).write_bytes(data[: len(data) // 2])  # type: ignore[arg-type]
     raise OSError(errno.ENOSPC, "No space left on device")
 
 
@@ -108,7 +110,7 @@ def test_full_disk_propagates_and_keeps_the_original(
     path = save(MLP(SMALL, seed=1), tmp_path / "m.safetensors")
     original = path.read_bytes()
     if where == "write":
-        monkeypatch.setattr(safetensors_io, "_write_all", _half_then_full)
+        monkeypatch.setattr(safetensors.numpy, "save_file", _half_then_full)
     else:
         monkeypatch.setattr(os, "fsync", _full_disk)
     with pytest.raises(CheckpointError, match="No space left") as info:

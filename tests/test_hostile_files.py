@@ -18,7 +18,8 @@ import numpy as np
 import pytest
 
 from mlpcore.errors import CheckpointError
-from mlpcore.io.checkpoint import load, load_into, read_checkpoint, save
+from mlpcore.io.checkpoint import load, read_checkpoint, save
+from mlpcore.io.interop import load_into
 from mlpcore.model import MLP
 from mlpcore.spec import MLPSpec
 

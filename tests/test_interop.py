@@ -14,7 +14,7 @@ import pytest
 
 import mlpcore
 from mlpcore.errors import CheckpointError
-from mlpcore.io.checkpoint import load, load_into, save
+from mlpcore.io.checkpoint import load, save
 from mlpcore.io.interop import (
     convert,
     detect_format,
@@ -22,6 +22,7 @@ from mlpcore.io.interop import (
     formats,
     import_model,
     import_variables,
+    load_into,
 )
 from mlpcore.io.namemap import suggest_map
 from mlpcore.model import MLP

@@ -1,49 +1,39 @@
-"""Atomic file replacement: a file at a path is either its complete old or complete new content.
+"""Atomic, durable replacement of a checkpoint's file(s): each path holds its old or its new bytes.
 
-:func:`atomic_write` writes through a temporary file in the target's own directory, named
-``.<target name>.<random>.tmp`` (hidden, and with a suffix no reader takes for a checkpoint),
-then flushes and ``fsync``-s it, sets its permission bits, renames it over the target with
-:func:`os.replace` and ``fsync``-s the directory so the rename is durable. A process killed at
-any moment leaves either the old file or the new one at the path, at worst plus a stray
-temporary file. Any failure removes the temporary file and leaves the target untouched.
-
-Replacing renames a new inode over the path, so a reader that has the old file open or
-memory-mapped keeps seeing the old bytes: saving over the file a model was just loaded from is
-safe.
-
-:func:`start_writeback` lets a writer ask the kernel to start writing what it has written so far
-to disk while it writes the rest, so that the final ``fsync`` has little left to wait for. It is
-only a hint (Linux ``sync_file_range(SYNC_FILE_RANGE_WRITE)``, nothing elsewhere); durability
-still comes from the ``fsync``, which also reports any write-back error.
+:func:`write_atomically` lets a writer (safetensors, ``torch.save``, TensorFlow) write into a
+private folder ``.<target name>.<random>.tmp`` beside the target, ``fsync``-s what it wrote,
+renames it over the target path(s) in order and ``fsync``-s the folder. A failed save leaves the
+previous files and no temporary folder; a killed one at worst leaves that folder. When one of
+several renames fails (TensorFlow's data file, then its index), the files already renamed are put
+back from hard links kept until then, so the pair is never left mixed. A reader that has the old
+file open or memory-mapped keeps the old bytes: a new inode is renamed over the path.
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
-import sys
+import re
+import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, BinaryIO, Final
+from typing import Final
 
 from mlpcore.errors import CheckpointError
 
-__all__ = ["TEMP_SUFFIX", "atomic_write", "check_target", "fsync_directory", "fsync_file",
-           "start_writeback"]
+__all__ = ["TEMP_SUFFIX", "check_target", "write_atomically"]
 
 TEMP_SUFFIX: Final = ".tmp"
-NEW_FILE_MODE: Final = 0o644
-_SYNC_FILE_RANGE_WRITE: Final = 2
+_OP_TAG: Final = re.compile(r"\s*\[Op:\w+\]$")
+Moves = list[tuple[Path, Path]]
 
 
 def check_target(target: Path, what: str = "checkpoint") -> None:
     """Refuse a target whose folder is missing, that is a directory, or that is a symlink."""
-    directory = target.parent
-    if not directory.is_dir():
-        problem = "is not a directory" if directory.exists() else "does not exist"
-        raise CheckpointError(f"cannot save {what} {target}: {directory} {problem}")
+    if not target.parent.is_dir():
+        problem = "is not a directory" if target.parent.exists() else "does not exist"
+        raise CheckpointError(f"cannot save {what} {target}: {target.parent} {problem}")
     if target.is_symlink():
         raise CheckpointError(
             f"cannot save {what} {target}: it is a symbolic link (to {os.readlink(target)}); "
@@ -52,92 +42,85 @@ def check_target(target: Path, what: str = "checkpoint") -> None:
         raise CheckpointError(f"cannot save {what} {target}: it is a directory")
 
 
-def atomic_write(target: Path, write: Callable[[BinaryIO], None], what: str = "checkpoint",
-                 ) -> Path:
-    """Replace ``target`` with what ``write(stream)`` writes, atomically and durably.
+def write_atomically(target: Path, write: Callable[[Path], Moves], *, what: str = "checkpoint",
+                     errors: tuple[type[Exception], ...] = ()) -> Path:
+    """Replace ``target`` (and its companion files) with what ``write(folder)`` writes.
 
-    ``OSError`` from any step (including ``write``) becomes :class:`CheckpointError` naming the
-    target, with the ``OSError`` as its cause; any other exception (``KeyboardInterrupt``, a
-    ``ValueError`` from ``write``) propagates unchanged. Either way the temporary file is removed
-    and the target is untouched. An existing target's permission bits are kept; a new file gets
-    0644.
+    ``write`` writes into the fresh ``folder`` and returns ``(written file, final path)`` pairs,
+    renamed in that order. ``OSError`` and ``errors`` (a framework's own write errors) become a
+    one-line :class:`CheckpointError` naming ``target``, with the error as its cause; anything
+    else (``KeyboardInterrupt``) propagates. Either way the folder is removed. An existing
+    target's permission bits are kept; new files get 0644.
     """
     check_target(target, what)
     try:
         mode = target.stat().st_mode & 0o7777
     except OSError:
-        mode = NEW_FILE_MODE
+        mode = 0o644
+    folder: Path | None = None
+    caught: tuple[type[Exception], ...] = (OSError, *errors)
     try:
-        fd, temp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.",
-                                         suffix=TEMP_SUFFIX)
-    except OSError as err:
-        raise CheckpointError(f"cannot save {what} {target}: {err}") from err
-    try:
-        with os.fdopen(fd, "wb") as stream:
-            write(stream)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.chmod(temp_name, mode)
-        os.replace(temp_name, target)
-    except BaseException as err:
-        with contextlib.suppress(OSError):
-            os.unlink(temp_name)
-        if isinstance(err, OSError):
-            raise CheckpointError(f"cannot save {what} {target}: {err}") from err
-        raise
-    fsync_directory(target.parent)
+        folder = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.",
+                                       suffix=TEMP_SUFFIX))
+        moves = write(folder)
+        for written, _ in moves:
+            fd = os.open(written, os.O_RDONLY)
+            try:
+                os.fsync(fd)  # frameworks close their files unsynced
+            finally:
+                os.close(fd)
+            os.chmod(written, mode)
+        _rename_all(moves, folder)
+    except caught as error:
+        raise CheckpointError(f"cannot save {what} {target}: {_reason(error)}") from error
+    finally:
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
+    with contextlib.suppress(OSError):  # make the rename durable; not every system can
+        fd = os.open(target.parent, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
     return target
 
 
-def fsync_file(path: Path) -> None:
-    """``fsync`` the file at ``path``, written and closed elsewhere; ``OSError`` propagates."""
-    fd = os.open(path, os.O_RDONLY)
+def _rename_all(moves: Moves, folder: Path) -> None:
+    """Rename each pair in order; if one fails, undo those done (see the module doc)."""
+    undo: list[tuple[Path, Path | None]] = []  # final path, its old file kept (None: remove)
     try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def fsync_directory(directory: Path) -> None:
-    """``fsync`` a directory so a rename in it survives a crash; best effort where unsupported."""
-    flag = getattr(os, "O_DIRECTORY", None)
-    if flag is None:
-        return
-    try:
-        fd = os.open(directory, os.O_RDONLY | flag)
+        for number, (written, final) in enumerate(moves):
+            if number < len(moves) - 1:  # a later rename may fail: keep a way back
+                kept = folder / f"previous-{number}"
+                if not os.path.lexists(final):
+                    undo.append((final, None))
+                with contextlib.suppress(OSError):  # no hard links here: no way back
+                    os.link(final, kept, follow_symlinks=False)
+                    undo.append((final, kept))
+            os.replace(written, final)
     except OSError:
-        return
-    try:
-        with contextlib.suppress(OSError):
-            os.fsync(fd)
-    finally:
-        os.close(fd)
+        for final, old in reversed(undo):
+            with contextlib.suppress(OSError):
+                if old is None:
+                    final.unlink()
+                else:
+                    os.replace(old, final)
+        raise
 
 
-def start_writeback(fd: int, offset: int, length: int) -> None:
-    """Ask the kernel to start writing bytes ``[offset, offset + length)`` of ``fd`` to disk.
+def _reason(error: BaseException) -> str:
+    """One line: ``strerror`` of an ``OSError``, else the class and the message's reason.
 
-    Does not wait, changes no data and raises nothing: on Linux it calls ``sync_file_range``
-    with ``SYNC_FILE_RANGE_WRITE`` only (which starts write-back of the range's dirty pages and
-    neither waits for it nor consumes write-back errors, so a later ``fsync`` still reports
-    them); elsewhere, or if the call fails, it does nothing. Data is durable only after
-    ``fsync``.
+    A framework names the file it was writing (in the temporary folder), then the reason:
+    ``<file>; <reason> [Op:...]`` (TensorFlow) or ``<file>: <reason>``; the reason is kept.
     """
-    call = _sync_file_range()
-    if call is not None and length > 0:
-        call(fd, offset, length, _SYNC_FILE_RANGE_WRITE)
-
-
-@functools.cache
-def _sync_file_range() -> Any:
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        import ctypes
-
-        function = ctypes.CDLL(None, use_errno=True).sync_file_range
-    except (OSError, AttributeError):
-        return None
-    function.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
-    function.restype = ctypes.c_int
-    return function
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror
+    text = str(getattr(error, "message", error)).strip()
+    marker = TEMP_SUFFIX + "/"
+    line = next((line for line in text.splitlines() if marker in line),
+                text.splitlines()[0] if text else "")
+    after = line.split(marker)[-1]
+    if marker in line and re.search(r"[;:] ", after):
+        line = re.split(r"[;:] ", after, maxsplit=1)[-1]
+    return f"{type(error).__name__}: {_OP_TAG.sub('', line).strip()}"

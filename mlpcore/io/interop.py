@@ -1,185 +1,144 @@
-"""Checkpoint formats: mlpcore's own and foreign ones, found through plugins, read and written.
+"""Checkpoint formats, mlpcore's own and foreign ones found through plugins: read, written, loaded.
 
-Formats are :class:`~mlpcore.hookspecs.FormatEntry` objects. Two are built in: ``"mlpcore"``
-(safetensors + manifest, :mod:`mlpcore.io.checkpoint`) and ``"safetensors"`` (a plain safetensors
-file, no manifest, validated by :mod:`mlpcore.io.safetensors_io`). Plugins in the ``mlpcore``
-entry-point group add more through the optional ``mlpcore_checkpoint_formats`` hook (the torch
-plugin adds ``"torch-state-dict"``, the TensorFlow plugin ``"tf1-saver"`` and
-``"tf2-checkpoint"``). No framework is imported until a format's reader or writer is used.
+Formats are :class:`~mlpcore.hookspecs.FormatEntry` objects. Built in: ``"mlpcore"`` (safetensors
+with a manifest, :mod:`mlpcore.io.checkpoint`) and ``"safetensors"`` (a plain safetensors file,
+its header checked the same way). Plugins add more through the optional
+``mlpcore_checkpoint_formats`` hook (torch: ``"torch-state-dict"``; TensorFlow: ``"tf1-saver"``,
+``"tf2-checkpoint"``), called through :func:`mlpcore.registry.call_hook`, so disabled plugins
+are skipped and a failing one is named in "unknown format" errors, never fatal. No framework
+is imported until a format's reader or writer runs.
 
-Every foreign variable passes through one canonical form: names ``dense_{i}/weights``
-(fan_in, fan_out) and ``dense_{i}/bias`` (fan_out,), NumPy arrays. Readers and writers convert
-layouts at their own boundary; this module maps names (:mod:`mlpcore.io.namemap`).
-
-Format plugins are the plugin modules backend discovery (:mod:`mlpcore.registry`) imported, so
-``$MLPCORE_DISABLE_PLUGINS`` and its fault isolation hold here too; a plugin whose formats hook
-fails is skipped and named in "unknown format" errors.
+Foreign variables pass through one canonical form: names ``dense_{i}/weights`` (fan_in, fan_out)
+and ``dense_{i}/bias`` (fan_out,), NumPy arrays. Readers and writers convert layouts at their own
+boundary; names are mapped here (:mod:`mlpcore.io.namemap`).
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.util
 import os
-import threading
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 import numpy.typing as npt
+import safetensors.numpy
 
 from mlpcore.errors import CheckpointError
 from mlpcore.hookspecs import FormatEntry
+from mlpcore.io.atomic import write_atomically
+from mlpcore.io.checkpoint import (
+    MANIFEST_KEY,
+    cast_variables,
+    check_fit,
+    load,
+    open_regular,
+    read_checkpoint,
+    read_header,
+    read_tensors,
+    save,
+    shape_text,
+)
+from mlpcore.io.namemap import CANONICAL, complete_model, select, spec_from
+from mlpcore.registry import call_hook
+from mlpcore.spec import check_dtype
 
 if TYPE_CHECKING:
     from mlpcore.backend import Backend
     from mlpcore.model import MLP
 
-__all__ = [
-    "BUILTIN_FORMATS",
-    "convert",
-    "detect_format",
-    "export_checkpoint",
-    "formats",
-    "import_model",
-    "import_variables",
-    "read_variables",
-]
+__all__ = ["BUILTIN_FORMATS", "convert", "default_map", "detect_format", "export_checkpoint",
+           "formats", "import_model", "import_variables", "load_into", "read_variables"]
 
 PathArg = str | os.PathLike[str]
 Arrays = dict[str, npt.NDArray[Any]]
+_HERE: Final = "mlpcore.io.interop"
 
 BUILTIN_FORMATS: Final = (
-    FormatEntry(
-        name="mlpcore",
-        description="mlpcore checkpoint: safetensors with a manifest (mlpcore.save)",
-        reader="mlpcore.io.interop:read_mlpcore",
-        sniff="mlpcore.io.interop:sniff_mlpcore",
-        default_map="mlpcore.io.interop:canonical_map",
-        export_names="mlpcore.io.interop:identity_names",
-        extensions=(".safetensors",),
-    ),
-    FormatEntry(
-        name="safetensors",
-        description="plain safetensors file without an mlpcore manifest",
-        reader="mlpcore.io.interop:read_safetensors",
-        writer="mlpcore.io.interop:write_safetensors",
-        sniff="mlpcore.io.interop:sniff_safetensors",
-        default_map="mlpcore.io.interop:canonical_map",
-        export_names="mlpcore.io.interop:identity_names",
-        extensions=(".safetensors",),
-    ),
+    FormatEntry(name="mlpcore", description="mlpcore checkpoint: safetensors with a manifest "
+                "(mlpcore.save)", reader=f"{_HERE}:read_mlpcore", sniff=f"{_HERE}:sniff_mlpcore",
+                default_map=f"{_HERE}:canonical_map", extensions=(".safetensors",)),
+    FormatEntry(name="safetensors", description="plain safetensors file without an mlpcore "
+                "manifest", reader=f"{_HERE}:read_safetensors",
+                writer=f"{_HERE}:write_safetensors", sniff=f"{_HERE}:sniff_safetensors",
+                default_map=f"{_HERE}:canonical_map", extensions=(".safetensors",)),
 )
 
 
-@dataclass
-class _Formats:
-    entries: dict[str, FormatEntry]
-    failures: list[str]
-
-
-_lock = threading.Lock()
-_cache: _Formats | None = None
-
-
-def _discover() -> _Formats:
-    """The built-in formats plus those the registry's plugins offer through
-    ``mlpcore_checkpoint_formats``: the same plugins as backend discovery, so a disabled or broken
-    plugin is skipped here too. A plugin whose hook fails is recorded, never fatal."""
-    global _cache
-    with _lock:
-        if _cache is not None:
-            return _cache
-        from mlpcore.registry import plugin_modules
-
-        entries = {entry.name: entry for entry in BUILTIN_FORMATS}
-        failures: list[str] = []
-        for label, module in plugin_modules():
-            try:
-                hook = getattr(module, "mlpcore_checkpoint_formats", None)
-                if hook is None:
-                    continue  # the hook is optional
-                offered = hook()
-                if not isinstance(offered, list | tuple) or not all(
-                        isinstance(e, FormatEntry) for e in offered):
-                    raise TypeError("mlpcore_checkpoint_formats() must return a list of "
-                                    "FormatEntry")
-            except Exception as error:  # a broken plugin is reported, never fatal
-                failures.append(f"{label}: {type(error).__name__}: {error}")
-                continue
-            for entry in offered:
-                if entry.name in entries:
-                    failures.append(f"{label}: format {entry.name!r} is already provided")
-                else:
-                    entries[entry.name] = entry
-        _cache = _Formats(entries, failures)
-        return _cache
+@functools.cache
+def _discover() -> tuple[dict[str, FormatEntry], tuple[str, ...]]:
+    """The formats by name (built-in first) and the plugins' failures, found once."""
+    entries = {entry.name: entry for entry in BUILTIN_FORMATS}
+    failures: list[str] = []
+    for label, offered in call_hook("mlpcore_checkpoint_formats"):
+        if isinstance(offered, Exception):
+            failures.append(f"{label}: {type(offered).__name__}: {offered}")
+            continue
+        if not isinstance(offered, list | tuple) or not all(
+                isinstance(e, FormatEntry) for e in offered):
+            failures.append(f"{label}: mlpcore_checkpoint_formats() must return a list of "
+                            "FormatEntry")
+            continue
+        for entry in offered:
+            if entry.name in entries:
+                failures.append(f"{label}: format {entry.name!r} is already provided")
+            else:
+                entries[entry.name] = entry
+    return entries, tuple(failures)
 
 
 def formats() -> dict[str, FormatEntry]:
     """Every known format by name: the built-in ones first, then the plugins'."""
-    return dict(_discover().entries)
+    return dict(_discover()[0])
 
 
 def _resolve(reference: str, entry: FormatEntry) -> Callable[..., Any]:
-    if entry.framework is not None:
-        top = entry.framework.partition(".")[0]
-        if importlib.util.find_spec(top) is None:
-            hint = entry.install_hint or f"pip install {entry.framework}"
-            raise CheckpointError(f"the {entry.name} format needs {entry.framework}, which is "
-                                  f"not installed; install it with: {hint}")
+    if entry.framework is not None and importlib.util.find_spec(
+            entry.framework.partition(".")[0]) is None:
+        raise CheckpointError(f"the {entry.name} format needs {entry.framework}, which is not "
+                              "installed; install it with: "
+                              f"{entry.install_hint or f'pip install {entry.framework}'}")
     module, _, attribute = reference.partition(":")
     function: Callable[..., Any] = getattr(importlib.import_module(module), attribute)
     return function
 
 
-def _entry(name: str) -> FormatEntry:
-    known = _discover()
-    if name not in known.entries:
-        failed = f"; plugins that failed: {'; '.join(known.failures)}" if known.failures else ""
-        raise CheckpointError(f"unknown checkpoint format {name!r}; known formats: "
-                              f"{', '.join(known.entries)}{failed}")
-    return known.entries[name]
+def _format_of(path: Path, format: str | None, writing: bool = False) -> FormatEntry:
+    if format is None:
+        return detect_format(path, writing=writing)
+    known, failures = _discover()
+    if format not in known:
+        failed = f"; plugins that failed: {'; '.join(failures)}" if failures else ""
+        raise CheckpointError(f"unknown checkpoint format {format!r}; known formats: "
+                              f"{', '.join(known)}{failed}")
+    return known[format]
 
 
 def detect_format(path: PathArg, *, writing: bool = False) -> FormatEntry:
-    """The format of ``path``: by its contents when reading, else by its extension.
-
-    Sniffers run in order (built-in formats first); when none recognises the file (or when
-    ``writing``), the first format claiming the path's extension wins.
-    """
+    """The format of ``path``: by its contents when reading (sniffers in order, built-in
+    first), else by the first format claiming its extension."""
     file = Path(os.fspath(path))
-    known = _discover().entries
+    known = _discover()[0]
     if not writing:
         for entry in known.values():
-            if entry.sniff is None:
-                continue
             try:
-                if _resolve(entry.sniff, entry)(file):
+                if entry.sniff is not None and _resolve(entry.sniff, entry)(file):
                     return entry
-            except Exception:
+            except Exception:  # a sniffer that fails does not recognise the file
                 continue
-        if not _exists(file):
+        if not (file.exists() or file.is_symlink() or Path(f"{file}.index").exists()):
             raise CheckpointError(f"checkpoint {file} does not exist")
-    name = file.name.lower()
     for entry in known.values():
-        if any(name.endswith(ext) for ext in entry.extensions):
+        if file.name.lower().endswith(entry.extensions or ("\0",)):
             return entry
     raise CheckpointError(
         f"cannot tell the format of {file} from its {'name' if writing else 'contents or name'};"
         f" name it with format=... (--from/--to on the command line); known formats: "
         + ", ".join(f"{e.name} ({', '.join(e.extensions) or 'no extension'})"
                     for e in known.values()))
-
-
-def _exists(file: Path) -> bool:
-    return file.exists() or file.is_symlink() or Path(f"{file}.index").exists()
-
-
-def _format_of(path: Path, format: str | None, writing: bool = False) -> FormatEntry:
-    return _entry(format) if format is not None else detect_format(path, writing=writing)
 
 
 def read_variables(path: PathArg, *, format: str | None = None) -> Arrays:
@@ -202,13 +161,9 @@ def default_map(entry: FormatEntry, names: list[str]) -> dict[str, str] | None:
 
 def import_variables(path: PathArg, *, format: str | None = None,
                      name_map: Mapping[str, str] | None = None) -> Arrays:
-    """The variables of a whole MLP from ``path``, under canonical names.
-
-    ``name_map`` (source name -> ``dense_i/weights`` / ``dense_i/bias``) is required when the
-    file's names do not follow its format's convention; the error then suggests one.
-    """
-    from mlpcore.io.namemap import complete_model
-
+    """The variables of a whole MLP from ``path``, canonical names. ``name_map`` (source name
+    -> canonical) is needed when the names do not follow the format's convention; the error
+    then suggests one."""
     file = Path(os.fspath(path))
     entry = _format_of(file, format)
     source = read_variables(file, format=entry.name)
@@ -221,14 +176,11 @@ def import_model(path: PathArg, backend: str | Backend | None = None, *,
                  activation: str | None = None, dtype: str | None = None) -> MLP:
     """A model on ``backend`` holding the variables of the checkpoint at ``path``, any format.
 
-    An mlpcore checkpoint keeps its own spec (``activation`` overrides it when given). A foreign
-    file records no activation, so ``activation`` is required; the sizes come from the shapes.
-    ``dtype`` defaults to the file's (float32 or float64).
+    An mlpcore checkpoint keeps its own spec (``activation`` overrides it). A foreign file
+    records no activation, so ``activation`` is required; sizes come from the shapes. ``dtype``
+    defaults to the file's (float64 if every variable is, else float32).
     """
-    from mlpcore.io.checkpoint import _cast_all, load, read_checkpoint
-    from mlpcore.io.namemap import spec_from
     from mlpcore.model import MLP
-    from mlpcore.spec import check_dtype
 
     file = Path(os.fspath(path))
     entry = _format_of(file, format)
@@ -241,23 +193,60 @@ def import_model(path: PathArg, backend: str | Backend | None = None, *,
                 "activation; pass activation='relu', 'sigmoid' or 'tanh' (--activation)")
         activation = read_checkpoint(file).spec.activation
     values = import_variables(file, format=entry.name, name_map=name_map)
-    spec = spec_from(values, activation)
-    kinds = {array.dtype for array in values.values()}
-    model_dtype = check_dtype(dtype) if dtype is not None else (
-        "float64" if kinds == {np.dtype("float64")} else "float32")
-    cast = _cast_all(file, values, check_dtype(model_dtype))
-    return MLP.from_variables(spec, cast, backend=backend, dtype=model_dtype)
+    wide = {array.dtype for array in values.values()} == {np.dtype("float64")}
+    model_dtype = check_dtype(dtype or ("float64" if wide else "float32"))
+    return MLP.from_variables(spec_from(values, activation),
+                              cast_variables(file, values, model_dtype), backend=backend,
+                              dtype=model_dtype)
+
+
+def load_into(model: MLP, path: PathArg, *, include: Collection[str] | None = None,
+              name_map: Mapping[str, str] | None = None, format: str | None = None) -> None:
+    """Replace variables of ``model`` with the checkpoint's, all or nothing.
+
+    Without ``include`` and ``name_map`` every variable is replaced: the checkpoint must hold
+    exactly ``model.spec.variable_shapes()`` (activation and dropout are not compared). For
+    finetuning, ``name_map`` (checkpoint name -> model name) takes exactly the mapped variables,
+    and ``include`` (model names) keeps only those; the others keep their values. Every missing,
+    unexpected and wrong-shaped variable is listed in one :class:`CheckpointError` naming the
+    file, and nothing is assigned. ``path`` may be in any format (``format`` overrides
+    detection); values are cast to the model's dtype.
+    """
+    file = Path(os.fspath(path))
+    whole = include is None and name_map is None
+    try:
+        entry = _format_of(file, format)
+    except CheckpointError:
+        if format is not None or not whole:
+            raise
+        entry = BUILTIN_FORMATS[0]  # let read_checkpoint explain what is wrong with the file
+    dtype = check_dtype(model.dtype)
+    if entry.name == "mlpcore" and whole:
+        checkpoint = read_checkpoint(file, mmap=True)
+        check_fit(checkpoint, model.spec, "the model")
+        model.assign(cast_variables(file, checkpoint.variables, dtype))
+        return
+    source = read_variables(file, format=entry.name)
+    expected = model.spec.variable_shapes()
+    chosen = select(file, source, expected, include=include, name_map=name_map,
+                    default=default_map(entry, list(source)) if name_map is None else None)
+    missing = [name for name in expected if name not in chosen]
+    if whole and missing:
+        raise CheckpointError(f"checkpoint {file} does not fit the model with sizes "
+                              f"{shape_text(model.spec.sizes)}: missing {', '.join(missing)}; "
+                              "pass include=[...] or a name_map to load only some variables")
+    values = model.variables
+    values.update(cast_variables(file, chosen, dtype))
+    model.assign(values)
 
 
 def export_checkpoint(model: MLP, path: PathArg, *, format: str | None = None,
                       name_map: Mapping[str, str] | None = None) -> Path:
-    """Write ``model``'s variables to ``path`` in ``format`` (by default, from the extension).
+    """Write ``model``'s variables to ``path`` in ``format`` (default: by the extension).
 
-    ``name_map`` maps canonical names to the names stored (all of them must be mapped); without
-    it the format's own convention is used. Returns the path.
+    ``name_map`` maps every canonical name to the name stored; without it the format's own
+    convention is used. Returns the path.
     """
-    from mlpcore.io.checkpoint import save
-
     file = Path(os.fspath(path))
     entry = _format_of(file, format, writing=True)
     if entry.name == "mlpcore":
@@ -289,80 +278,63 @@ def convert(source: PathArg, target: PathArg, *, source_format: str | None = Non
             export_map: Mapping[str, str] | None = None, activation: str | None = None) -> Path:
     """Convert the checkpoint ``source`` to ``target``, each format by contents or extension.
 
-    ``name_map`` maps the source's names to canonical ones (as for :func:`import_variables`),
-    ``export_map`` canonical names to the target's. Writing an mlpcore checkpoint from a
-    foreign file needs ``activation`` (the foreign file does not record it).
+    ``name_map``: source names -> canonical (as for :func:`import_variables`); ``export_map``:
+    canonical -> the target's. An mlpcore target from a foreign file needs ``activation``.
     """
     src = Path(os.fspath(source))
     entry = _format_of(src, source_format)
-    dst_entry = _format_of(Path(os.fspath(target)), target_format, writing=True)
-    if activation is None and dst_entry.name != "mlpcore":
+    target_entry = _format_of(Path(os.fspath(target)), target_format, writing=True)
+    if activation is None and target_entry.name != "mlpcore":
         activation = "relu"  # not stored by the target format, only needed to build the model
     model = import_model(src, "numpy", format=entry.name, name_map=name_map,
                          activation=activation)
-    return export_checkpoint(model, target, format=dst_entry.name, name_map=export_map)
+    return export_checkpoint(model, target, format=target_entry.name, name_map=export_map)
 
 
 # --- the built-in formats ---------------------------------------------------------------------
 
 
 def read_mlpcore(path: Path) -> Arrays:
-    """Reader of the ``mlpcore`` format: the verified variables of :func:`read_checkpoint`."""
-    from mlpcore.io.checkpoint import read_checkpoint
-
+    """Reader of ``mlpcore``: the verified variables of :func:`read_checkpoint`."""
     return dict(read_checkpoint(path, mmap=True).variables)
 
 
+def _metadata_keys(path: Path) -> set[str] | None:
+    try:
+        with open_regular(path) as stream:
+            return set(read_header(stream, path).metadata)
+    except CheckpointError:
+        return None
+
+
 def sniff_mlpcore(path: Path) -> bool:
-    """A safetensors file whose ``__metadata__`` has the ``"mlpcore"`` manifest key."""
+    """A safetensors file whose ``__metadata__`` has the manifest key."""
     keys = _metadata_keys(path)
-    return keys is not None and "mlpcore" in keys
+    return keys is not None and MANIFEST_KEY in keys
 
 
 def sniff_safetensors(path: Path) -> bool:
     """A safetensors file without an mlpcore manifest."""
     keys = _metadata_keys(path)
-    return keys is not None and "mlpcore" not in keys
-
-
-def _metadata_keys(path: Path) -> set[str] | None:
-    from mlpcore.io.safetensors_io import open_regular, read_layout, sniff
-
-    if not path.is_file() or path.is_symlink() or not sniff(path):
-        return None
-    try:
-        with open_regular(path) as stream:
-            return set(read_layout(stream, path).metadata)
-    except CheckpointError:
-        return None
+    return keys is not None and MANIFEST_KEY not in keys
 
 
 def read_safetensors(path: Path) -> Arrays:
-    """Reader of plain safetensors: every tensor, validated, as writable float arrays."""
-    from mlpcore.io.safetensors_io import open_regular, read_layout, read_tensors
-
+    """Reader of plain safetensors: every tensor, its header checked first."""
     with open_regular(path) as stream:
-        layout = read_layout(stream, path)
-        return read_tensors(stream, layout)
+        return read_tensors(stream, path, read_header(stream, path))
 
 
 def write_safetensors(path: Path, variables: Mapping[str, npt.NDArray[Any]]) -> None:
-    """Writer of plain safetensors, atomic (:func:`mlpcore.io.atomic.atomic_write`)."""
-    from mlpcore.io.atomic import atomic_write
-    from mlpcore.io.safetensors_io import write_container
+    """Writer of plain safetensors, atomic (:func:`~mlpcore.io.atomic.write_atomically`)."""
+    def write(folder: Path) -> list[tuple[Path, Path]]:
+        arrays = {name: np.ascontiguousarray(array) for name, array in variables.items()}
+        safetensors.numpy.save_file(arrays, folder / path.name)
+        return [(folder / path.name, path)]
 
-    arrays = {name: np.ascontiguousarray(a, dtype=a.dtype.newbyteorder("<"))
-              for name, a in variables.items()}
-    atomic_write(path, lambda stream: write_container(stream, arrays))
+    write_atomically(path, write, errors=(safetensors.SafetensorError,))
 
 
 def canonical_map(names: list[str]) -> dict[str, str] | None:
     """The identity map when every name is canonical, else ``None``."""
-    from mlpcore.io.namemap import CANONICAL
-
     return {n: n for n in names} if all(CANONICAL.match(n) for n in names) else None
-
-
-def identity_names(names: list[str]) -> dict[str, str]:
-    """Store canonical names as they are."""
-    return {n: n for n in names}

@@ -1,14 +1,11 @@
-"""Name maps: from a foreign checkpoint's variable names to mlpcore's canonical names, and back.
+"""Name maps: a foreign checkpoint's variable names to mlpcore's canonical names, and back.
 
-A name map is a ``dict[str, str]``, source name -> target name. On import the targets are
-canonical names, ``dense_{i}/weights`` (fan_in, fan_out) and ``dense_{i}/bias`` (fan_out,); on
-export the sources are. When names do not fit, errors carry a *suggested* map, built from the
-names and shapes alone (:func:`suggest_map`): 2-D tensors are chained so that each one's fan_in
-is the previous one's fan_out, and each gets the 1-D tensor of its fan_out whose name is most
-like its own as its bias.
-
-:func:`complete_model` checks that mapped variables form a whole MLP; :func:`select` picks a
-subset for finetuning. Both report every problem at once, naming the variable and both shapes.
+A name map is a ``dict[str, str]``, source name -> target name; canonical names are
+``dense_{i}/weights`` (fan_in, fan_out) and ``dense_{i}/bias`` (fan_out,). Errors carry a map
+suggested from names and shapes alone (:func:`suggest_map`): 2-D tensors chained so that each
+one's fan_in is the previous one's fan_out, each given the 1-D tensor of its fan_out whose name
+is most like its own as bias. :func:`complete_model` checks that mapped variables form a whole
+MLP, :func:`select` picks a subset for finetuning; both report every problem at once.
 """
 
 from __future__ import annotations
@@ -20,9 +17,9 @@ from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
-import numpy.typing as npt
 
 from mlpcore.errors import CheckpointError
+from mlpcore.io.checkpoint import shape_text
 from mlpcore.spec import MLPSpec, bias_name, weights_name
 
 __all__ = ["CANONICAL", "complete_model", "format_map", "parse_map", "select", "spec_from",
@@ -30,8 +27,6 @@ __all__ = ["CANONICAL", "complete_model", "format_map", "parse_map", "select", "
 
 CANONICAL: Final = re.compile(r"^dense_(0|[1-9][0-9]*)/(weights|bias)$")
 """A canonical variable name; group 1 is the layer index, group 2 the kind."""
-
-Arrays = Mapping[str, npt.NDArray[Any]]
 _KIND_WORDS: Final = re.compile(r"weights?|kernel|bias(es)?|[wb](?=\W|_|\d|$)", re.IGNORECASE)
 
 
@@ -48,41 +43,27 @@ def parse_map(pairs: Collection[str]) -> dict[str, str]:
     return result
 
 
-def _natural_key(name: str) -> list[Any]:
-    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
-
-
-def _stem(name: str) -> str:
-    return _KIND_WORDS.sub("", name)
-
-
 def suggest_map(shapes: Mapping[str, tuple[int, ...]]) -> dict[str, str]:
-    """A plausible source -> canonical map from names and (canonical-layout) shapes alone.
+    """A plausible source -> canonical map from names and (canonical-layout) shapes alone;
+    tensors that fit no chain (scalars, optimizer slots, unmatched vectors) are left out."""
+    def natural(name: str) -> list[Any]:
+        return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
 
-    Tensors that fit no chain (scalars, optimizer slots, unmatched vectors) are left out.
-    """
-    weights = sorted((n for n, s in shapes.items() if len(s) == 2), key=_natural_key)
-    vectors = sorted((n for n, s in shapes.items() if len(s) == 1), key=_natural_key)
+    weights = sorted((n for n, s in shapes.items() if len(s) == 2), key=natural)
+    vectors = sorted((n for n, s in shapes.items() if len(s) == 1), key=natural)
     produced = {shapes[n][1] for n in weights}
-    starts = [n for n in weights if shapes[n][0] not in produced] or weights[:1]
-    chain: list[str] = []
-    if starts:
-        chain.append(starts[0])
-        left = [n for n in weights if n != starts[0]]
-        while left:
-            fan_out = shapes[chain[-1]][1]
-            following = [n for n in left if shapes[n][0] == fan_out]
-            if not following:
-                break
-            chain.append(following[0])
-            left.remove(following[0])
+    chain = ([n for n in weights if shapes[n][0] not in produced] or weights)[:1]
+    left = [n for n in weights if n not in chain]
+    while chain and (following := [n for n in left if shapes[n][0] == shapes[chain[-1]][1]]):
+        chain.append(following[0])
+        left.remove(following[0])
     result: dict[str, str] = {}
     for layer, name in enumerate(chain):
         result[name] = weights_name(layer)
         candidates = [v for v in vectors if shapes[v] == (shapes[name][1],) and v not in result]
         if candidates:
             best = max(candidates, key=lambda v: difflib.SequenceMatcher(
-                None, _stem(name), _stem(v)).ratio())
+                None, _KIND_WORDS.sub("", name), _KIND_WORDS.sub("", v)).ratio())
             result[best] = bias_name(layer)
     return result
 
@@ -92,91 +73,79 @@ def format_map(name_map: Mapping[str, str], shapes: Mapping[str, tuple[int, ...]
     """``name_map`` as CLI flags and as a Python dict, for an error message."""
     if not name_map:
         return "  (no suggestion: no 2-D tensor to start from)"
-    width = max(len(k) for k in name_map)
-    lines = []
-    for old, new in name_map.items():
-        shape = f"  # {tuple(shapes[old])}" if shapes and old in shapes else ""
-        lines.append(f"    {old!r:<{width + 2}}: {new!r},{shape}")
+    width = max(len(k) for k in name_map) + 2
+    lines = [f"    {old!r:<{width}}: {new!r}," + (f"  # {tuple(shapes[old])}" if shapes and old
+                                                  in shapes else "")
+             for old, new in name_map.items()]
     flags = " ".join(f"--map '{old}={new}'" for old, new in name_map.items())
     return "  name_map = {\n" + "\n".join(lines) + "\n  }\n  or on the command line:\n    " + flags
 
 
-def _shape(shape: tuple[int, ...]) -> str:
-    return "(" + ", ".join(str(n) for n in shape) + ("," if len(shape) == 1 else "") + ")"
-
-
-def _suggestion_error(file: Path, lines: list[str], source: Arrays) -> CheckpointError:
+def _suggestion_error(file: Path, text: str, source: Mapping[str, Any]) -> CheckpointError:
     shapes = {name: tuple(array.shape) for name, array in source.items()}
-    listing = "\n".join(f"    {name} {_shape(shape)}" for name, shape in shapes.items())
-    text = "\n".join(lines)
+    listing = "\n".join(f"    {name} {shape_text(shape)}" for name, shape in shapes.items())
     return CheckpointError(
         f"{text}\n  the file holds:\n{listing}\n  suggested name map (from names and shapes; "
         f"check it):\n{format_map(suggest_map(shapes), shapes)}")
 
 
-def complete_model(file: Path, source: Arrays, name_map: Mapping[str, str] | None,
+def complete_model(file: Path, source: Mapping[str, Any], name_map: Mapping[str, str] | None,
                    default: Mapping[str, str] | None, convention: str) -> dict[str, Any]:
-    """The variables of a whole MLP, canonical names, from ``source`` through a name map.
-
-    ``name_map`` (source -> canonical) is applied when given, else ``default`` (the format's
-    convention, ``None`` when the names do not follow it). Source tensors the map leaves out are
-    ignored. Raises :class:`CheckpointError` naming the file, listing every problem and the
-    file's names and shapes, with a suggested map.
-    """
+    """The variables of a whole MLP, canonical names, from ``source`` through ``name_map`` (or
+    ``default``, the format's convention, ``None`` when the names do not follow it). Tensors
+    the map leaves out are ignored. Every problem is listed, with the file's names and shapes
+    and a suggested map."""
     chosen = name_map if name_map is not None else default
     if chosen is None:
-        raise _suggestion_error(file, [
-            f"checkpoint {file}: its variable names do not follow the {convention} convention; "
-            "pass a name map (source name -> dense_i/weights or dense_i/bias)"], source)
-    problems = _map_problems(source, chosen)
+        raise _suggestion_error(file, f"checkpoint {file}: its variable names do not follow the "
+                                f"{convention} convention; pass a name map (source name -> "
+                                "dense_i/weights or dense_i/bias)", source)
+    problems = [f"{old!r} is not in the file" for old in chosen if old not in source]
+    problems += [f"{old!r} -> {new!r}: {new!r} is not a canonical name (dense_i/weights or "
+                 "dense_i/bias)" for old, new in chosen.items() if not CANONICAL.match(new)]
+    problems += _collisions(chosen)
     result = {new: source[old] for old, new in chosen.items() if old in source}
-    if not problems:
-        problems = _model_problems(result)
+    problems = problems or _model_problems(result)
     if problems:
-        raise _suggestion_error(file, [f"checkpoint {file}: the name map does not give a whole "
-                                       "MLP:"] + [f"  - {p}" for p in problems], source)
+        raise _suggestion_error(file, "\n".join([f"checkpoint {file}: the name map does not "
+                                                 "give a whole MLP:",
+                                                 *(f"  - {p}" for p in problems)]), source)
     return result
 
 
-def _map_problems(source: Arrays, name_map: Mapping[str, str]) -> list[str]:
-    problems = [f"{old!r} is not in the file" for old in name_map if old not in source]
-    problems += [f"{old!r} -> {new!r}: {new!r} is not a canonical name (dense_i/weights or "
-                 "dense_i/bias)" for old, new in name_map.items() if not CANONICAL.match(new)]
-    targets: dict[str, str] = {}
+def _collisions(name_map: Mapping[str, str]) -> list[str]:
+    seen: dict[str, str] = {}
+    problems = []
     for old, new in name_map.items():
-        if new in targets:
-            problems.append(f"{targets[new]!r} and {old!r} are both mapped to {new!r}")
-        targets[new] = old
+        if new in seen:
+            problems.append(f"{seen[new]!r} and {old!r} are both mapped to {new!r}")
+        seen[new] = old
     return problems
 
 
 def _model_problems(values: Mapping[str, Any]) -> list[str]:
-    layers = sorted({int(m.group(1)) for n in values if (m := CANONICAL.match(n))})
-    n_layers = len(layers)
-    if n_layers == 0:
+    layers = {int(m.group(1)) for n in values if (m := CANONICAL.match(n))}
+    if not layers:
         return ["no variable is mapped"]
+    missing = [f"missing {name}" for layer in range(max(layers) + 1)
+               for name in (weights_name(layer), bias_name(layer)) if name not in values]
+    if missing:
+        return missing
     problems: list[str] = []
-    for layer in range(max(layers) + 1):
-        for name in (weights_name(layer), bias_name(layer)):
-            if name not in values:
-                problems.append(f"missing {name}")
-    if problems:
-        return problems
-    for layer in range(n_layers):
-        w = tuple(np.shape(values[weights_name(layer)]))
-        b = tuple(np.shape(values[bias_name(layer)]))
+    shapes = [(np.shape(values[weights_name(i)]), np.shape(values[bias_name(i)]))
+              for i in range(len(layers))]
+    for layer, (w, b) in enumerate(shapes):
         if len(w) != 2:
-            problems.append(f"{weights_name(layer)} has shape {_shape(w)}, expected 2-D")
+            problems.append(f"{weights_name(layer)} has shape {shape_text(w)}, expected 2-D")
             continue
         if b != (w[1],):
-            problems.append(f"{bias_name(layer)} has shape {_shape(b)}, but "
-                            f"{weights_name(layer)} {_shape(w)} needs ({w[1]},)")
-        if layer + 1 < n_layers:
-            nxt = tuple(np.shape(values[weights_name(layer + 1)]))
-            if len(nxt) == 2 and nxt[0] != w[1]:
-                problems.append(f"{weights_name(layer + 1)} {_shape(nxt)} does not follow "
-                                f"{weights_name(layer)} {_shape(w)}: fan_in {nxt[0]} != "
-                                f"fan_out {w[1]}")
+            problems.append(f"{bias_name(layer)} has shape {shape_text(b)}, but "
+                            f"{weights_name(layer)} {shape_text(w)} needs ({w[1]},)")
+        following: tuple[int, ...] = shapes[layer + 1][0] if layer + 1 < len(shapes) else ()
+        if len(following) == 2 and following[0] != w[1]:
+            problems.append(f"{weights_name(layer + 1)} {shape_text(following)} does not follow "
+                            f"{weights_name(layer)} {shape_text(w)}: fan_in {following[0]} != "
+                            f"fan_out {w[1]}")
     return problems
 
 
@@ -188,50 +157,38 @@ def spec_from(values: Mapping[str, Any], activation: str, dropout: float = 0.0) 
     return MLPSpec(sizes=tuple(sizes), activation=activation, dropout=dropout)  # type: ignore[arg-type]
 
 
-def select(file: Path, source: Arrays, expected: Mapping[str, tuple[int, ...]], *,
+def select(file: Path, source: Mapping[str, Any], expected: Mapping[str, tuple[int, ...]], *,
            include: Collection[str] | None, name_map: Mapping[str, str] | None,
            default: Mapping[str, str] | None = None) -> dict[str, Any]:
     """The subset of ``source`` to load into a model whose variables have shapes ``expected``.
 
     ``name_map`` (checkpoint name -> model name) takes exactly the mapped tensors; without it
-    the checkpoint's names are used as they are, or through ``default`` (the format's
-    convention). ``include`` then keeps only the model variables it names (all of them when
-    ``None``). Every problem (a name in neither, a model name that does not exist, a shape that
-    differs) is reported together, naming the variable and both shapes.
+    names are used as they are, or through ``default`` (the format's convention). ``include``
+    then keeps only the model variables it names. Every problem (a name in neither, a model name
+    that does not exist, a shape that differs) is reported together, naming both shapes.
     """
-    if name_map is not None:
-        renamed = dict(name_map)
-    elif default is not None:
-        renamed = dict(default)
-    else:
-        renamed = {n: n for n in source}
-    problems: list[str] = [f"{old!r} is not in the checkpoint" for old in renamed
-                           if old not in source and name_map is not None]
-    seen: dict[str, str] = {}
-    for old, new in renamed.items():
-        if new in seen:
-            problems.append(f"{seen[new]!r} and {old!r} are both mapped to {new!r}")
-        seen[new] = old
+    renamed = dict(name_map if name_map is not None else
+                   default if default is not None else {n: n for n in source})
+    problems = [f"{old!r} is not in the checkpoint" for old in renamed
+                if old not in source and name_map is not None]
+    problems += _collisions(renamed)
     by_target = {new: old for old, new in renamed.items() if old in source}
     targets = list(include) if include is not None else list(by_target)
+    chosen: dict[str, Any] = {}
     for target in targets:
         if target not in expected:
             problems.append(f"{target!r} is not a variable of the model (it has "
                             f"{', '.join(expected)})")
         elif target not in by_target:
             problems.append(f"{target!r} is not in the checkpoint")
-    chosen: dict[str, Any] = {}
-    for target in targets:
-        if target not in expected or target not in by_target:
-            continue
-        old = by_target[target]
-        got = tuple(source[old].shape)
-        if got != expected[target]:
+        elif tuple(source[by_target[target]].shape) != expected[target]:
+            old = by_target[target]
             label = f"checkpoint {old!r}" if old != target else "the checkpoint"
-            problems.append(f"variable {target!r}: {label} has shape {_shape(got)}, the model "
-                            f"expects {_shape(expected[target])}")
-            continue
-        chosen[target] = source[old]
+            problems.append(f"variable {target!r}: {label} has shape "
+                            f"{shape_text(source[old].shape)}, the model expects "
+                            f"{shape_text(expected[target])}")
+        else:
+            chosen[target] = source[by_target[target]]
     if not targets and not problems:
         problems.append("nothing was selected (empty include list or name map)")
     if problems:

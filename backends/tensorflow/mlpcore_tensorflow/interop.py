@@ -14,22 +14,18 @@ TensorFlow as ``(fan_in, fan_out)`` already (``tf.matmul(x, W)``), so no transpo
 Writing builds the variables in a private graph (``tf1-saver``, saved by
 ``tf.compat.v1.train.Saver`` with a ``var_list`` dict, so the stored names are exactly the given
 ones) or a tree of ``tf.Module`` objects (``tf2-checkpoint``, one object per name segment).
-Both write to a temporary prefix in the target's folder, ``fsync`` both files (TensorFlow does
-not), then rename the data file and then the index over the target's and ``fsync`` the folder:
-each file is replaced atomically and durably. If renaming the index fails, the data file is put
-back (the old one is kept as a hard link until then), so a failed save leaves the previous
-checkpoint loadable. Only a process killed between the two renames, or a folder whose file
-system has no hard links, can leave a mixed pair, and a reader of one gets TensorFlow's checksum
-error, not wrong values. TensorFlow's own write errors become :class:`CheckpointError`.
+Both go through :func:`mlpcore.io.atomic.write_atomically`: the bundle is written in a
+temporary folder, synced, and its data file then its index renamed over the target's; a failed
+rename puts the old data file back, so a failed save leaves the previous checkpoint loadable.
+Only a kill between the two renames, or a file system without hard links, can leave a mixed
+pair, which TensorFlow's checksums then refuse. TensorFlow's own write errors become one-line
+:class:`CheckpointError` naming the target.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
 import re
-import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Final
 
@@ -38,7 +34,7 @@ import numpy.typing as npt
 import tensorflow as tf
 
 from mlpcore.errors import CheckpointError
-from mlpcore.io.atomic import check_target, fsync_directory, fsync_file
+from mlpcore.io.atomic import write_atomically
 from mlpcore_tensorflow.formats import prefix_of
 
 __all__ = ["read_tf1", "read_tf2", "write_tf1", "write_tf2"]
@@ -101,63 +97,17 @@ def read_tf2(path: Path) -> dict[str, npt.NDArray[Any]]:
     return _tensors(path, reader, names)
 
 
-def _write(path: Path, save: Any) -> None:
-    check_target(Path(f"{path}.index"))
-    directory = path.parent
-    temp = Path(tempfile.mkdtemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp"))
-    try:
-        index = Path(f"{save(str(temp / 'ckpt'))}.index")
-        data = sorted(temp.glob("ckpt.data-*"))
+def _write(path: Path, save: Callable[[str], Any]) -> None:
+    """``save(prefix)`` writes a bundle; it replaces prefix ``path``'s, data file first."""
+    def write(folder: Path) -> list[tuple[Path, Path]]:
+        index = Path(f"{save(str(folder / 'ckpt'))}.index")
+        data = sorted(folder.glob("ckpt.data-*"))
         if not index.is_file() or not data:
             raise CheckpointError(f"cannot save checkpoint {path}: TensorFlow wrote no bundle")
-        for file in (*data, index):
-            fsync_file(file)  # TensorFlow closes its files without syncing them
-        _replace_bundle(path, index, data, temp)
-    except OSError as error:
-        raise CheckpointError(f"cannot save checkpoint {path}: {error}") from error
-    except tf.errors.OpError as error:  # TensorFlow's own I/O errors (a full disk, ...)
-        raise CheckpointError(f"cannot save checkpoint {path}: {type(error).__name__}: "
-                              f"{error.message}") from error
-    finally:
-        for leftover in temp.glob("*"):
-            with contextlib.suppress(OSError):
-                leftover.unlink()
-        with contextlib.suppress(OSError):
-            temp.rmdir()
-    fsync_directory(directory)
+        return [(file, path.with_name(path.name + file.name[len("ckpt"):])) for file in data] \
+            + [(index, Path(f"{path}.index"))]
 
-
-def _replace_bundle(path: Path, index: Path, data: list[Path], temp: Path) -> None:
-    """Rename the new bundle's ``data`` files and then its ``index`` over prefix ``path``'s.
-
-    Each old data file is first hard-linked into ``temp``; if any rename fails, the data files
-    already renamed are put back (or removed, where there was none before) before the
-    ``OSError`` propagates, so the old bundle stays whole. Where a hard link cannot be made, that
-    file is replaced without a way back.
-    """
-    replaced: list[tuple[Path, Path | None, bool]] = []  # target, its old version, restorable
-    try:
-        for number, source in enumerate(data):
-            target = path.parent / f"{path.name}{source.name[len('ckpt'):]}"
-            previous: Path | None = None
-            restorable = True
-            if os.path.lexists(target):
-                previous = temp / f"previous-{number}"
-                try:
-                    os.link(target, previous, follow_symlinks=False)
-                except OSError:
-                    previous, restorable = None, False
-            os.replace(source, target)
-            replaced.append((target, previous, restorable))
-        os.replace(index, f"{path}.index")
-    except OSError:
-        for target, previous, restorable in reversed(replaced):
-            with contextlib.suppress(OSError):
-                if previous is not None:
-                    os.replace(previous, target)
-                elif restorable:
-                    target.unlink()
-        raise
+    write_atomically(path, write, errors=(tf.errors.OpError,))
 
 
 def write_tf1(path: Path, variables: Mapping[str, npt.NDArray[Any]]) -> None:

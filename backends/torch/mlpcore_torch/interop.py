@@ -1,11 +1,11 @@
 """Reading and writing torch ``state_dict`` files, converting the layout at the boundary.
 
 Reading goes only through ``torch.load(path, map_location="cpu", weights_only=True)``, torch's
-restricted unpickler, which builds tensors and plain containers and refuses every other object;
-anything it refuses, and anything that is not a flat mapping of names to floating-point tensors,
-is a :class:`~mlpcore.errors.CheckpointError` naming the file. 2-D tensors (``nn.Linear.weight``,
-``(out_features, in_features)``) are transposed to the canonical ``(fan_in, fan_out)``; on
-writing, canonical weights are transposed back. Values keep their dtype and bits.
+restricted unpickler, which builds tensors and plain containers and refuses any other object.
+Anything refused, or not a flat mapping of names to floating-point tensors, is a
+:class:`~mlpcore.errors.CheckpointError` naming the file. 2-D tensors (``nn.Linear.weight``,
+``(out_features, in_features)``) are transposed to the canonical ``(fan_in, fan_out)``, and back
+on writing; values keep their dtype and bits.
 """
 
 from __future__ import annotations
@@ -20,11 +20,11 @@ import numpy.typing as npt
 import torch
 
 from mlpcore.errors import CheckpointError
-from mlpcore.io.atomic import atomic_write
+from mlpcore.io.atomic import write_atomically
 
 __all__ = ["read_state_dict", "write_state_dict"]
 
-_FLOATS = {torch.float32: np.float32, torch.float64: np.float64}
+_FLOATS = (torch.float32, torch.float64)
 
 
 def read_state_dict(path: Path) -> dict[str, npt.NDArray[Any]]:
@@ -60,8 +60,12 @@ def read_state_dict(path: Path) -> dict[str, npt.NDArray[Any]]:
 
 def write_state_dict(path: Path, variables: Mapping[str, npt.NDArray[Any]]) -> None:
     """``torch.save`` a ``state_dict`` of ``variables``, 2-D ones as (out, in); atomic."""
-    state: collections.OrderedDict[str, torch.Tensor] = collections.OrderedDict()
-    for name, array in variables.items():
-        native = np.ascontiguousarray(array.T if array.ndim == 2 else array)
-        state[name] = torch.from_numpy(native.copy())
-    atomic_write(path, lambda stream: torch.save(state, stream))
+    state = collections.OrderedDict(
+        (name, torch.from_numpy(array.T.copy() if array.ndim == 2 else array.copy()))
+        for name, array in variables.items())
+
+    def write(folder: Path) -> list[tuple[Path, Path]]:
+        torch.save(state, folder / path.name)
+        return [(folder / path.name, path)]
+
+    write_atomically(path, write)
