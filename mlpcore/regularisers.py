@@ -19,7 +19,7 @@ from typing import Literal, Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["L1", "L2", "Regulariser", "RegulariserOps"]
+__all__ = ["L1", "L2", "REGULARISERS", "Regulariser", "RegulariserOps"]
 
 
 def _check_strength(kind: str, strength: float) -> float:
@@ -54,6 +54,8 @@ class L1:
 
 
 Regulariser = L1 | L2
+REGULARISERS: tuple[str, ...] = ("l1", "l2")
+"""Every regulariser ``kind``."""
 
 
 @runtime_checkable
