@@ -12,7 +12,9 @@ from mlpcore import L1, L2, MLP, SGD, MLPSpec, Normal, fit
 from mlpcore.backend import TrainingConfig
 from mlpcore.dropout import portable_keep_mask
 from mlpcore.random import Purpose, stream
-from mlpcore_numpy.backend import FORWARD_ROWS
+from mlpcore_numpy.backend import NumpyModel
+
+FORWARD_ROWS = NumpyModel.forward_rows
 
 ACTIVATIONS = ("relu", "sigmoid", "tanh")
 Variables = dict[str, np.ndarray]

@@ -1,133 +1,88 @@
-"""The NumPy backend object and its model."""
+"""The NumPy backend object and its model: plain NumPy arrays in canonical layout."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from mlpcore.backend import CONTRACT_VERSION, Capability, TrainingConfig
+from mlpcore.backend import Capability, TrainingConfig
+from mlpcore.backend_common import BackendBase, ModelBase, interleave, penalties
 from mlpcore.losses import LossName
 from mlpcore.regularisers import Regulariser
-from mlpcore.spec import DTypeName, MLPSpec, bias_name, weights_name
 from mlpcore_numpy.activations import NumpyActivations
 from mlpcore_numpy.dropout import NumpyDropout
+from mlpcore_numpy.losses import TABLE as LOSSES
 from mlpcore_numpy.losses import NumpyLosses
 from mlpcore_numpy.network import BoolArray, FloatArray, Workspace, backprop, forward_into
+from mlpcore_numpy.regularisers import TABLE as PENALTIES
 from mlpcore_numpy.regularisers import NumpyRegularisers
 from mlpcore_numpy.training import NumpyTrainer
 
-FORWARD_ROWS = 8192
-"""Rows per forward-pass block, bounding the memory of ``forward`` on a large dataset."""
 
+class NumpyModel(ModelBase):
+    """:class:`mlpcore.backend.BackendModel` holding C-contiguous NumPy arrays. Writes copy into
+    them in place, so a running trainer keeps seeing the model's arrays."""
 
-class NumpyModel:
-    """:class:`mlpcore.backend.BackendModel` holding plain NumPy arrays."""
+    training_methods = ("manual",)
 
-    def __init__(self, spec: MLPSpec, variables: Mapping[str, FloatArray], dtype: DTypeName):
-        self.spec = spec
-        self.dtype: DTypeName = dtype
-        self._weights: list[FloatArray] = []
-        self._biases: list[FloatArray] = []
-        for i in range(spec.n_layers):
-            self._weights.append(np.array(variables[weights_name(i)], dtype=dtype, order="C"))
-            self._biases.append(np.array(variables[bias_name(i)], dtype=dtype, order="C"))
+    def _native(self, array: FloatArray) -> FloatArray:
+        return np.array(array, order="C")
 
-    def read_variables(self) -> dict[str, FloatArray]:
-        values: dict[str, FloatArray] = {}
-        for i, (w, b) in enumerate(zip(self._weights, self._biases, strict=True)):
-            values[weights_name(i)] = w.copy()
-            values[bias_name(i)] = b.copy()
-        return values
+    def _canonical(self, value: FloatArray) -> FloatArray:
+        return np.array(value, order="C")
+
+    def _assign(self, weights: list[FloatArray], biases: list[FloatArray]) -> None:
+        for target, source in zip(self._weights + self._biases, weights + biases, strict=True):
+            target[...] = source
 
     def variable_views(self) -> dict[str, FloatArray]:
         """Read-only views of the model's own arrays (no copy), for ``mlpcore.save``.
 
-        Optional extra of the contract (:class:`mlpcore.checkpoint.VariableViews`): the views
+        Optional extra of the contract (:class:`mlpcore.io.checkpoint.VariableViews`): the views
         follow later updates of the model, so unlike :meth:`read_variables` they are not a
         snapshot.
         """
-        values: dict[str, FloatArray] = {}
-        for i, (w, b) in enumerate(zip(self._weights, self._biases, strict=True)):
-            for name, array in ((weights_name(i), w), (bias_name(i), b)):
-                view = array.view()
-                view.flags.writeable = False
-                values[name] = view
-        return values
+        views = {}
+        for name, array in zip(self.spec.variable_shapes(),
+                               interleave(self._weights, self._biases), strict=True):
+            views[name] = array.view()
+            views[name].flags.writeable = False
+        return views
 
-    def write_variables(self, values: Mapping[str, FloatArray]) -> None:
-        new_weights = [np.asarray(values[weights_name(i)], dtype=self.dtype)
-                       for i in range(self.spec.n_layers)]
-        new_biases = [np.asarray(values[bias_name(i)], dtype=self.dtype)
-                      for i in range(self.spec.n_layers)]
-        # assign in place, so that a running trainer keeps seeing the model's arrays
-        for target, source in zip(self._weights + self._biases, new_weights + new_biases,
-                                  strict=True):
-            target[...] = source
-
-    def forward(self, x: FloatArray) -> FloatArray:
-        x = np.asarray(x, dtype=self.dtype)
-        out = np.empty((x.shape[0], self.spec.n_outputs), self.dtype)
-        ws = Workspace(self.spec, min(FORWARD_ROWS, max(x.shape[0], 1)), np.dtype(self.dtype))
+    def _forward(self, x: FloatArray) -> FloatArray:
+        ws = Workspace(self.spec, x.shape[0], x.dtype)
         with np.errstate(over="ignore"):
-            for start in range(0, x.shape[0], FORWARD_ROWS):
-                block = x[start:start + FORWARD_ROWS]
-                out[start:start + len(block)] = forward_into(
-                    self.spec, self._weights, self._biases, block, ws, None)
-        return out
+            return forward_into(self.spec, self._weights, self._biases, x, ws, ())
 
-    def loss_and_gradients(
-        self,
-        x: FloatArray,
-        targets: npt.NDArray[Any],
-        loss: LossName,
-        regularisers: Sequence[Regulariser] = (),
-        keep_masks: Sequence[BoolArray] | None = None,
-    ) -> tuple[float, dict[str, FloatArray]]:
-        x = np.asarray(x, dtype=self.dtype)
-        if targets.dtype.kind == "f":
-            targets = np.asarray(targets, dtype=self.dtype)
-        ws = Workspace(self.spec, x.shape[0], np.dtype(self.dtype))
+    def _gradients(self, x: FloatArray, targets: npt.NDArray[Any], loss: LossName,
+                   regularisers: Sequence[Regulariser],
+                   masks: Sequence[BoolArray]) -> tuple[float, list[FloatArray]]:
+        ws = Workspace(self.spec, x.shape[0], x.dtype)
         with np.errstate(over="ignore"):
-            objective = backprop(self.spec, self._weights, self._biases, x, targets, loss,
-                                 tuple(regularisers), ws, keep_masks)
-        grads: dict[str, FloatArray] = {}
-        for i in range(self.spec.n_layers):
-            grads[weights_name(i)] = ws.grad_w[i].copy()
-            grads[bias_name(i)] = ws.grad_b[i].copy()
-        return objective, grads
+            objective = backprop(self.spec, self._weights, self._biases, x, targets,
+                                 LOSSES[loss], penalties(PENALTIES, regularisers), ws, masks)
+        return objective, interleave(ws.grad_w, ws.grad_b)
 
-    def start_training(self, config: TrainingConfig, x: FloatArray,
-                       targets: npt.NDArray[Any]) -> NumpyTrainer:
-        x = np.ascontiguousarray(x, dtype=self.dtype)
-        if targets.dtype.kind == "f":
-            targets = np.ascontiguousarray(targets, dtype=self.dtype)
+    def _trainer(self, config: TrainingConfig, x: FloatArray,
+                 targets: npt.NDArray[Any]) -> NumpyTrainer:
         return NumpyTrainer(self.spec, self._weights, self._biases, config, x, targets)
 
 
-class NumpyBackend:
+class NumpyBackend(BackendBase):
     """:class:`mlpcore.backend.Backend` in plain NumPy with hand-written backpropagation."""
 
-    name: str = "numpy"
-    contract_version: int = CONTRACT_VERSION
+    name = "numpy"
     capabilities: frozenset[str] = frozenset({Capability.FLOAT64, Capability.GRADIENTS,
                                               Capability.NATIVE_DROPOUT})
-    training_methods: tuple[str, ...] = ("manual",)
+    training_methods = NumpyModel.training_methods
+    framework = np
+    model = NumpyModel
 
     def __init__(self) -> None:
         self.activations = NumpyActivations()
         self.losses = NumpyLosses()
         self.regularisers = NumpyRegularisers()
         self.dropout = NumpyDropout()
-
-    def framework_version(self) -> str:
-        return np.__version__
-
-    def build(self, spec: MLPSpec, variables: Mapping[str, FloatArray],
-              dtype: DTypeName) -> NumpyModel:
-        return NumpyModel(spec, variables, dtype)
-
-    def __repr__(self) -> str:
-        return f"<mlpcore backend 'numpy' (NumPy {np.__version__})>"

@@ -9,6 +9,7 @@ For layer ``i`` with input ``a_i`` (N, d_i), weights ``W_i`` (d_i, d_{i+1}) and 
 
 ``f'`` is taken from the kept output ``h_i`` (see :mod:`mlpcore_numpy.activations`). A
 :class:`Workspace` holds every per-batch buffer so a training step allocates almost nothing.
+``keep_masks`` holds one bool mask per hidden layer in training mode; empty is eval mode.
 """
 
 from __future__ import annotations
@@ -20,12 +21,10 @@ import numpy as np
 import numpy.typing as npt
 
 from mlpcore.dropout import keep_scale
-from mlpcore.losses import LossName
-from mlpcore.regularisers import Regulariser
 from mlpcore.spec import MLPSpec
-from mlpcore_numpy.activations import activate, derivative_from_output
-from mlpcore_numpy.losses import loss_and_gradient
-from mlpcore_numpy.regularisers import add_gradient, penalty
+from mlpcore_numpy import activations
+from mlpcore_numpy.losses import Loss
+from mlpcore_numpy.regularisers import Terms, add_gradient, penalty
 
 FloatArray = npt.NDArray[np.floating]
 BoolArray = npt.NDArray[np.bool_]
@@ -51,14 +50,13 @@ class Workspace:
 
 
 def forward_into(spec: MLPSpec, weights: Sequence[FloatArray], biases: Sequence[FloatArray],
-                 x: FloatArray, ws: Workspace,
-                 keep_masks: Sequence[BoolArray] | None) -> FloatArray:
-    """Run the forward pass of ``x`` (n <= ws.batch_size rows) through the workspace buffers.
-
-    With ``keep_masks`` (one per hidden layer) dropout is applied at rate ``spec.dropout``;
-    with ``None`` the pass is in eval mode. Returns the logits buffer (a view into ``ws``).
-    Call it inside ``np.errstate(over="ignore")`` (see :func:`activate`).
+                 x: FloatArray, ws: Workspace, keep_masks: Sequence[BoolArray]) -> FloatArray:
+    """Run the forward pass of ``x`` (n <= ws.batch_size rows) through the workspace buffers,
+    with dropout at rate ``spec.dropout`` by ``keep_masks``. Returns the logits buffer (a view
+    into ``ws``). Call it inside ``np.errstate(over="ignore")`` (see
+    :mod:`mlpcore_numpy.activations`).
     """
+    activate, _ = activations.TABLE[spec.activation]
     n = x.shape[0]
     z, h, dropped = (ws.rows(b, n) for b in (ws.z, ws.h, ws.dropped))
     scale = x.dtype.type(keep_scale(spec.dropout))
@@ -68,8 +66,8 @@ def forward_into(spec: MLPSpec, weights: Sequence[FloatArray], biases: Sequence[
         z[i] += b
         if i == spec.n_layers - 1:
             return z[i]
-        activate(spec.activation, z[i], h[i])
-        if keep_masks is None or spec.dropout == 0.0:
+        activate(z[i], h[i])
+        if not keep_masks or spec.dropout == 0.0:
             a = h[i]
         else:
             dropped[i].fill(0)
@@ -79,35 +77,35 @@ def forward_into(spec: MLPSpec, weights: Sequence[FloatArray], biases: Sequence[
 
 
 def backprop(spec: MLPSpec, weights: Sequence[FloatArray], biases: Sequence[FloatArray],
-             x: FloatArray, targets: npt.NDArray[Any], loss: LossName,
-             regularisers: Sequence[Regulariser], ws: Workspace,
-             keep_masks: Sequence[BoolArray] | None) -> float:
+             x: FloatArray, targets: npt.NDArray[Any], loss: Loss, terms: Terms, ws: Workspace,
+             keep_masks: Sequence[BoolArray]) -> float:
     """Forward and backward pass on one batch; gradients land in ``ws.grad_w`` / ``ws.grad_b``.
 
-    Returns the objective: batch-mean loss plus the regularisers' penalty.
-    Call it inside ``np.errstate(over="ignore")`` (see :func:`activate`).
+    ``loss`` is from :data:`mlpcore_numpy.losses.TABLE`, ``terms`` the penalties' (see
+    :mod:`mlpcore_numpy.regularisers`). Returns the objective: batch-mean loss plus penalties.
+    Call it inside ``np.errstate(over="ignore")`` (see :mod:`mlpcore_numpy.activations`).
     """
+    _, derivative_from_output = activations.TABLE[spec.activation]
     n = x.shape[0]
     logits = forward_into(spec, weights, biases, x, ws, keep_masks)
     delta, h, dropped, scratch = (ws.rows(b, n) for b in (ws.delta, ws.h, ws.dropped, ws.scratch))
-    objective = loss_and_gradient(loss, logits, targets, delta[-1])
-    dropout_on = keep_masks is not None and spec.dropout > 0.0
+    objective = loss(logits, targets, delta[-1])
+    dropout_on = bool(keep_masks) and spec.dropout > 0.0
     scale = x.dtype.type(keep_scale(spec.dropout))
     for i in range(spec.n_layers - 1, -1, -1):
         layer_input = x if i == 0 else (dropped[i - 1] if dropout_on else h[i - 1])
         np.matmul(layer_input.T, delta[i], out=ws.grad_w[i])
         np.sum(delta[i], axis=0, out=ws.grad_b[i])
-        if regularisers:
-            add_gradient(regularisers, weights[i], ws.grad_w[i])
+        if terms:
+            add_gradient(terms, weights[i], ws.grad_w[i])
         if i == 0:
             break
         np.matmul(delta[i], weights[i].T, out=delta[i - 1])
         if dropout_on:
-            assert keep_masks is not None
             delta[i - 1] *= scale
             np.multiply(delta[i - 1], keep_masks[i - 1], out=delta[i - 1])
-        derivative_from_output(spec.activation, h[i - 1], scratch[i - 1])
+        derivative_from_output(h[i - 1], scratch[i - 1])
         delta[i - 1] *= scratch[i - 1]
-    if regularisers:
-        objective += penalty(regularisers, weights)
+    if terms:
+        objective += penalty(terms, weights)
     return objective

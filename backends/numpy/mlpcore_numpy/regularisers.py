@@ -1,46 +1,52 @@
-"""L1 and L2 penalties in NumPy. See :mod:`mlpcore.regularisers` for the maths."""
+"""L1 and L2 penalties in NumPy. Maths in :mod:`mlpcore.regularisers`.
+
+``TABLE[kind]`` is ``(term, gradient)`` of one weight matrix before λ: ``l2``: ``Σ W² / 2`` and
+``W``; ``l1``: ``Σ |W|`` and ``sign(W)``. ``Terms`` are :func:`mlpcore.backend_common.penalties`
+of it: ``(λ, (term, gradient))`` per regulariser.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from mlpcore.backend_common import Table, penalties
 from mlpcore.regularisers import Regulariser
 
 FloatArray = npt.NDArray[np.floating]
+Pair = tuple[Callable[[FloatArray], float], Callable[[FloatArray], Any]]
+Terms = tuple[tuple[float, Pair], ...]
+
+TABLE: Table[Pair] = Table("regulariser", {
+    "l2": (lambda w: float(np.vdot(w, w)) / 2, lambda w: w),
+    "l1": (lambda w: float(np.abs(w).sum()), np.sign),
+})
 
 
-def penalty(regularisers: Iterable[Regulariser], weights: Sequence[FloatArray]) -> float:
-    """The summed penalty of every regulariser over every weight matrix."""
-    total = 0.0
-    for regulariser in regularisers:
-        if regulariser.kind == "l2":
-            total += regulariser.strength * sum(float(np.vdot(w, w)) for w in weights) / 2
-        else:
-            total += regulariser.strength * sum(float(np.abs(w).sum()) for w in weights)
-    return total
+def penalty(terms: Terms, weights: Sequence[FloatArray]) -> float:
+    """The summed penalty of every term over every weight matrix."""
+    return sum((strength * term(w) for strength, (term, _) in terms for w in weights), 0.0)
 
 
-def add_gradient(regularisers: Iterable[Regulariser], w: FloatArray, grad: FloatArray) -> None:
+def add_gradient(terms: Terms, w: FloatArray, grad: FloatArray) -> None:
     """Add ``d penalty / d w`` to ``grad`` in place."""
-    for regulariser in regularisers:
-        if regulariser.kind == "l2":
-            grad += regulariser.strength * w
-        else:
-            grad += regulariser.strength * np.sign(w)
+    for strength, (_, gradient) in terms:
+        grad += strength * gradient(w)
 
 
 class NumpyRegularisers:
     """:class:`mlpcore.regularisers.RegulariserOps` in NumPy."""
 
     def value(self, regulariser: Regulariser, weights: Sequence[FloatArray]) -> float:
-        return penalty((regulariser,), weights)
+        return penalty(penalties(TABLE, (regulariser,)), weights)
 
     def gradient(self, regulariser: Regulariser,
                  weights: Sequence[FloatArray]) -> list[FloatArray]:
+        terms = penalties(TABLE, (regulariser,))
         grads = [np.zeros_like(w) for w in weights]
         for w, g in zip(weights, grads, strict=True):
-            add_gradient((regulariser,), w, g)
+            add_gradient(terms, w, g)
         return grads
