@@ -16,12 +16,6 @@ Contenders, all in this run, every process at the same torch thread count (``--t
   layout, batch gathered by ``index_select`` into a reused buffer, in-place activation, dropout
   masks from ``torch.rand`` into reused buffers (faster than ``F.dropout`` on CPU),
   ``F.cross_entropy``, ``torch.autograd.grad``, ``torch._foreach_add_`` update;
-* ``eager oneDNN``: the same loop with the hidden layer's product in oneDNN, written here with
-  its own ``torch.autograd.Function`` (forward ``x Wᵀ + b``, backward ``g W``, ``gᵀ x``,
-  ``Σ g``), as the backend does for products of at least 8.4 M multiply-adds on AMD CPUs with
-  AVX-512 (printed per product: the kernels the backend chose). Where MKL is slow (the AVX-512 AMD
-  machine) it is the fastest eager loop we know for the dropout workload, so the goal's ratio is
-  taken against whichever of the two eager loops has the lower median over the repeats;
 * ``nn.Module``: ``nn.Sequential`` (with ``nn.Dropout``) + ``optim.SGD`` +
   ``zero_grad / backward / step``;
 * ``keras fit``: Keras 3 ``model.fit`` with ``KERAS_BACKEND=torch`` in a subprocess, default
@@ -38,14 +32,10 @@ Contenders, all in this run, every process at the same torch thread count (``--t
 The backend, the eager loop and the nn.Module loop start from the same weights and visit the same
 batches in the same order (``mlpcore.training.epoch_order``); they alternate in one process, so
 machine noise hits them alike, in the reverse order on odd repeats. Each prints min and max seconds
-per epoch over the repeats. The goal against the eager loops is judged on the paired ratio
-(``bench_stats``: the median over repeats of backend / the fastest eager loop, both timed in the
-same repeat), which a slow phase of the machine cannot tilt; the ratio of the minima is printed
-next to it. The fastest eager loop is the one with the lower median (``bench_stats.fastest``),
-not each repeat's faster one: on a machine whose speed jumps between modes from one fit to the
-next, that is the luckier of two draws, faster than either loop usually runs. It is printed too,
-not judged.
-Keras runs in its own process, so its ratio is the ratio of the minima.
+per epoch over the repeats. The goal against the eager loop is judged on the paired ratio
+(``bench_stats``: the median over repeats of backend / eager loop, both timed in the same
+repeat), which a slow phase of the machine cannot tilt; the ratio of the minima is printed next
+to it. Keras runs in its own process, so its ratio is the ratio of the minima.
 
     python benchmarks/bench_torch.py [--epochs 2] [--repeats 5] [--quick] [--threads 2]
 """
@@ -66,7 +56,7 @@ from typing import Any
 import numpy as np
 import torch
 from bench_data import training_images
-from bench_stats import fastest, paired_ratio, run_means
+from bench_stats import paired_ratio, run_means
 from torch.nn import functional
 
 import mlpcore
@@ -122,35 +112,10 @@ def native_params(variables: dict[str, Array]) -> list[torch.Tensor]:
     return params
 
 
-class OneDnnLinear(torch.autograd.Function):
-    """``x Wᵀ + b`` in oneDNN (``torch.ops.mkldnn._linear_pointwise``), differentiated by hand."""
-
-    @staticmethod
-    def forward(ctx: Any, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        ctx.save_for_backward(x, w)
-        z: torch.Tensor = torch.ops.mkldnn._linear_pointwise(x, w, b, "none", [], "")
-        return z
-
-    @staticmethod
-    def backward(ctx: Any, g: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
-        x, w = ctx.saved_tensors
-        g = g.contiguous()
-        lp = torch.ops.mkldnn._linear_pointwise
-        grad_x = lp(g, w.t(), None, "none", [], "") if ctx.needs_input_grad[0] else None
-        return grad_x, lp(g.t(), x.t(), None, "none", [], ""), g.sum(0)
-
-
-def onednn_hidden(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    result: torch.Tensor = OneDnnLinear.apply(x, w, b)  # type: ignore[no-untyped-call]
-    return result
-
-
 def eager_epoch(params: list[torch.Tensor], x: torch.Tensor, y: torch.Tensor,
                 order: torch.Tensor, work: Workload,
-                buffers: dict[int, tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
-                hidden: Any = functional.linear) -> None:
-    """One epoch of the fastest hand-written eager loop we know; ``hidden`` computes the hidden
-    layer's product (``F.linear``, or :func:`onednn_hidden`).
+                buffers: dict[int, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]) -> None:
+    """One epoch of the fastest hand-written eager loop we know.
 
     Dropout draws ``u ~ U[0, 1)`` with ``torch.rand`` into a reused buffer and keeps ``u >= p``
     (scaled by ``1 / (1 - p)``): on CPU that is about twice as fast as ``F.dropout``, whose
@@ -166,7 +131,7 @@ def eager_epoch(params: list[torch.Tensor], x: torch.Tensor, y: torch.Tensor,
                           x.new_empty((n, work.sizes[1])))
         x_buffer, uniform, mask = buffers[n]
         xb = torch.index_select(x, 0, rows, out=x_buffer)
-        z = hidden(xb, w1, b1)
+        z = functional.linear(xb, w1, b1)
         h = torch.relu_(z) if relu else torch.sigmoid_(z)
         if work.dropout:
             torch.rand(uniform.shape, out=uniform)
@@ -187,12 +152,12 @@ def fit_backend(model: mlpcore.MLP, start: dict[str, Array], x: Array, y: Array,
 
 def eager_epochs(start: dict[str, Array], x: torch.Tensor, y: torch.Tensor,
                  orders: list[torch.Tensor], work: Workload,
-                 buffers: dict[int, tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
-                 hidden: Any) -> list[torch.Tensor]:
+                 buffers: dict[int, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
+                 ) -> list[torch.Tensor]:
     """:func:`eager_epoch` over ``orders`` from the variables ``start``; the final parameters."""
     params = native_params(start)
     for order in orders:
-        eager_epoch(params, x, y, order, work, buffers, hidden)
+        eager_epoch(params, x, y, order, work, buffers)
     return params
 
 
@@ -313,31 +278,14 @@ def compiled_epochs(work: Workload, x: Array, y: Array, seed: int,
     return seconds, float(trainer.compile_seconds)
 
 
-def dense_kernels(work: Workload) -> str:
-    """The kernel :func:`mlpcore_torch.linear.kernel_for` picks for each layer's product."""
-    from mlpcore_torch.linear import cpu_vendor, kernel_for
-
-    products = []
-    for d_in, d_out in zip(work.sizes[:-1], work.sizes[1:], strict=True):
-        kernel = kernel_for(torch.empty(work.batch, d_in), torch.empty(d_out, d_in))
-        products.append(f"{work.batch}x{d_in}x{d_out} {kernel}")
-    return (f"{', '.join(products)} (CPU {cpu_vendor() or 'vendor unknown'}, "
-            f"capability {torch.backends.cpu.get_cpu_capability()})")
-
-
 def bench(work: Workload, x: Array, y: Array, args: argparse.Namespace) -> bool:
     print(f"\n== {work.name}: {work.describe()}, {len(y)} rows; "
           f"{args.epochs} epoch(s) x {args.repeats} repeats, {torch.get_num_threads()} threads")
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
-    print(f"  backend's dense kernels: {dense_kernels(work)}")
     modes: dict[str, DropoutMode] = (
         {"backend native": "native", "backend portable": "portable"} if work.dropout
         else {"backend": "portable"})
-    onednn = hasattr(torch.ops.mkldnn, "_linear_pointwise")
-    eager_loops: dict[str, Any] = {"eager loop": functional.linear}
-    if onednn:
-        eager_loops["eager oneDNN"] = onednn_hidden
-    times: dict[str, list[float]] = {name: [] for name in (*modes, *eager_loops, "nn.Module")}
+    times: dict[str, list[float]] = {name: [] for name in (*modes, "eager loop", "nn.Module")}
     buffers: dict[int, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
     for repeat in range(args.repeats):
         model = mlpcore.MLP(work.spec, backend="torch", seed=repeat)
@@ -346,8 +294,7 @@ def bench(work: Workload, x: Array, y: Array, args: argparse.Namespace) -> bool:
         contenders: list[tuple[str, Callable[[], list[torch.Tensor] | None]]] = [
             *((name, functools.partial(fit_backend, model, start, x, y, work, args.epochs,
                                        repeat, mode)) for name, mode in modes.items()),
-            *((name, functools.partial(eager_epochs, start, xt, yt, orders, work, buffers,
-                                       hidden)) for name, hidden in eager_loops.items()),
+            ("eager loop", functools.partial(eager_epochs, start, xt, yt, orders, work, buffers)),
             ("nn.Module", functools.partial(module_epochs, start, xt, yt, orders, work))]
         finals: dict[str, list[torch.Tensor]] = {}
         # alternate the order, so that a slowing or quickening machine favours no one
@@ -355,13 +302,12 @@ def bench(work: Workload, x: Array, y: Array, args: argparse.Namespace) -> bool:
             started = time.perf_counter()
             params = run()
             times[name].append((time.perf_counter() - started) / args.epochs)
-            if params is not None:  # an eager loop's final parameters
+            if params is not None:  # the eager loop's final parameters
                 finals[name] = params
         line = ", ".join(f"{name} {values[-1]:.3f}" for name, values in times.items())
         if not work.dropout:  # same start, same batches, no randomness: the same weights
-            line += "; backend vs " + ", ".join(
-                f"{name}: max weight difference {max_difference(model.variables, finals[name]):.1e}"
-                for name in eager_loops)  # in one order, whichever order they ran in
+            line += ("; backend vs eager loop: max weight difference "
+                     f"{max_difference(model.variables, finals['eager loop']):.1e}")
         print(f"  repeat {repeat} (s/epoch): {line}")
 
     if not args.no_compile:
@@ -394,20 +340,9 @@ def bench(work: Workload, x: Array, y: Array, args: argparse.Namespace) -> bool:
         print(f"  {name:<20} {spread(values)}")
     first = next(iter(modes))
     backend = min(times[first])
-    comparator = fastest({name: times[name] for name in eager_loops})
-    vs_eager = paired_ratio(times[first], times[comparator])
+    vs_eager = paired_ratio(times[first], times["eager loop"])
     ok = vs_eager.median <= GOAL_EAGER_RATIO
-    print(f"  ratio {first} / fastest eager loop ({comparator}, the lowest median): "
-          f"{vs_eager.describe()} (goal <= {GOAL_EAGER_RATIO})")
-    if len(eager_loops) > 1:
-        luckier = [min(values) for values in zip(*(times[name] for name in eager_loops),
-                                                 strict=True)]
-        print(f"  ratio {first} / each repeat's faster eager loop (the luckier of "
-              f"{len(eager_loops)} draws, not judged): "
-              f"{paired_ratio(times[first], luckier).describe()}")
-    if onednn:
-        print(f"  ratio eager loop / eager oneDNN: "
-              f"{paired_ratio(times['eager loop'], times['eager oneDNN']).describe()}")
+    print(f"  ratio {first} / eager loop: {vs_eager.describe()} (goal <= {GOAL_EAGER_RATIO})")
     module_ratio = paired_ratio(times["nn.Module"], times["eager loop"])
     print(f"  ratio nn.Module / eager loop: {module_ratio.describe()}")
     if keras_min is not None:

@@ -24,11 +24,12 @@ torch = pytest.importorskip("torch")
 import mlpcore  # noqa: E402
 from mlpcore import L1, L2, MLP, SGD, Capability, MLPSpec, fit  # noqa: E402
 from mlpcore.backend import Backend, TrainingConfig  # noqa: E402
+from mlpcore.backend_common import network, scaled_mask  # noqa: E402
 from mlpcore.dropout import keep_scale, portable_keep_mask  # noqa: E402
 from mlpcore.training import epoch_order  # noqa: E402
 from mlpcore_torch.backend import TorchBackend, TorchModel  # noqa: E402
-from mlpcore_torch.dropout import native_scaled_mask_, portable_scaled_mask_  # noqa: E402
-from mlpcore_torch.network import forward  # noqa: E402
+from mlpcore_torch.ops import OPS  # noqa: E402
+from mlpcore_torch.training import native_scaled_mask_, scaled_mask_  # noqa: E402
 
 DTYPES = ("float32", "float64")
 ACTIVATIONS = ("relu", "sigmoid", "tanh")
@@ -113,8 +114,7 @@ def test_initial_variables_are_bit_identical_to_numpy(dtype: str) -> None:
 def test_weights_are_stored_in_linear_layout(dtype: str) -> None:
     model = MLP(SPEC, backend="torch", seed=3, dtype=dtype)
     variables = model.variables
-    for i, (w, b) in enumerate(zip(native(model).native_weights, native(model).native_biases,
-                                   strict=True)):
+    for i, (w, b) in enumerate(zip(native(model)._weights, native(model)._biases, strict=True)):
         fan_in, fan_out = SPEC.sizes[i], SPEC.sizes[i + 1]
         assert tuple(w.shape) == (fan_out, fan_in) and w.is_contiguous()
         assert w.dtype == getattr(torch, dtype) and w.requires_grad and w.is_leaf
@@ -162,11 +162,11 @@ def test_nn_linear_with_canonical_weights_gives_the_same_outputs(dtype: str) -> 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_write_variables_replaces_in_place(dtype: str) -> None:
     model, reference = pair(dtype=dtype, seed=1)
-    tensors = native(model).native_weights + native(model).native_biases
+    tensors = native(model)._weights + native(model)._biases
     other = MLP(SPEC, backend="numpy", seed=2, dtype=dtype).variables
     model.assign(other)
-    assert all(a is b for a, b in zip(tensors, native(model).native_weights
-                                      + native(model).native_biases, strict=True))
+    assert all(a is b for a, b in zip(tensors, native(model)._weights + native(model)._biases,
+                                      strict=True))
     for name, value in other.items():
         assert np.array_equal(model.variables[name], value)
     x, _ = problem(dtype)
@@ -201,9 +201,7 @@ def test_forward_agrees_with_numpy(activation: str, dtype: str) -> None:
 
 
 def test_forward_runs_in_blocks_and_keeps_nan_rows_apart(monkeypatch: pytest.MonkeyPatch) -> None:
-    import mlpcore_torch.backend as torch_backend_module
-
-    monkeypatch.setattr(torch_backend_module, "FORWARD_ROWS", 5)
+    monkeypatch.setattr(TorchModel, "forward_rows", 5)
     ours, reference = pair()
     x, _ = problem("float32", n=23)
     x[7, 2] = np.nan
@@ -312,8 +310,8 @@ def test_activation_edges(torch_backend: TorchBackend, dtype: str) -> None:
 def test_relu_autograd_derivative_at_zero_is_zero() -> None:
     # the training path differentiates relu by autograd: relu'(0) = 0 there too
     w = torch.tensor([[1.0], [-1.0], [0.0]], requires_grad=True)  # z = (1, -1, 0) for x = 1
-    logits = forward("relu", [w, torch.ones(1, 3)], [torch.zeros(3), torch.zeros(1)],
-                     torch.tensor([[1.0]]))
+    logits = network(OPS, "relu").forward([w, torch.ones(1, 3)], [torch.zeros(3), torch.zeros(1)],
+                                          torch.tensor([[1.0]]))
     (grad,) = torch.autograd.grad(logits.sum(), w)
     assert grad.tolist() == [[1.0], [0.0], [0.0]]
     z = torch.tensor([-1.0, 0.0, 2.0], requires_grad=True)
@@ -431,9 +429,10 @@ def test_native_dropout_statistics_and_seeding(torch_backend: TorchBackend) -> N
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("rate", [0.0, 0.25, 1.0])
 def test_trainer_portable_masks_are_the_numpy_masks(dtype: str, rate: float) -> None:
-    out = torch.empty((8, 6), dtype=getattr(torch, dtype))
-    portable_scaled_mask_(out, 7, 42, 1, rate)
     mask = portable_keep_mask(7, 42, 1, (8, 6), rate)
+    out = scaled_mask_(torch.empty((8, 6), dtype=getattr(torch, dtype)), torch.from_numpy(mask),
+                       rate)
+    np.testing.assert_array_equal(out.numpy(), scaled_mask(mask, rate, dtype))
     np.testing.assert_array_equal(out.numpy(), mask * np.dtype(dtype).type(keep_scale(rate)))
 
 

@@ -1,23 +1,29 @@
-"""The torch training loop: a whole chunk of SGD steps per call, natively, with autograd.
+"""The torch training loop: a chunk of SGD steps per call, with autograd, in place.
 
-Every step ``j`` of a chunk gathers its batch with ``index_select`` (into a buffer kept per batch
-size), runs :func:`mlpcore_torch.network.objective` (loss + penalties) and updates the model's
-own tensors in place. Two methods compute the same update (``SGD`` in :mod:`mlpcore.optimizers`)::
+Every step gathers its batch with ``index_select`` (into buffers kept per batch size), takes
+``torch.autograd.grad`` of the :class:`~mlpcore.backend_common.Network` objective (loss +
+penalties) and updates the model's own tensors in place. Both methods compute the update of
+:mod:`mlpcore.optimizers`::
 
     momentum = 0:  w <- w - lr·g            momentum = μ:  v <- μ·v + g;  w <- w - lr·v
 
-* ``"autodiff"``: ``g = torch.autograd.grad(objective, params)`` and a hand-written update with
-  ``torch._foreach_mul_`` / ``torch._foreach_add_`` on the whole list of tensors at once;
-* ``"optimizer"``: ``objective.backward()`` and ``torch.optim.SGD(params, lr, momentum).step()``.
+* ``"autodiff"``: a hand-written update with ``torch._foreach_mul_`` / ``torch._foreach_add_``
+  on the whole list of tensors at once;
+* ``"optimizer"``: the gradients set as ``.grad``, then ``torch.optim.SGD(params, lr,
+  momentum).step()``.
 
-With ``TrainingConfig.compiled`` the step is ``torch.compile``d (see :class:`TorchTrainer`).
-Per-step objectives stay tensors until the chunk ends and are converted to NumPy once.
+Compiled mode (``config.compiled``): ``"autodiff"`` compiles the whole step (gather, forward,
+``autograd.grad``, update) into one ``torch.compile`` graph; ``"optimizer"`` compiles gather,
+forward and ``autograd.grad`` into one graph and the optimizer's ``step`` into another
+(torch.optim breaks the graph around ``step()`` on purpose). Each batch size compiles once, on
+first use; the seconds of the calls that compiled accumulate in ``compile_seconds``. Dropout masks
+are drawn eagerly in both modes and enter the graph as inputs, so compiled and eager steps see the
+same masks. Per-step objectives stay tensors until the block ends.
 """
 
 from __future__ import annotations
 
 import contextlib
-import math
 import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -27,21 +33,16 @@ import numpy.typing as npt
 import torch
 
 from mlpcore.backend import TrainingConfig
+from mlpcore.backend_common import Network, TrainerBase, interleave, network
+from mlpcore.dropout import keep_scale
 from mlpcore.spec import MLPSpec
-from mlpcore_torch.boundary import as_tensor
-from mlpcore_torch.dropout import native_scaled_mask_, portable_scaled_mask_
-from mlpcore_torch.linear import LinearKernel, kernel_for_rows
-from mlpcore_torch.network import objective
+from mlpcore_torch.ops import OPS, as_tensor
 
-TRAINING_METHODS = ("autodiff", "optimizer")
-"""The methods :class:`TorchTrainer` implements, the default first."""
-
-Step = Callable[[torch.Tensor, Sequence[torch.Tensor], "_Buffers"], torch.Tensor]
-"""``step(rows, scaled_masks, buffers) -> objective`` (a detached 0-d tensor)."""
+Grads = tuple[torch.Tensor, ...]
 
 
-def sgd_update_(params: list[torch.Tensor], grads: tuple[torch.Tensor, ...],
-                velocities: list[torch.Tensor], lr: float, momentum: float) -> None:
+def sgd_update_(params: list[torch.Tensor], grads: Grads, velocities: list[torch.Tensor],
+                lr: float, momentum: float) -> None:
     """SGD in place on every tensor of ``params`` at once (call it under ``torch.no_grad``).
 
     With ``velocities`` (momentum > 0): ``v <- μ·v + g; w <- w - lr·v``; else ``w <- w - lr·g``.
@@ -54,16 +55,24 @@ def sgd_update_(params: list[torch.Tensor], grads: tuple[torch.Tensor, ...],
         torch._foreach_add_(params, grads, alpha=-lr)
 
 
-class _Buffers:
-    """Per batch size: the gathered inputs and targets, one scaled mask per hidden layer and, for
-    native dropout, one float32 scratch tensor per hidden layer for the uniform draws."""
+def scaled_mask_(out: torch.Tensor, keep: torch.Tensor, rate: float) -> torch.Tensor:
+    """``keep · keep_scale(rate)`` into ``out`` (the model dtype), the scale rounded to it."""
+    return out.copy_(keep).mul_(keep_scale(rate))
 
-    def __init__(self, n: int, x: torch.Tensor, targets: torch.Tensor, widths: Sequence[int],
-                 native: bool):
-        self.x = x.new_empty((n, *x.shape[1:]))
-        self.targets = targets.new_empty((n, *targets.shape[1:]))
-        self.masks = [x.new_empty((n, w)) for w in widths]
-        self.uniform = [torch.empty((n, w), dtype=torch.float32) for w in widths] if native else []
+
+def native_scaled_mask_(out: torch.Tensor, uniform: torch.Tensor, generator: torch.Generator,
+                        rate: float) -> torch.Tensor:
+    """A native mask from ``generator``, scaled, into ``out``; ``uniform`` is a float32 scratch
+    tensor of its shape. Kept where ``u >= float32(p)``: three passes, over twice as fast on CPU
+    as ``Tensor.bernoulli_`` (which ``F.dropout`` uses)."""
+    torch.rand(uniform.shape, generator=generator, out=uniform)
+    return torch.ge(uniform, float(np.float32(rate)), out=out).mul_(keep_scale(rate))
+
+
+def _gradients(net: Network, params: list[torch.Tensor], x: torch.Tensor, targets: torch.Tensor,
+               masks: Sequence[torch.Tensor]) -> tuple[torch.Tensor, Grads]:
+    value = net.objective(params[0::2], params[1::2], x, targets, masks)
+    return value.detach(), torch.autograd.grad(value, params)
 
 
 def _graphs_compiled() -> int:
@@ -77,12 +86,8 @@ def _graphs_compiled() -> int:
 
 @contextlib.contextmanager
 def _tracing_autograd() -> Iterator[None]:
-    """Let torch.compile trace ``torch.autograd.grad`` into the step's graph.
-
-    Without ``torch._dynamo.config.trace_autograd_ops`` the call is a graph break, and the step
-    would run as two graphs with eager autograd between them. The setting is patched only while a
-    compiled chunk runs.
-    """
+    """Let torch.compile trace ``torch.autograd.grad`` into the step's graph (without
+    ``trace_autograd_ops`` it is a graph break); patched only while a compiled block runs."""
     config: Any = torch._dynamo.config
     if not hasattr(config, "trace_autograd_ops"):  # pragma: no cover - older torch
         yield
@@ -91,106 +96,99 @@ def _tracing_autograd() -> Iterator[None]:
         yield
 
 
-class TorchTrainer:
-    """:class:`mlpcore.backend.Trainer` that updates a torch model's own tensors in place.
+class _Buffers:
+    """Per batch size: the gathered inputs and targets, one scaled mask per hidden layer and, for
+    native dropout, one float32 scratch tensor per hidden layer for the uniform draws."""
 
-    ``weights`` (native ``(out, in)`` layout) and ``biases`` are the model's leaf tensors
-    (``requires_grad=True``); ``x`` (N, d_0) and ``targets`` ((N,) int64 or (N, K)) are bound once
-    and never copied or written.
+    def __init__(self, n: int, x: torch.Tensor, targets: torch.Tensor, widths: Sequence[int],
+                 native: bool):
+        self.x = x.new_empty((n, *x.shape[1:]))
+        self.targets = targets.new_empty((n, *targets.shape[1:]))
+        self.masks = [x.new_empty((n, w)) for w in widths]
+        self.uniform = [torch.empty((n, w)) for w in widths] if native else []
 
-    Compiled mode (``config.compiled``): ``"autodiff"`` compiles the whole step (gather, forward,
-    ``autograd.grad``, update) into one graph; ``"optimizer"`` compiles gather, forward and
-    ``autograd.grad`` into one graph and the optimizer's ``step`` into another (torch.optim breaks
-    the graph around ``step()`` on purpose). Each batch size compiles once, on first use; the
-    seconds spent in calls that compiled accumulate in :attr:`compile_seconds`. Dropout masks are
-    drawn eagerly in both modes and enter the graph as inputs, so compiled and eager steps see
-    the same masks.
+
+class TorchTrainer(TrainerBase):
+    """:class:`mlpcore.backend.Trainer` updating a torch model's own tensors in place.
+
+    ``weights`` (native ``(out, in)`` layout) and ``biases`` are the model's leaf tensors;
+    ``x`` (N, d_0) and ``targets`` ((N,) int64 or (N, K)) are bound once, never copied or written.
     """
 
     def __init__(self, spec: MLPSpec, weights: list[torch.Tensor], biases: list[torch.Tensor],
                  config: TrainingConfig, x: torch.Tensor, targets: torch.Tensor):
-        if config.method is not None and config.method not in TRAINING_METHODS:
-            raise ValueError(f"the torch backend trains with method "
-                             f"{' or '.join(map(repr, TRAINING_METHODS))}, "
-                             f"not {config.method!r}")
-        self._config = config
-        self._activation: str = spec.activation
-        self._rate = spec.dropout
-        self._widths = spec.sizes[1:-1] if spec.dropout > 0.0 else ()
-        self._weights = weights
-        self._biases = biases
-        self._params = [p for pair in zip(weights, biases, strict=True) for p in pair]
-        self._x = x
-        self._targets = targets
-        self._lr = float(config.optimizer.lr)
-        self._momentum = float(config.optimizer.momentum)
-        self._buffers: dict[int, _Buffers] = {}
-        self._kernels: dict[int, list[LinearKernel]] = {}
+        super().__init__(spec, config, x.shape[0])
+        self._x, self._targets = x, targets
+        self._params = interleave(weights, biases)
+        self._net = net = network(OPS, spec.activation, config.loss, config.regularisers)
+        self._lr, self._momentum = lr, momentum = config.optimizer.lr, config.optimizer.momentum
+        self._optimizer = (torch.optim.SGD(self._params, lr=lr, momentum=momentum)
+                           if config.method == "optimizer" else None)
+        self._velocities = ([torch.zeros_like(p) for p in self._params]
+                            if self._optimizer is None and momentum > 0 else [])
         self._generator = torch.Generator().manual_seed(config.seed)
+        self._buffers: dict[int, _Buffers] = {}
         self.compile_seconds = 0.0
         """Seconds spent in the calls that compiled a graph (compiled mode only)."""
-        self._velocities: list[torch.Tensor] = []
-        self._optimizer: torch.optim.SGD | None = None
-        if config.method == "optimizer":
-            self._optimizer = torch.optim.SGD(self._params, lr=self._lr, momentum=self._momentum)
-        elif self._momentum > 0.0:
-            self._velocities = [torch.zeros_like(p) for p in self._params]
-        self._step: Step
+        self._graph: Callable[..., tuple[torch.Tensor, Grads]] | None = None
+        self._optimizer_step = None if self._optimizer is None else self._optimizer.step
         if not config.compiled:
-            self._step = (self._eager_optimizer_step if self._optimizer is not None
-                          else self._eager_autodiff_step)
-        elif self._optimizer is not None:
-            self._grads_graph = torch.compile(self._make_grads_function(), dynamic=False)
-            self._optimizer_graph = torch.compile(self._optimizer.step, dynamic=False)
-            self._step = self._compiled_optimizer_step
-        else:
-            self._step_graph = torch.compile(self._make_step_function(), dynamic=False)
-            self._step = self._compiled_autodiff_step
+            return
+        whole = self._optimizer is None  # autodiff: the update joins the graph
 
-    # -- the chunk -------------------------------------------------------------------------------
+        def step(params: list[torch.Tensor], velocities: list[torch.Tensor], x: torch.Tensor,
+                 targets: torch.Tensor, rows: torch.Tensor,
+                 masks: Sequence[torch.Tensor]) -> tuple[torch.Tensor, Grads]:
+            value, grads = _gradients(net, params, x.index_select(0, rows),
+                                      targets.index_select(0, rows), masks)
+            if not whole:
+                return value, grads
+            with torch.no_grad():
+                sgd_update_(params, grads, velocities, lr, momentum)
+            return value, ()
 
-    def run(self, order: npt.NDArray[np.int64], batch_size: int,
-            first_step: int) -> npt.NDArray[np.float64]:
-        n_steps = math.ceil(len(order) / batch_size)
-        if n_steps == 0:
-            return np.empty(0, np.float64)
-        objectives: list[torch.Tensor] = []
-        self._kernels.clear()  # chosen afresh each chunk, so MLPCORE_TORCH_LINEAR applies
-        batches = torch.split(as_tensor(order), batch_size)
-        with _tracing_autograd() if self._config.compiled else contextlib.nullcontext():
-            for j, rows in enumerate(batches):
-                buffers = self._buffers_for(rows.shape[0])
-                masks = self._masks(first_step + j, buffers)
-                if self._config.compiled:
-                    objectives.append(self._timed_step(rows, masks, buffers))
-                else:
-                    objectives.append(self._step(rows, masks, buffers))
-        values: npt.NDArray[np.float64] = torch.stack(objectives).to(torch.float64).numpy()
-        return values
+        self._graph = torch.compile(step, dynamic=False)
+        if self._optimizer is not None:
+            self._optimizer_step = torch.compile(self._optimizer.step, dynamic=False)
 
-    def _buffers_for(self, n: int) -> _Buffers:
-        buffers = self._buffers.get(n)
-        if buffers is None:
-            buffers = self._buffers[n] = _Buffers(n, self._x, self._targets, self._widths,
-                                                  self._config.dropout_mode == "native")
-        return buffers
+    def _block(self, rows: npt.NDArray[np.int64], first_step: int) -> npt.NDArray[np.float64]:
+        n_steps, batch = rows.shape
+        if batch not in self._buffers:
+            self._buffers[batch] = _Buffers(batch, self._x, self._targets, self.widths,
+                                            self.dropout == "native")
+        buffers, indices = self._buffers[batch], as_tensor(rows)
+        with contextlib.nullcontext() if self._graph is None else _tracing_autograd():
+            values = [self._step(indices[j], self._masks(first_step + j, buffers), buffers)
+                      for j in range(n_steps)]
+        result: npt.NDArray[np.float64] = torch.stack(values).to(torch.float64).numpy()
+        return result
 
-    def _masks(self, step: int, buffers: _Buffers) -> Sequence[torch.Tensor]:
-        """The scaled dropout masks of global step ``step`` (none without dropout)."""
-        if not buffers.masks:
-            return ()
-        if self._config.dropout_mode == "native":
-            return [native_scaled_mask_(m, u, self._generator, self._rate)
-                    for m, u in zip(buffers.masks, buffers.uniform, strict=True)]
-        return [portable_scaled_mask_(m, self._config.seed, step, layer, self._rate)
-                for layer, m in enumerate(buffers.masks)]
+    def _masks(self, step: int, buffers: _Buffers) -> list[torch.Tensor]:
+        """The scaled dropout masks of step ``step``, in the buffers (none without dropout)."""
+        rate = self.spec.dropout
+        if self.dropout == "native":
+            for mask, uniform in zip(buffers.masks, buffers.uniform, strict=True):
+                native_scaled_mask_(mask, uniform, self._generator, rate)
+        elif self.dropout == "portable":
+            for mask, keep in zip(buffers.masks, self.step_masks(step, len(buffers.x)),
+                                  strict=True):
+                scaled_mask_(mask, torch.from_numpy(keep), rate)
+        return buffers.masks
 
-    def _timed_step(self, rows: torch.Tensor, masks: Sequence[torch.Tensor],
-                    buffers: _Buffers) -> torch.Tensor:
-        graphs = _graphs_compiled()
-        started = time.perf_counter()
+    def _step(self, rows: torch.Tensor, masks: list[torch.Tensor],
+              buffers: _Buffers) -> torch.Tensor:
+        if self._graph is None:
+            value, grads = _gradients(self._net, self._params,
+                                      torch.index_select(self._x, 0, rows, out=buffers.x),
+                                      torch.index_select(self._targets, 0, rows,
+                                                         out=buffers.targets), masks)
+            self._apply(grads)
+            return value
+        graphs, started = _graphs_compiled(), time.perf_counter()
         try:
-            value = self._step(rows, masks, buffers)
+            value, grads = self._graph(self._params, self._velocities, self._x, self._targets,
+                                       rows, masks)
+            self._apply(grads)
         except Exception as error:
             raise RuntimeError(
                 f"the compiled training step failed ({type(error).__name__}, see above); "
@@ -200,92 +198,16 @@ class TorchTrainer:
             self.compile_seconds += time.perf_counter() - started
         return value
 
-    # -- eager steps -----------------------------------------------------------------------------
-
-    def _batch(self, rows: torch.Tensor, buffers: _Buffers) -> tuple[torch.Tensor, torch.Tensor]:
-        return (torch.index_select(self._x, 0, rows, out=buffers.x),
-                torch.index_select(self._targets, 0, rows, out=buffers.targets))
-
-    def _objective(self, x: torch.Tensor, targets: torch.Tensor,
-                   masks: Sequence[torch.Tensor]) -> torch.Tensor:
-        config = self._config
-        return objective(self._activation, config.loss, config.regularisers, self._weights,
-                         self._biases, x, targets, masks, self._kernels_for(x))
-
-    def _kernels_for(self, x: torch.Tensor) -> list[LinearKernel]:
-        """Each layer's dense kernel for the batch ``x``, chosen once per chunk and batch size
-        (the choice costs a few microseconds, a few per cent of a small step)."""
-        n = x.shape[0]
-        kernels = self._kernels.get(n)
-        if kernels is None:
-            kernels = self._kernels[n] = [kernel_for_rows(n, x.dtype, x.device, w)
-                                          for w in self._weights]
-        return kernels
-
-    def _eager_autodiff_step(self, rows: torch.Tensor, masks: Sequence[torch.Tensor],
-                             buffers: _Buffers) -> torch.Tensor:
-        value = self._objective(*self._batch(rows, buffers), masks)
-        grads = torch.autograd.grad(value, self._params)
-        with torch.no_grad():
-            sgd_update_(self._params, grads, self._velocities, self._lr, self._momentum)
-        return value.detach()
-
-    def _eager_optimizer_step(self, rows: torch.Tensor, masks: Sequence[torch.Tensor],
-                              buffers: _Buffers) -> torch.Tensor:
-        assert self._optimizer is not None
-        value = self._objective(*self._batch(rows, buffers), masks)
-        torch.autograd.backward(value)
-        self._optimizer.step()
-        self._optimizer.zero_grad(set_to_none=True)
-        return value.detach()
-
-    # -- compiled steps --------------------------------------------------------------------------
-
-    def _make_step_function(self) -> Callable[..., torch.Tensor]:
-        """The whole autodiff step as one function of tensors, for ``torch.compile``."""
-        activation, config = self._activation, self._config
-        lr, momentum = self._lr, self._momentum
-
-        def step(params: list[torch.Tensor], velocities: list[torch.Tensor], x: torch.Tensor,
-                 targets: torch.Tensor, rows: torch.Tensor,
-                 masks: Sequence[torch.Tensor]) -> torch.Tensor:
-            value = objective(activation, config.loss, config.regularisers, params[0::2],
-                              params[1::2], x.index_select(0, rows),
-                              targets.index_select(0, rows), masks)
-            grads = torch.autograd.grad(value, params)
+    def _apply(self, grads: Grads) -> None:
+        """The update from ``grads`` (none: the compiled step has made it)."""
+        if not grads:
+            return
+        if self._optimizer_step is None:
             with torch.no_grad():
-                sgd_update_(params, grads, velocities, lr, momentum)
-            return value.detach()
-
-        return step
-
-    def _make_grads_function(self) -> Callable[..., tuple[torch.Tensor, tuple[torch.Tensor, ...]]]:
-        """Forward and ``autograd.grad`` as one function of tensors, for ``torch.compile``."""
-        activation, config = self._activation, self._config
-
-        def grads(params: list[torch.Tensor], x: torch.Tensor, targets: torch.Tensor,
-                  rows: torch.Tensor, masks: Sequence[torch.Tensor],
-                  ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
-            value = objective(activation, config.loss, config.regularisers, params[0::2],
-                              params[1::2], x.index_select(0, rows),
-                              targets.index_select(0, rows), masks)
-            return value.detach(), torch.autograd.grad(value, params)
-
-        return grads
-
-    def _compiled_autodiff_step(self, rows: torch.Tensor, masks: Sequence[torch.Tensor],
-                                buffers: _Buffers) -> torch.Tensor:
-        value: torch.Tensor = self._step_graph(self._params, self._velocities, self._x,
-                                               self._targets, rows, list(masks))
-        return value
-
-    def _compiled_optimizer_step(self, rows: torch.Tensor, masks: Sequence[torch.Tensor],
-                                 buffers: _Buffers) -> torch.Tensor:
-        value, grads = self._grads_graph(self._params, self._x, self._targets, rows, list(masks))
+                sgd_update_(self._params, grads, self._velocities, self._lr, self._momentum)
+            return
         for p, g in zip(self._params, grads, strict=True):
             p.grad = g
-        self._optimizer_graph()
+        self._optimizer_step()
         for p in self._params:
             p.grad = None
-        result: torch.Tensor = value
-        return result
