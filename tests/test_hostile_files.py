@@ -71,6 +71,17 @@ def manifest_edit(change: Callable[[dict[str, Any]], None]) -> Callable[[bytes],
     return edit(alter)
 
 
+def manifest_text_edit(change: Callable[[str], str]) -> Callable[[bytes], bytes]:
+    """Edit the manifest as text (for what ``json`` cannot write), its checksum kept valid."""
+    def alter(header: dict[str, Any]) -> None:
+        header["__metadata__"]["mlpcore"] = text = change(header["__metadata__"]["mlpcore"])
+        header["__metadata__"]["mlpcore_manifest_crc32"] = f"{zlib.crc32(text.encode()):08x}"
+    return edit(alter)
+
+
+DEEP = "[" * 2000 + "]" * 2000  # 4 KB nested 2,000 deep: beyond Python's recursion limit
+
+
 def rename(old: str, new: str) -> Callable[[dict[str, Any]], None]:
     def change(header: dict[str, Any]) -> None:
         header[new] = header.pop(old)
@@ -165,6 +176,10 @@ CASES: list[tuple[str, Callable[[bytes], bytes], tuple[str, ...]]] = [
         mlpcore=h["__metadata__"]["mlpcore"].replace("tanh", "relu"))),
      ("manifest fails its checksum",)),
     ("extra-entry-key", edit(set_entry("dense_0/bias", code="x")), ("exactly the keys",)),
+    ("header-nested-2000-deep", lambda d: join(f'{{"x": {DEEP}}}'.encode(), b""),
+     ("its header nests deeper than 64 levels",)),
+    ("manifest-nested-2000-deep", manifest_text_edit(lambda t: f'{t[:-1]}, "note": {DEEP}}}'),
+     ("the mlpcore manifest nests deeper than 64 levels",)),
 ]
 
 

@@ -98,7 +98,12 @@ def test_inspect_a_foreign_file_suggests_a_map(
     assert "'a.weight': 'dense_0/weights'" in out
 
 
-@pytest.mark.parametrize("content", [b"", b"\x00" * 7, b"garbage" * 10])
+DEEP = b'{"x": ' + b"[" * 2000 + b"]" * 2000 + b"}"  # nested beyond Python's recursion limit
+
+
+@pytest.mark.parametrize("content", [b"", b"\x00" * 7, b"garbage" * 10,
+                                     len(DEEP).to_bytes(8, "little") + DEEP],
+                         ids=["empty", "zeros", "garbage", "nested-2000-deep"])
 def test_broken_files_give_one_line_and_exit_1(
         capsys: pytest.CaptureFixture[str], tmp_path: Path, content: bytes) -> None:
     path = tmp_path / "broken.safetensors"
