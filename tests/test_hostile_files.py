@@ -180,6 +180,9 @@ CASES: list[tuple[str, Callable[[bytes], bytes], tuple[str, ...]]] = [
      ("its header nests deeper than 64 levels",)),
     ("manifest-nested-2000-deep", manifest_text_edit(lambda t: f'{t[:-1]}, "note": {DEEP}}}'),
      ("the mlpcore manifest nests deeper than 64 levels",)),
+    ("manifest-duplicate-key",
+     manifest_text_edit(lambda t: t[:-1] + ', "format": "mlpcore.checkpoint"}'),
+     ("the mlpcore manifest has the key 'format' more than once",)),
 ]
 
 
