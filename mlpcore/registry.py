@@ -17,7 +17,6 @@ import re
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from types import ModuleType
 from typing import TYPE_CHECKING, Any, Literal
 
 import pluggy
@@ -34,7 +33,7 @@ __all__ = [
     "DEFAULT_BACKEND", "ENTRY_POINT_GROUP", "ENV_BACKEND", "ENV_DISABLE_PLUGINS",
     "SUPPORTED_CONTRACT_VERSIONS", "BackendStatus", "PluginStatus", "Registry",
     "backend_statuses", "call_hook", "default_backend_name", "disabled_plugins", "get_backend",
-    "list_backends", "plugin_modules", "plugin_statuses",
+    "list_backends", "plugin_statuses",
 ]
 
 ENTRY_POINT_GROUP = "mlpcore"
@@ -88,7 +87,6 @@ class _Plugin:
     distribution: str = ""
     version: str = ""
     status: PluginState = "ok"
-    module: ModuleType | None = None
     problems: list[tuple[str, int | None]] = field(default_factory=list)  # (why, contract)
     backends: list[str] = field(default_factory=list)
 
@@ -188,9 +186,7 @@ class Registry:
                 except Exception as error:
                     plugin.fail(_describe(error))
                     continue
-                if any(caller.spec for caller in manager.get_hookcallers(module) or []):
-                    plugin.module = module
-                else:
+                if not any(caller.spec for caller in manager.get_hookcallers(module) or []):
                     manager.unregister(module)
                     plugin.fail("the plugin module implements no mlpcore hook (expected at least "
                                 f"one of {', '.join(known)}, marked with "
@@ -278,11 +274,6 @@ class Registry:
         return [PluginStatus(p.point.name, p.point.value, p.distribution, p.version, p.status,
                              "; ".join(reason for reason, _ in p.problems), tuple(p.backends))
                 for p in self._plugins]
-
-    def plugin_modules(self) -> list[tuple[str, ModuleType]]:
-        """``(label, module)`` of every registered plugin, in discovery order."""
-        self._discover()
-        return [(p.label, p.module) for p in self._plugins if p.module is not None]
 
     def get(self, name: str | None = None) -> Backend:
         """The backend called ``name``, loaded once; ``None`` means ``$MLPCORE_BACKEND`` or
@@ -388,4 +379,3 @@ get_backend = _default_registry.get
 backend_statuses = _default_registry.statuses
 plugin_statuses = _default_registry.plugins
 call_hook = _default_registry.call
-plugin_modules = _default_registry.plugin_modules
