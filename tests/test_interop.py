@@ -137,6 +137,19 @@ def test_a_code_running_pickle_is_refused_and_never_runs(tmp_path: Path) -> None
         np.testing.assert_array_equal(value, before[name])
 
 
+@pytest.mark.parametrize("shape", [(10**4, 10**4), (10**6, 10**6)], ids=["1e8", "1e12"])
+def test_a_stride_0_expansion_is_refused_before_it_is_materialised(
+    tmp_path: Path, shape: tuple[int, int]
+) -> None:
+    path = tmp_path / "expanded.pt"
+    one = torch.zeros(1)
+    torch.save({"0.weight": one.expand(*shape), "0.bias": one.expand(shape[1])}, path)
+    assert path.stat().st_size < 4096  # a small file declaring 10^8 or 10^12 elements
+    with pytest.raises(CheckpointError, match="storage holds 4 bytes") as info:
+        import_variables(path)
+    assert str(path) in str(info.value) and "'0.weight'" in str(info.value)
+
+
 def test_a_training_checkpoint_is_not_a_state_dict(tmp_path: Path) -> None:
     path = tmp_path / "train.pt"
     torch.save({"model": sequential().state_dict(), "epoch": 3}, path)

@@ -2,7 +2,9 @@
 
 Reading goes only through ``torch.load(path, map_location="cpu", weights_only=True)``, torch's
 restricted unpickler, which builds tensors and plain containers and refuses any other object.
-Anything refused, or not a flat mapping of names to floating-point tensors, is a
+A tensor declaring more elements than its storage holds (a stride-0 expansion: a 2 KB file can
+declare 10^12 elements) is refused before it is materialised. Anything refused, or not a flat
+mapping of names to floating-point tensors, is a
 :class:`~mlpcore.errors.CheckpointError` naming the file. 2-D tensors (``nn.Linear.weight``,
 ``(out_features, in_features)``) are transposed to the canonical ``(fan_in, fan_out)``, and back
 on writing; values keep their dtype and bits.
@@ -53,6 +55,12 @@ def read_state_dict(path: Path) -> dict[str, npt.NDArray[Any]]:
         if value.dtype not in _FLOATS:
             raise CheckpointError(f"checkpoint {path}: tensor {name!r} has dtype {value.dtype}; "
                                   "mlpcore reads float32 and float64")
+        declared, stored = value.numel() * value.element_size(), value.untyped_storage().nbytes()
+        if declared > stored:
+            raise CheckpointError(
+                f"checkpoint {path}: tensor {name!r} declares {tuple(value.shape)} "
+                f"({declared} bytes) but its storage holds {stored} bytes (a stride-0 "
+                "expansion?); mlpcore does not materialise it")
         array = value.detach().contiguous().numpy()
         result[name] = np.ascontiguousarray(array.T) if array.ndim == 2 else np.array(array)
     return result
