@@ -116,6 +116,21 @@ def test_broken_files_give_one_line_and_exit_1(
     assert not (tmp_path / "o.pt").exists()
 
 
+def test_a_flipped_bit_in_a_state_dict_is_refused_not_laundered(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    weight = torch.arange(12, dtype=torch.float32).reshape(3, 4) + 0.5
+    torch.save({"0.weight": weight, "0.bias": torch.ones(3)}, tmp_path / "m.pt")
+    data = bytearray((tmp_path / "m.pt").read_bytes())
+    data[data.index(weight.numpy().tobytes()) + 5] ^= 0x10  # one bit of the stored tensor
+    (tmp_path / "m.pt").write_bytes(bytes(data))
+    for argv in (["convert", str(tmp_path / "m.pt"), str(tmp_path / "o.safetensors"),
+                  "--activation", "relu"], ["inspect", str(tmp_path / "m.pt")]):
+        code, out, err = run(capsys, *argv)
+        assert code == 1 and out == "", out
+        assert "CRC-32" in err and str(tmp_path / "m.pt") in err and "Traceback" not in err
+    assert not (tmp_path / "o.safetensors").exists()
+
+
 def test_bad_map_entry_and_unknown_format(capsys: pytest.CaptureFixture[str],
                                           tmp_path: Path) -> None:
     src = save(MLP(SPEC), tmp_path / "m.safetensors")

@@ -1,6 +1,7 @@
 """Reading and writing torch ``state_dict`` files, converting the layout at the boundary.
 
-Reading goes only through ``torch.load(path, map_location="cpu", weights_only=True)``, torch's
+Reading checks the zip archive's CRC-32s (``torch.load`` does not), then goes only through
+``torch.load(path, map_location="cpu", weights_only=True)``, torch's
 restricted unpickler, which builds tensors and plain containers and refuses any other object.
 A tensor declaring more elements than its storage holds (a stride-0 expansion: a 2 KB file can
 declare 10^12 elements) is refused before it is materialised. Anything refused, or not a flat
@@ -13,6 +14,7 @@ on writing; values keep their dtype and bits.
 from __future__ import annotations
 
 import collections
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -32,7 +34,15 @@ _FLOATS = (torch.float32, torch.float64)
 def read_state_dict(path: Path) -> dict[str, npt.NDArray[Any]]:
     """The tensors of the ``state_dict`` at ``path``, 2-D ones transposed to canonical layout."""
     try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                damaged = archive.testzip()  # reads every member, checking its CRC-32
+            if damaged is not None:
+                raise CheckpointError(f"checkpoint {path} is corrupt: the zip member {damaged!r} "
+                                      "fails its CRC-32 check")
         loaded = torch.load(path, map_location="cpu", weights_only=True)
+    except CheckpointError:
+        raise
     except Exception as error:  # UnpicklingError, RuntimeError, EOFError, zip errors, ...
         raise CheckpointError(
             f"checkpoint {path} was refused by torch.load(weights_only=True), the only way "
