@@ -3,10 +3,15 @@ conversion, the format hook."""
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
+import resource
+import signal
 import subprocess
 import sys
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -314,6 +319,71 @@ def test_a_tensorflow_save_works_where_no_hard_link_can_be_made(
     assert export_checkpoint(new, prefix) == prefix
     monkeypatch.undo()
     assert_same_variables(import_model(prefix, "numpy", activation="tanh"), new)
+
+
+EXPORTS = [("m.safetensors", None), ("m.safetensors", "safetensors"), ("m.pt", None),
+           ("m.ckpt", None), ("m.tf2", None)]
+
+
+@contextlib.contextmanager
+def full_disk(limit: int = 4096) -> Iterator[None]:
+    """Writes past ``limit`` bytes of a file fail (EFBIG, SIGXFSZ ignored), as writes on a full
+    disk fail (ENOSPC): every writer takes the same error path, in its own code."""
+    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, previous)
+
+
+def assert_one_line_naming(error: CheckpointError, target: Path) -> None:
+    message = str(error)
+    assert message.startswith(f"cannot save checkpoint {target}: ") and "\n" not in message
+    assert ".tmp" not in message, message  # names the target, not a temporary file
+
+
+@pytest.mark.parametrize(("name", "format"), EXPORTS)
+def test_an_export_to_a_full_disk_is_one_error_naming_the_target_and_leaves_nothing(
+    tmp_path: Path, name: str, format: str | None
+) -> None:
+    if name.endswith((".ckpt", ".tf2")):
+        pytest.importorskip("tensorflow")
+    big = MLPSpec(sizes=(64, 32, 3), activation="tanh")  # 8 KB of data, past the limit
+    old = MLP(big, seed=1)
+    target = export_checkpoint(old, tmp_path / name, format=format)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    with full_disk(), pytest.raises(CheckpointError) as info:
+        export_checkpoint(MLP(big, seed=2), target, format=format)
+    assert_one_line_naming(info.value, target)
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+    assert_same_variables(import_model(target, "numpy", format=format, activation="tanh"), old)
+
+
+@pytest.mark.parametrize(("name", "format"), EXPORTS)
+def test_an_export_to_a_read_only_folder_is_one_error_naming_the_target_and_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, format: str | None
+) -> None:
+    if name.endswith((".ckpt", ".tf2")):
+        pytest.importorskip("tensorflow")
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    folder.chmod(0o555)
+    if os.geteuid() == 0:  # root writes anyway: refuse as the kernel would
+        def refuse(*args: object, dir: str, **kwargs: object) -> None:
+            raise PermissionError(errno.EACCES, "Permission denied", f"{dir}/.x.tmp")
+
+        monkeypatch.setattr(tempfile, "mkdtemp", refuse)
+        monkeypatch.setattr(tempfile, "mkstemp", refuse)
+    try:
+        with pytest.raises(CheckpointError, match="Permission denied") as info:
+            export_checkpoint(MLP(SPEC), folder / name, format=format)
+    finally:
+        folder.chmod(0o755)
+    assert_one_line_naming(info.value, folder / name)
+    assert list(folder.iterdir()) == []
 
 
 def test_convert_through_every_format_is_bit_exact(tmp_path: Path) -> None:

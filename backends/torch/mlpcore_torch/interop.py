@@ -86,4 +86,5 @@ def write_state_dict(path: Path, variables: Mapping[str, npt.NDArray[Any]]) -> N
         torch.save(state, folder / path.name)
         return [(folder / path.name, path)]
 
-    write_atomically(path, write)
+    # a full disk surfaces as torch's RuntimeError ("[enforce fail at inline_container.cc...")
+    write_atomically(path, write, errors=(RuntimeError,))
