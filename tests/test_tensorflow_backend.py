@@ -26,12 +26,8 @@ from mlpcore.dropout import portable_keep_mask  # noqa: E402
 from mlpcore.training import epoch_order  # noqa: E402
 from mlpcore_conformance.tolerances import assert_close  # noqa: E402
 from mlpcore_numpy.backend import NumpyBackend  # noqa: E402
-from mlpcore_tensorflow.backend import (  # noqa: E402
-    FORWARD_ROWS,
-    TensorflowBackend,
-    TensorflowModel,
-)
-from mlpcore_tensorflow.dropout import native_keep_mask, native_seed  # noqa: E402
+from mlpcore_tensorflow.backend import TensorflowBackend, TensorflowModel  # noqa: E402
+from mlpcore_tensorflow.ops import native_keep_mask, native_seed  # noqa: E402
 from mlpcore_tensorflow.training import TensorflowTrainer, apply_sgd  # noqa: E402
 
 DTYPES = ["float32", "float64"]
@@ -90,7 +86,7 @@ def test_backend_declares_the_contract() -> None:
     model = MLP(MLPSpec((3, 2)), backend=backend)
     assert isinstance(model.native, BackendModel)
     assert isinstance(model.native, TensorflowModel)
-    assert all(isinstance(v, tf.Variable) for v in model.native.variables)
+    assert all(isinstance(v, tf.Variable) for v in model.native._weights + model.native._biases)
     trainer = model.native.start_training(
         TrainingConfig(loss="softmax_cross_entropy", optimizer=SGD(), method="autodiff"),
         np.zeros((2, 3), np.float32), np.zeros(2, np.int64))
@@ -117,7 +113,7 @@ def test_initial_variables_are_bit_identical(dtype: str) -> None:
             assert got[name].dtype == value.dtype and got[name].shape == value.shape
             assert got[name].tobytes() == value.tobytes(), name
         assert isinstance(ours.native, TensorflowModel)
-        assert ours.native.variables[0].shape == (7, 6)  # canonical (fan_in, fan_out)
+        assert ours.native._weights[0].shape == (7, 6)  # canonical (fan_in, fan_out)
 
 
 def test_variables_are_copies_and_write_is_all_or_nothing() -> None:
@@ -267,7 +263,7 @@ def test_forward_matches_numpy(activation: str, dtype: str) -> None:
 def test_forward_in_blocks_and_nan_rows() -> None:
     spec = MLPSpec((3, 4, 2), activation="tanh")
     ours, reference = pair(spec)
-    x = np.random.default_rng(0).normal(size=(FORWARD_ROWS + 5, 3))
+    x = np.random.default_rng(0).normal(size=(TensorflowModel.forward_rows + 5, 3))
     assert_close(ours.predict(x), reference.predict(x), "forward", "float64")
     x[2, 1] = np.nan
     out = ours.predict(x[:4])

@@ -9,7 +9,7 @@ chunk, and each runs a ``tf.while_loop`` over the steps in the graph::
     for j in 0 … n_steps-1 (in the graph; each variable read after the previous step's update):
         rows = order[j];  x_b = gather(x, rows);  t_b = gather(targets, rows)
         keep = masks[j] | stateless_uniform((seed, (first_step + j) · n_hidden + l)) >= p
-                                          (Philox; Threefry in XLA mode, see dropout.py)
+                                          (Philox; Threefry in XLA mode, see ops.py)
         with GradientTape: J = loss(forward(x_b, keep), t_b) + penalties
         g = dJ/dθ;  update θ (autodiff: apply_sgd; optimizer: keras SGD.apply_gradients)
         losses[j] = J                                   (a TensorArray, returned once)
@@ -46,14 +46,13 @@ import numpy as np
 import numpy.typing as npt
 import tensorflow as tf
 
-from mlpcore.backend import TrainingConfig, batch_blocks
-from mlpcore.dropout import portable_keep_mask
+from mlpcore.backend import TrainingConfig
+from mlpcore.backend_common import TrainerBase, interleave, network
 from mlpcore.spec import MLPSpec
-from mlpcore_tensorflow.dropout import native_keep_mask, native_seed
-from mlpcore_tensorflow.network import objective
+from mlpcore_tensorflow.ops import OPS, native_keep_mask, native_seed, scaled_mask
 
 
-class TensorflowTrainer:
+class TensorflowTrainer(TrainerBase):
     """:class:`mlpcore.backend.Trainer` updating a TensorFlow model's own ``tf.Variable`` objects.
 
     Attributes for inspection and benchmarks:
@@ -68,23 +67,17 @@ class TensorflowTrainer:
     def __init__(self, spec: MLPSpec, weights: Sequence[tf.Variable],
                  biases: Sequence[tf.Variable], config: TrainingConfig, x: tf.Tensor,
                  targets: tf.Tensor):
+        super().__init__(spec, config, int(x.shape[0]))
         self.trace_count = 0
         self.calls = 0
         self.compile_seconds = 0.0
         self.shapes: set[tuple[int, int]] = set()
-        self._spec = spec
-        self._config = config
-        self._weights = list(weights)
-        self._biases = list(biases)
-        self._variables = [v for pair in zip(self._weights, self._biases, strict=True)
-                           for v in pair]
+        self._net = network(OPS, spec.activation, config.loss, config.regularisers)
+        self._weights, self._biases = list(weights), list(biases)
+        self._variables = interleave(self._weights, self._biases)
         self._x = x
         self._targets = targets
         self._dtype = x.dtype
-        self._widths = spec.sizes[1:-1]
-        dropout_on = spec.dropout > 0.0 and len(self._widths) > 0
-        self._portable = dropout_on and config.dropout_mode == "portable"
-        self._native = dropout_on and config.dropout_mode == "native"
         self._lr = tf.constant(config.optimizer.lr, self._dtype)
         self._momentum = tf.constant(config.optimizer.momentum, self._dtype)
         self._velocities: list[tf.Variable] = []
@@ -109,7 +102,7 @@ class TensorflowTrainer:
             tf.TensorSpec([None, None], tf.int64, name="order"),
             tf.TensorSpec([], tf.int64, name="first_step"),
             tuple(tf.TensorSpec([None, None, w], tf.bool, name=f"keep_{layer}")
-                  for layer, w in enumerate(self._widths) if self._portable),
+                  for layer, w in enumerate(self.widths) if self.dropout == "portable"),
         ]
         # The trainer's copy of the inputs must be freed with the trainer, when the fit ends, not
         # whenever Python's cyclic collector next runs: so x and targets are arguments of the
@@ -142,8 +135,7 @@ class TensorflowTrainer:
             t_batch = tf.gather(targets, rows)
             keep = self._keep_masks(j, first_step, tf.shape(rows)[0], masks)
             with tf.GradientTape() as tape:
-                value = objective(self._spec, self._weights, self._biases, x_batch, t_batch,
-                                  self._config.loss, self._config.regularisers, keep)
+                value = self._net.objective(self._weights, self._biases, x_batch, t_batch, keep)
             grads = tape.gradient(value, self._variables)
             self._update(grads)
             return j + 1, losses.write(j, value)
@@ -159,17 +151,19 @@ class TensorflowTrainer:
         return losses.stack()
 
     def _keep_masks(self, j: tf.Tensor, first_step: tf.Tensor, n: tf.Tensor,
-                    masks: tuple[tf.Tensor, ...]) -> list[tf.Tensor] | None:
-        if self._portable:
-            return [mask[j] for mask in masks]
-        if self._native:
+                    masks: tuple[tf.Tensor, ...]) -> list[tf.Tensor]:
+        """Step ``j``'s scaled masks, one per hidden layer (none without dropout)."""
+        rate = self.spec.dropout
+        if self.dropout == "native":
             step = first_step + tf.cast(j, tf.int64)
-            hidden = len(self._widths)
-            return [native_keep_mask(tf.stack([n, width]), self._spec.dropout,
-                                     native_seed(self._config.seed, step * hidden + layer),
-                                     compiled=self._config.compiled)
-                    for layer, width in enumerate(self._widths)]
-        return None
+            masks = tuple(native_keep_mask(tf.stack([n, width]), rate,
+                                           native_seed(self.config.seed,
+                                                       step * len(self.widths) + layer),
+                                           compiled=self.config.compiled)
+                          for layer, width in enumerate(self.widths))
+        else:
+            masks = tuple(mask[j] for mask in masks)
+        return [scaled_mask(keep, rate, self._dtype) for keep in masks]
 
     def _update(self, grads: Sequence[tf.Tensor]) -> None:
         """Apply one SGD step to the variables (the Keras optimizer's, or :func:`apply_sgd`)."""
@@ -178,19 +172,13 @@ class TensorflowTrainer:
         else:
             apply_sgd(self._variables, grads, self._lr, self._velocities, self._momentum)
 
-    # --- the Python side: one or two calls per chunk ---------------------------------------------
+    # --- the Python side: one call per block (at most two per chunk) --------------------------
 
-    def run(self, order: npt.NDArray[np.int64], batch_size: int,
-            first_step: int) -> npt.NDArray[np.float64]:
-        parts = [self._call(block, step)
-                 for block, step in batch_blocks(order, batch_size, first_step)]
-        return np.concatenate(parts) if parts else np.empty(0, np.float64)
-
-    def _call(self, order: npt.NDArray[np.int64], first_step: int) -> npt.NDArray[np.float64]:
+    def _block(self, order: npt.NDArray[np.int64], first_step: int) -> npt.NDArray[np.float64]:
         shape = (int(order.shape[0]), int(order.shape[1]))
         masks: tuple[tf.Tensor, ...] = ()
-        if self._portable:
-            masks = self._portable_masks(first_step, shape)
+        if self.dropout == "portable":
+            masks = tuple(map(tf.convert_to_tensor, self.block_masks(first_step, *shape)))
         traces = self.trace_count
         new_shape = shape not in self.shapes
         started = time.perf_counter()
@@ -199,21 +187,9 @@ class TensorflowTrainer:
         elapsed = time.perf_counter() - started
         self.calls += 1
         self.shapes.add(shape)
-        if self.trace_count != traces or (self._config.compiled and new_shape):
+        if self.trace_count != traces or (self.config.compiled and new_shape):
             self.compile_seconds += elapsed
         return np.asarray(losses, dtype=np.float64)
-
-    def _portable_masks(self, first_step: int, shape: tuple[int, int]) -> tuple[tf.Tensor, ...]:
-        """The chunk's portable keep-masks, one (n_steps, batch, d_l) bool tensor per layer."""
-        n_steps, batch = shape
-        seed, rate = self._config.seed, self._spec.dropout
-        masks = []
-        for layer, width in enumerate(self._widths):
-            block = np.empty((n_steps, batch, width), dtype=bool)
-            for j in range(n_steps):
-                block[j] = portable_keep_mask(seed, first_step + j, layer, (batch, width), rate)
-            masks.append(tf.convert_to_tensor(block))
-        return tuple(masks)
 
 
 def apply_sgd(variables: Sequence[tf.Variable], grads: Sequence[tf.Tensor], lr: tf.Tensor,
