@@ -147,3 +147,19 @@ def test_unknown_activation_raises(numpy_backend, name: str) -> None:
         numpy_backend.activations.value(name, np.zeros(3))
     with pytest.raises(ValueError, match="activation"):
         numpy_backend.activations.derivative(name, np.zeros(3))
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch", "tensorflow"])
+def test_a_model_refuses_an_unknown_activation_instead_of_falling_back(backend: str) -> None:
+    """A spec that slipped past validation (its activation overwritten) is refused by name;
+    no backend may silently compute sigmoid for it."""
+    pytest.importorskip(backend)
+    from mlpcore import MLP, MLPSpec, fit
+
+    model = MLP(MLPSpec((3, 4, 2)), backend=backend)
+    object.__setattr__(model.spec, "activation", "softmax")
+    x, y = np.zeros((5, 3), np.float32), np.zeros(5, np.int64)
+    for call in (lambda: model.predict(x), lambda: model.loss_and_gradients(x, y),
+                 lambda: fit(model, (x, y), epochs=1)):
+        with pytest.raises(ValueError, match="unknown activation 'softmax'"):
+            call()

@@ -195,3 +195,20 @@ def test_cross_entropy_with_unnormalised_targets(numpy_backend, logits, soft_tar
 
     np.testing.assert_allclose(got, numeric_gradient(loss, logits), rtol=1e-6, atol=1e-9)
     assert not got[3].any()  # a row with no target mass contributes nothing
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch", "tensorflow"])
+def test_a_backend_model_refuses_an_unknown_loss_instead_of_falling_back(backend: str) -> None:
+    """The model's own methods (which the core calls after its checks, and a third party may
+    call directly) refuse a loss they do not know; none silently computes cross-entropy."""
+    pytest.importorskip(backend)
+    from mlpcore import MLP, SGD, MLPSpec
+    from mlpcore.backend import TrainingConfig
+
+    native = MLP(MLPSpec((3, 4, 2)), backend=backend).native
+    x, y = np.zeros((5, 3), np.float32), np.zeros(5, np.int64)
+    with pytest.raises(ValueError, match="unknown loss 'hinge'"):
+        native.loss_and_gradients(x, y, "hinge")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="unknown loss 'hinge'"):
+        native.start_training(TrainingConfig(loss="hinge", optimizer=SGD()),  # type: ignore[arg-type]
+                              x, y).run(np.arange(5), 5, 0)

@@ -120,3 +120,24 @@ def test_biases_are_not_penalised(regularisers: tuple[L1 | L2, ...]) -> None:
             extra = sum((r.strength * variables[name] if r.kind == "l2"
                          else r.strength * np.sign(variables[name])) for r in regularisers)
             np.testing.assert_allclose(grads[name], plain[name] + extra, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch", "tensorflow"])
+def test_an_unknown_regulariser_kind_is_refused_not_taken_for_l1(backend: str,
+                                                                 weights) -> None:  # type: ignore[no-untyped-def]
+    pytest.importorskip(backend)
+    import mlpcore
+
+    @dataclasses.dataclass(frozen=True)
+    class Elastic:
+        strength: float = 0.1
+        kind: str = "elastic"
+
+    ops = mlpcore.get_backend(backend).regularisers
+    for call in (ops.value, ops.gradient):
+        with pytest.raises(ValueError, match="unknown regulariser 'elastic'"):
+            call(Elastic(), weights)  # type: ignore[arg-type]
+    model = MLP(MLPSpec((4, 3, 2)), backend=backend)
+    x, y = np.zeros((5, 4), np.float32), np.zeros(5, np.int64)
+    with pytest.raises(ValueError, match="unknown regulariser 'elastic'"):
+        model.native.loss_and_gradients(x, y, "softmax_cross_entropy", (Elastic(),))  # type: ignore[arg-type]
