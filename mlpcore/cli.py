@@ -279,27 +279,28 @@ def _inspect(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
-    from mlpcore.io.checkpoint import MANIFEST_KEY, read_checkpoint
+    from mlpcore.io.checkpoint import MANIFEST_KEY, check_fit, read_checkpoint, shape_text
     from mlpcore.io.interop import default_map, detect_format, formats, read_variables
     from mlpcore.io.namemap import format_map, suggest_map
 
     path = Path(args.path)
     entry = formats()[args.format] if args.format in formats() else detect_format(path)
-    variables = read_variables(path, format=entry.name)
+    checkpoint = read_checkpoint(path, mmap=True) if entry.name == "mlpcore" else None
+    if checkpoint is not None:  # refuse what load refuses
+        check_fit(checkpoint, checkpoint.spec, "its own spec")
+    variables = checkpoint.variables if checkpoint else read_variables(path, format=entry.name)
     print(f"{path}: {entry.name} ({entry.description})")
     if entry.name != "mlpcore":
         print("shapes in mlpcore's canonical layout, weights (fan_in, fan_out); the file may "
               "store them transposed (torch: (out, in))")
     rows = [("NAME", "SHAPE", "DTYPE")] + [
-        (name, "(" + ", ".join(map(str, a.shape)) + ("," if a.ndim == 1 else "") + ")",
-         str(a.dtype)) for name, a in variables.items()]
+        (name, shape_text(a.shape), str(a.dtype)) for name, a in variables.items()]
     widths = [max(len(row[i]) for row in rows) for i in range(2)]
     for name, shape, dtype in rows:
         print(f"{name:<{widths[0]}}  {shape:<{widths[1]}}  {dtype}")
-    if entry.name == "mlpcore":
-        manifest = read_checkpoint(path, mmap=True).manifest
+    if checkpoint is not None:
         print(f"manifest ({MANIFEST_KEY!r} metadata):")
-        print(json.dumps(manifest, indent=2))
+        print(json.dumps(checkpoint.manifest, indent=2))
     elif default_map(entry, list(variables)) is None:
         shapes = {name: tuple(a.shape) for name, a in variables.items()}
         print(f"the names do not follow the {entry.name} convention; suggested name map:")

@@ -6,12 +6,16 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
+import safetensors
+import safetensors.numpy
 
 from mlpcore.cli import main
+from mlpcore.errors import CheckpointError
 from mlpcore.io.checkpoint import load, save
 from mlpcore.model import MLP
 from mlpcore.spec import MLPSpec
@@ -99,6 +103,23 @@ def test_inspect_a_foreign_file_suggests_a_map(
 
 
 DEEP = b'{"x": ' + b"[" * 2000 + b"]" * 2000 + b"}"  # nested beyond Python's recursion limit
+
+
+def test_inspect_refuses_what_load_refuses(capsys: pytest.CaptureFixture[str],
+                                          tmp_path: Path) -> None:
+    path = save(MLP(SPEC), tmp_path / "m.safetensors")
+    tensors = safetensors.numpy.load_file(path)
+    with safetensors.safe_open(str(path), framework="numpy") as handle:
+        manifest = json.loads(handle.metadata()["mlpcore"])
+    manifest["spec"]["sizes"] = [4, 3, 5]  # a valid spec the variables do not fit
+    text = json.dumps(manifest)
+    safetensors.numpy.save_file(tensors, path, metadata={
+        "mlpcore": text, "mlpcore_manifest_crc32": f"{zlib.crc32(text.encode()):08x}"})
+    with pytest.raises(CheckpointError, match="does not fit its own spec"):
+        load(path)
+    code, out, err = run(capsys, "inspect", str(path))
+    assert code == 1 and out == ""
+    assert err.startswith("mlpcore: error: ") and "does not fit its own spec" in err
 
 
 @pytest.mark.parametrize("content", [b"", b"\x00" * 7, b"garbage" * 10,
