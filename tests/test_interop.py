@@ -155,6 +155,13 @@ def test_a_stride_0_expansion_is_refused_before_it_is_materialised(
     assert str(path) in str(info.value) and "'0.weight'" in str(info.value)
 
 
+def test_a_key_that_is_not_a_string_is_named_as_the_problem(tmp_path: Path) -> None:
+    path = tmp_path / "int-keys.pt"
+    torch.save({1: torch.zeros(3)}, path)
+    with pytest.raises(CheckpointError, match=r"the key 1 \(int\) is not a string"):
+        import_variables(path)
+
+
 def test_a_training_checkpoint_is_not_a_state_dict(tmp_path: Path) -> None:
     path = tmp_path / "train.pt"
     torch.save({"model": sequential().state_dict(), "epoch": 3}, path)

@@ -59,7 +59,10 @@ def read_state_dict(path: Path) -> dict[str, npt.NDArray[Any]]:
             "mappings (a training checkpoint? save model.state_dict() itself)")
     result: dict[str, npt.NDArray[Any]] = {}
     for name, value in loaded.items():
-        if not isinstance(name, str) or not isinstance(value, torch.Tensor):
+        if not isinstance(name, str):
+            raise CheckpointError(f"checkpoint {path}: the key {name!r} ({type(name).__name__}) "
+                                  "is not a string; state_dict keys are variable names")
+        if not isinstance(value, torch.Tensor):
             raise CheckpointError(f"checkpoint {path}: entry {name!r} is a "
                                   f"{type(value).__name__}, not a tensor")
         if value.dtype not in _FLOATS:
