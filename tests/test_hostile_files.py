@@ -182,7 +182,7 @@ CASES: list[tuple[str, Callable[[bytes], bytes], tuple[str, ...]]] = [
      ("the mlpcore manifest nests deeper than 64 levels",)),
     ("manifest-duplicate-key",
      manifest_text_edit(lambda t: t[:-1] + ', "format": "mlpcore.checkpoint"}'),
-     ("the mlpcore manifest has the key 'format' more than once",)),
+     ("the mlpcore manifest", "the key 'format' more than once")),
 ]
 
 

@@ -1,12 +1,11 @@
-"""Atomic, durable replacement of a checkpoint's file(s): each path holds its old or its new bytes.
+"""Atomic, durable replacement of a checkpoint's file(s): each path holds its old or new bytes.
 
-:func:`write_atomically` lets a writer (safetensors, ``torch.save``, TensorFlow) write into a
-private folder ``.<target name>.<random>.tmp`` beside the target, ``fsync``-s what it wrote,
-renames it over the target path(s) in order and ``fsync``-s the folder. A failed save leaves the
-previous files and no temporary folder; a killed one at worst leaves that folder. When one of
-several renames fails (TensorFlow's data file, then its index), the files already renamed are put
-back from hard links kept until then, so the pair is never left mixed. A reader that has the old
-file open or memory-mapped keeps the old bytes: a new inode is renamed over the path.
+A writer (safetensors, ``torch.save``, TensorFlow) writes into a private folder
+``.<target name>.<random>.tmp`` beside the target; its files are ``fsync``-ed, renamed over
+their targets in order, and the folder ``fsync``-ed. A failed save leaves the previous files and
+no temporary folder (a killed one at worst that folder). When one of several renames fails, the
+files already renamed are put back from hard links, so a pair (TensorFlow's data and index) is
+never left mixed. Readers of the old file (open or memory-mapped) keep its bytes.
 """
 
 from __future__ import annotations
@@ -25,7 +24,6 @@ from mlpcore.errors import CheckpointError
 __all__ = ["TEMP_SUFFIX", "check_target", "write_atomically"]
 
 TEMP_SUFFIX: Final = ".tmp"
-_OP_TAG: Final = re.compile(r"\s*\[Op:\w+\]$")
 Moves = list[tuple[Path, Path]]
 
 
@@ -44,14 +42,10 @@ def check_target(target: Path, what: str = "checkpoint") -> None:
 
 def write_atomically(target: Path, write: Callable[[Path], Moves], *, what: str = "checkpoint",
                      errors: tuple[type[Exception], ...] = ()) -> Path:
-    """Replace ``target`` (and its companion files) with what ``write(folder)`` writes.
-
-    ``write`` writes into the fresh ``folder`` and returns ``(written file, final path)`` pairs,
-    renamed in that order. ``OSError`` and ``errors`` (a framework's own write errors) become a
-    one-line :class:`CheckpointError` naming ``target``, with the error as its cause; anything
-    else (``KeyboardInterrupt``) propagates. Either way the folder is removed. An existing
-    target's permission bits are kept; new files get 0644.
-    """
+    """Replace ``target`` with what ``write(folder)`` writes into a fresh folder; it returns
+    ``(written file, final path)`` pairs, renamed in order. ``OSError`` and ``errors`` (a
+    framework's write errors) become a one-line :class:`CheckpointError` naming ``target``.
+    An existing target's permission bits are kept; new files get 0644."""
     check_target(target, what)
     try:
         mode = target.stat().st_mode & 0o7777
@@ -64,11 +58,7 @@ def write_atomically(target: Path, write: Callable[[Path], Moves], *, what: str 
                                        suffix=TEMP_SUFFIX))
         moves = write(folder)
         for written, _ in moves:
-            fd = os.open(written, os.O_RDONLY)
-            try:
-                os.fsync(fd)  # frameworks close their files unsynced
-            finally:
-                os.close(fd)
+            _fsync(written)  # frameworks close their files unsynced
             os.chmod(written, mode)
         _rename_all(moves, folder)
     except caught as error:
@@ -76,51 +66,46 @@ def write_atomically(target: Path, write: Callable[[Path], Moves], *, what: str 
     finally:
         if folder is not None:
             shutil.rmtree(folder, ignore_errors=True)
-    with contextlib.suppress(OSError):  # make the rename durable; not every system can
-        fd = os.open(target.parent, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+    with contextlib.suppress(OSError):  # make the renames durable where the system can
+        _fsync(target.parent, getattr(os, "O_DIRECTORY", 0))
     return target
 
 
+def _fsync(path: Path, flags: int = 0) -> None:
+    fd = os.open(path, os.O_RDONLY | flags)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def _rename_all(moves: Moves, folder: Path) -> None:
-    """Rename each pair in order; if one fails, undo those done (see the module doc)."""
+    """Rename each pair in order; if one fails, undo those done."""
     undo: list[tuple[Path, Path | None]] = []  # final path, its old file kept (None: remove)
     try:
         for number, (written, final) in enumerate(moves):
             if number < len(moves) - 1:  # a later rename may fail: keep a way back
-                kept = folder / f"previous-{number}"
                 if not os.path.lexists(final):
                     undo.append((final, None))
                 with contextlib.suppress(OSError):  # no hard links here: no way back
-                    os.link(final, kept, follow_symlinks=False)
-                    undo.append((final, kept))
+                    os.link(final, folder / f"previous-{number}", follow_symlinks=False)
+                    undo.append((final, folder / f"previous-{number}"))
             os.replace(written, final)
     except OSError:
         for final, old in reversed(undo):
             with contextlib.suppress(OSError):
-                if old is None:
-                    final.unlink()
-                else:
-                    os.replace(old, final)
+                os.replace(old, final) if old is not None else final.unlink()
         raise
 
 
 def _reason(error: BaseException) -> str:
-    """One line: ``strerror`` of an ``OSError``, else the class and the message's reason.
-
-    A framework names the file it was writing (in the temporary folder), then the reason:
-    ``<file>; <reason> [Op:...]`` (TensorFlow) or ``<file>: <reason>``; the reason is kept.
-    """
+    """One line: an ``OSError``'s ``strerror``, else the class and the message's reason, which a
+    framework writes after the temporary file it names: ``<file>; <reason> [Op:...]`` (TF)."""
     if isinstance(error, OSError) and error.strerror:
         return error.strerror
-    text = str(getattr(error, "message", error)).strip()
-    marker = TEMP_SUFFIX + "/"
-    line = next((line for line in text.splitlines() if marker in line),
-                text.splitlines()[0] if text else "")
-    after = line.split(marker)[-1]
-    if marker in line and re.search(r"[;:] ", after):
+    lines = str(getattr(error, "message", error)).strip().splitlines() or [""]
+    line = next((line for line in lines if TEMP_SUFFIX + "/" in line), lines[0])
+    after = line.split(TEMP_SUFFIX + "/")[-1]
+    if TEMP_SUFFIX + "/" in line and re.search(r"[;:] ", after):
         line = re.split(r"[;:] ", after, maxsplit=1)[-1]
-    return f"{type(error).__name__}: {_OP_TAG.sub('', line).strip()}"
+    return f"{type(error).__name__}: {line.split(' [Op:')[0].strip()}"

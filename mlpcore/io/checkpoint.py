@@ -1,17 +1,13 @@
-"""Checkpoints: a model's named variables in a safetensors file with an mlpcore manifest.
+"""Checkpoints: a model's variables in a safetensors file with an mlpcore manifest.
 
-Format (``docs/checkpoint-format.md``): one little-endian tensor per variable, canonical names and
-layout (``dense_{i}/weights`` (fan_in, fan_out), ``dense_{i}/bias`` (fan_out,)); in
-``__metadata__`` the JSON manifest under ``"mlpcore"`` (format version, mlpcore version, spec,
-backend, per-variable shape, dtype and checksum) and its CRC-32 under ``"mlpcore_manifest_crc32"``.
-
-- :func:`save` writes with safetensors' own serializer, atomically (:mod:`mlpcore.io.atomic`).
-- :func:`read_checkpoint` first checks what safetensors does not (:func:`read_header`: sizes,
-  JSON depth, duplicate keys at every level, names, byte ranges that tile the data exactly), so
-  a hostile file allocates nothing; then the manifest, the names, dtypes, shapes and checksums.
-- :func:`load` is strict and all or nothing: every misfit is reported together.
-
-Every failure is a :class:`~mlpcore.errors.CheckpointError` naming the file (and the variable).
+One little-endian tensor per variable, canonical names and layout (``dense_{i}/weights``
+(fan_in, fan_out), ``dense_{i}/bias`` (fan_out,)); in ``__metadata__`` the JSON manifest under
+``"mlpcore"`` and its CRC-32 under ``"mlpcore_manifest_crc32"`` (``docs/checkpoint-format.md``).
+:func:`save` writes with safetensors' serializer, atomically (:mod:`mlpcore.io.atomic`).
+:func:`read_checkpoint` first checks what safetensors does not (:func:`read_header`), so a
+hostile file allocates nothing, then the manifest, names, dtypes, shapes and checksums.
+:func:`load` is strict and all or nothing. Every failure is a
+:class:`~mlpcore.errors.CheckpointError` naming the file (and the variable).
 """
 
 from __future__ import annotations
@@ -24,21 +20,12 @@ import mmap as mmap_module
 import os
 import re
 import stat
+import typing
 import zlib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import (
-    TYPE_CHECKING,
-    Any,
-    BinaryIO,
-    Final,
-    Literal,
-    Protocol,
-    TypeGuard,
-    cast,
-    runtime_checkable,
-)
+from typing import TYPE_CHECKING, Any, BinaryIO, Final, Literal, Protocol, TypeGuard
 
 import numpy as np
 import numpy.typing as npt
@@ -55,25 +42,23 @@ if TYPE_CHECKING:
     from mlpcore.model import MLP
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "MANIFEST_KEY", "SUPPORTED_FORMAT_VERSIONS", "Checkpoint",
-           "Header", "VariableViews", "cast_variables", "check_fit", "load", "open_regular",
-           "read_checkpoint", "read_header", "read_tensors", "save"]
+           "VariableViews", "cast_variables", "check_fit", "load", "open_regular",
+           "read_checkpoint", "read_header", "read_tensors", "save", "write_safetensors"]
 
 FORMAT: Final = "mlpcore.checkpoint"
-FORMAT_VERSION: Final = 2
-"""Written by :func:`save` (2: per-variable ``crc32`` or ``sha256``; 1: ``sha256`` only)."""
+FORMAT_VERSION: Final = 2  # 2: per-variable crc32 or sha256; 1: sha256 only
 SUPPORTED_FORMAT_VERSIONS: Final = (1, 2)
 MANIFEST_KEY: Final = "mlpcore"
 MANIFEST_CHECKSUM_KEY: Final = "mlpcore_manifest_crc32"
-MAX_HEADER_BYTES: Final = 100_000_000
-"""The largest header accepted (safetensors' own limit)."""
-MAX_DEPTH: Final = 64
-"""The deepest JSON nesting accepted in a header or manifest (an mlpcore file needs 4)."""
+MAX_HEADER_BYTES: Final = 100_000_000  # safetensors' own limit
+MAX_DEPTH: Final = 64  # of JSON nesting; an mlpcore header or manifest needs 4
 MAX_NAME_LENGTH: Final = 1024
 MAX_RANK: Final = 8
 
 PathArg = str | os.PathLike[str]
 FloatArray = npt.NDArray[np.floating]
-ChecksumName = Literal["crc32", "sha256"]
+Entry = tuple[str, tuple[int, ...], int, int]
+"""A tensor of a checked header: safetensors dtype code, shape, [begin, end) in the file."""
 _DIGESTS: Final[dict[str, Callable[[Any], str]]] = {
     "crc32": lambda data: f"{zlib.crc32(data):08x}",  # detects corruption, not tampering
     "sha256": lambda data: hashlib.sha256(data).hexdigest(),
@@ -82,19 +67,17 @@ _HEX: Final = {"crc32": re.compile(r"[0-9a-f]{8}"), "sha256": re.compile(r"[0-9a
 _DTYPES: Final = {"F64": "<f8", "F32": "<f4", "F16": "<f2", "I64": "<i8", "I32": "<i4",
                   "I16": "<i2", "I8": "i1", "U64": "<u8", "U32": "<u4", "U16": "<u2", "U8": "u1",
                   "BOOL": "?"}
-"""safetensors dtype codes readable as NumPy arrays."""
 _FLOAT_CODES: Final = {"F32": "float32", "F64": "float64"}
 _IMPORT_REFERENCE: Final = re.compile(r"^\s*[A-Za-z_][\w.]*\s*:\s*[A-Za-z_][\w.]*\s*$")
 _PLAIN_NAME: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}$")
-_BAD_NAME: Final = re.compile(r"[\x00-\x1f\x7f]")
+_BAD_NAME: Final = re.compile(r"[\x00-\x1f\x7f]|^/|(^|/)\.\.(/|$)")
 _OPEN_FLAGS: Final = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
 
 
 @dataclass(frozen=True)
 class Checkpoint:
-    """A file read and verified by :func:`read_checkpoint`: ``variables`` are exactly the
-    manifest's, canonical layout, recorded shapes, matching their checksums (writable copies,
-    or read-only views of a memory map with ``mmap=True``)."""
+    """A verified checkpoint: ``variables`` are exactly the manifest's, with the recorded shapes
+    and checksums (writable copies, or read-only views of a memory map)."""
 
     path: Path
     manifest: dict[str, Any]
@@ -103,42 +86,35 @@ class Checkpoint:
 
     @property
     def dtype(self) -> DTypeName:
-        return cast(DTypeName, self.manifest["dtype"])
+        return check_dtype(self.manifest["dtype"])
 
     @property
     def backend(self) -> str:
         """The name of the backend that wrote the checkpoint."""
-        return cast(str, self.manifest["backend"])
+        return str(self.manifest["backend"])
 
 
-@runtime_checkable
+@typing.runtime_checkable
 class VariableViews(Protocol):
-    """Optional extra of a :class:`~mlpcore.backend.BackendModel`: variables without a copy.
-
-    :func:`save` uses ``variable_views()`` instead of ``read_variables()`` when the class that
-    defines the ``read_variables`` in effect (or a subclass of it) defines it, so a subclass that
-    converts a layout in ``read_variables`` alone is saved through its conversion.
-    """
+    """Optional extra of a :class:`~mlpcore.backend.BackendModel` that :func:`save` uses instead
+    of copies, unless a subclass overrides ``read_variables`` alone (to convert a layout)."""
 
     def variable_views(self) -> dict[str, FloatArray]:
         """Read-only NumPy views of the model's own arrays, canonical layout, by name."""
         ...
 
 
-def save(model: MLP, path: PathArg, *, checksum: ChecksumName = "crc32") -> Path:
-    """Write ``model``'s variables and manifest to ``path`` atomically; return the path.
+def save(model: MLP, path: PathArg, *, checksum: Literal["crc32", "sha256"] = "crc32") -> Path:
+    """Write ``model``'s variables and manifest to ``path``, atomically; return the path.
 
     ``checksum`` per variable: ``"crc32"`` (fast; detects corruption, not tampering) or
-    ``"sha256"``. The file is the complete new checkpoint or, on any failure, what was there
-    before, with no temporary file left. Raises :class:`CheckpointError` naming the path when
-    its folder is missing, it is a directory or a symbolic link, or writing fails.
+    ``"sha256"``. On any failure the previous file is kept and no temporary file is left;
+    :class:`CheckpointError` names the path (a missing folder, a directory, a symbolic link).
     """
     if checksum not in _DIGESTS:
         raise ValueError(f"checksum must be one of {', '.join(_DIGESTS)}, got {checksum!r}")
-    target = Path(os.fspath(path))
     dtype = check_dtype(model.dtype)
-    native = model.native
-    source = native.variable_views() if _has_own_views(native) else model.variables
+    source = model.native.variable_views() if _has_own_views(model.native) else model.variables
     layout = "<f4" if dtype == "float32" else "<f8"
     tensors = {name: np.ascontiguousarray(value, dtype=layout) for name, value in source.items()}
     manifest = {
@@ -147,82 +123,67 @@ def save(model: MLP, path: PathArg, *, checksum: ChecksumName = "crc32") -> Path
         "dtype": dtype, "spec": model.spec.to_dict(),
         "variables": {name: {"shape": list(array.shape), "dtype": dtype,
                              checksum: _DIGESTS[checksum](array)}
-                      for name, array in tensors.items()},
-    }
+                      for name, array in tensors.items()}}
     text = json.dumps(manifest, allow_nan=False, separators=(",", ":"))
-    metadata = {MANIFEST_KEY: text, MANIFEST_CHECKSUM_KEY: _DIGESTS["crc32"](text.encode())}
+    return write_safetensors(Path(os.fspath(path)), tensors, {
+        MANIFEST_KEY: text, MANIFEST_CHECKSUM_KEY: _DIGESTS["crc32"](text.encode())})
+
+
+def write_safetensors(target: Path, tensors: Mapping[str, npt.NDArray[Any]],
+                      metadata: dict[str, str] | None = None) -> Path:
+    """Write a safetensors file with safetensors' own serializer, atomically."""
+    arrays = {name: np.ascontiguousarray(array) for name, array in tensors.items()}
 
     def write(folder: Path) -> list[tuple[Path, Path]]:
-        safetensors.numpy.save_file(tensors, folder / target.name, metadata=metadata)
-        _sort_metadata(folder / target.name, metadata)
-        return [(folder / target.name, target)]
+        file = folder / target.name
+        safetensors.numpy.save_file(arrays, file, metadata=metadata)
+        if metadata:  # safetensors writes __metadata__ from a hash map, in a random order:
+            texts = [json.dumps(dict(items), separators=(",", ":")).encode()  # sort it, in place
+                     for items in itertools.permutations(sorted(metadata.items()))]
+            with open(file, "r+b") as stream:
+                header = stream.read(int.from_bytes(stream.read(8), "little"))
+                for text in (t for t in texts[1:] if t in header):
+                    stream.seek(8 + header.index(text))
+                    stream.write(texts[0])
+        return [(file, target)]
 
     return write_atomically(target, write, errors=(safetensors.SafetensorError,))
 
 
-def _sort_metadata(file: Path, metadata: dict[str, str]) -> None:
-    """Put ``__metadata__`` in key order: safetensors writes it from a hash map, in a random
-    order, and equal models must give equal files. In place; the length does not change."""
-    texts = [json.dumps(dict(items), separators=(",", ":")).encode()
-             for items in itertools.permutations(sorted(metadata.items()))]
-    with open(file, "r+b") as stream:
-        header = stream.read(int.from_bytes(stream.read(8), "little"))
-        for text in texts[1:]:
-            if text in header:
-                stream.seek(8 + header.index(text))
-                stream.write(texts[0])
-
-
 def _has_own_views(native: object) -> TypeGuard[VariableViews]:
-    """Whether ``native`` offers views that agree with its ``read_variables`` (see above)."""
-    if not isinstance(native, VariableViews):
-        return False
+    """Whether ``native`` has views from the class of its ``read_variables`` or a subclass."""
     owners = [next((k for k in type(native).__mro__ if attribute in vars(k)), None)
               for attribute in ("variable_views", "read_variables")]
-    return owners[0] is not None and (owners[1] is None or issubclass(owners[0], owners[1]))
+    return isinstance(native, VariableViews) and owners[0] is not None and (
+        owners[1] is None or issubclass(owners[0], owners[1]))
 
 
-@dataclass(frozen=True)
-class Header:
-    """A safetensors header accepted by :func:`read_header`: its ``__metadata__``, and per tensor
-    the dtype code, shape and ``[begin, end)`` byte range in the file, in header order."""
-
-    metadata: dict[str, str]
-    tensors: dict[str, tuple[str, tuple[int, ...], int, int]]
-
-
-def open_regular(path: Path, what: str = "checkpoint") -> BinaryIO:
-    """Open ``path`` for reading; refuse a symlink, directory, FIFO, socket or device.
-
-    Opened without following a final symlink and without blocking (a FIFO would wait forever).
-    """
+def open_regular(path: Path) -> BinaryIO:
+    """``path`` opened for reading, never following a final symlink and never blocking;
+    a symlink, directory, FIFO, socket or device is refused."""
     if path.is_symlink():
         raise CheckpointError(
-            f"{what} {path} is a symbolic link (to {os.readlink(path)}); mlpcore does not follow "
-            "links to checkpoints: pass the real path if you trust it")
-    if not path.exists():
-        raise CheckpointError(f"{what} file {path} does not exist")
-    if path.is_dir():
-        raise CheckpointError(f"{what} {path} is a directory, not a file")
+            f"checkpoint {path} is a symbolic link (to {os.readlink(path)}); mlpcore does not "
+            "follow links to checkpoints: pass the real path if you trust it")
+    if not path.exists() or path.is_dir():
+        raise CheckpointError(f"checkpoint {path} is a directory, not a file" if path.exists()
+                              else f"checkpoint file {path} does not exist")
     try:
-        fd = os.open(path, _OPEN_FLAGS)
+        stream = os.fdopen(os.open(path, _OPEN_FLAGS), "rb", buffering=0)
     except OSError as err:
-        raise CheckpointError(f"cannot read {what} {path}: {err}") from err
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        os.close(fd)
-        raise CheckpointError(f"{what} {path} is not a regular file")
-    return os.fdopen(fd, "rb", buffering=0)
+        raise CheckpointError(f"cannot read checkpoint {path}: {err}") from err
+    if not stat.S_ISREG(os.fstat(stream.fileno()).st_mode):
+        stream.close()
+        raise CheckpointError(f"checkpoint {path} is not a regular file")
+    return stream
 
 
-def read_header(stream: BinaryIO, path: Path) -> Header:
-    """Check the safetensors header of ``stream`` (the file ``path``) before any data is read.
-
-    The length field is at most :data:`MAX_HEADER_BYTES` and fits the file; the header is UTF-8
-    JSON, an object, nested at most :data:`MAX_DEPTH` deep, without a duplicate key at any
-    level; ``__metadata__`` maps strings to strings; each tensor has a printable name of 1 to
-    :data:`MAX_NAME_LENGTH` characters that escapes no folder, exactly ``dtype``, ``shape`` (at
-    most :data:`MAX_RANK` counts) and ``data_offsets`` with ``prod(shape) * itemsize == END -
-    BEGIN``; and the byte ranges tile the data from its start to the end of the file.
+def read_header(stream: BinaryIO, path: Path) -> tuple[dict[str, str], dict[str, Entry]]:
+    """``__metadata__`` and the tensors of the safetensors file ``stream``, checked before any
+    data is read: a length field within :data:`MAX_HEADER_BYTES` and the file; UTF-8 JSON, an
+    object, at most :data:`MAX_DEPTH` deep, no duplicate key at any level; metadata of strings;
+    printable names that escape no folder; exactly ``dtype``, ``shape`` and ``data_offsets``,
+    ``prod(shape) * itemsize == END - BEGIN``; byte ranges that tile the data to the file's end.
     """
     invalid = f"checkpoint {path} is not a valid safetensors file"
     size = os.fstat(stream.fileno()).st_size
@@ -242,10 +203,8 @@ def read_header(stream: BinaryIO, path: Path) -> Header:
             f"{invalid} (truncated or corrupt): its header length field says {length} bytes, but "
             f"{size - 8} bytes follow it and at most {MAX_HEADER_BYTES} are allowed")
     stream.seek(8)
-    raw = stream.read(length)
     try:
-        header = _parse_json(raw.decode("utf-8"), path,
-                             " is not a valid safetensors file: its header")
+        header = _parse_json(stream.read(length).decode("utf-8"), f"{invalid}: its header")
     except UnicodeDecodeError as err:
         raise CheckpointError(f"{invalid}: its header is not UTF-8 ({err})") from err
     if not isinstance(header, dict):
@@ -254,8 +213,8 @@ def read_header(stream: BinaryIO, path: Path) -> Header:
     metadata = header.pop("__metadata__", {})
     if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
         raise CheckpointError(f"{invalid}: __metadata__ must map strings to strings")
-    entries = {name: _tensor_entry(path, name, entry) for name, entry in header.items()}
-    position, previous = 0, "the start of the data"
+    entries = {name: _entry(path, name, entry) for name, entry in header.items()}
+    position, previous, start = 0, "the start of the data", 8 + length
     for name, (_, _, begin, end) in sorted(entries.items(), key=lambda item: item[1][2:]):
         if begin != position:
             problem = f"overlaps {previous}" if begin < position else \
@@ -263,26 +222,21 @@ def read_header(stream: BinaryIO, path: Path) -> Header:
             raise CheckpointError(f"checkpoint {path}: tensor {name!r} (bytes {begin}-{end} of "
                                   f"the data) {problem}")
         position, previous = end, f"tensor {name!r}"
-    start = 8 + length
     if position != size - start:
-        raise CheckpointError(
-            f"{invalid} (truncated or corrupt): its tensors need {position} bytes of data but "
-            f"the file holds {size - start}" + (f": {size - start - position} bytes follow the "
-                                                "last tensor (appended data?)"
-                                                if position < size - start else ""))
-    return Header(metadata, {name: (dtype, shape, start + begin, start + end)
-                             for name, (dtype, shape, begin, end) in entries.items()})
+        extra = f": {size - start - position} bytes follow the last tensor (appended data?)"
+        raise CheckpointError(f"{invalid} (truncated or corrupt): its tensors need {position} "
+                              f"bytes of data but the file holds {size - start}"
+                              + (extra if position < size - start else ""))
+    return metadata, {name: (dtype, shape, start + begin, start + end)
+                      for name, (dtype, shape, begin, end) in entries.items()}
 
 
-def _tensor_entry(path: Path, name: str, entry: Any) -> tuple[str, tuple[int, ...], int, int]:
-    """One header entry, checked: (dtype code, shape, begin, end), offsets in the data."""
-    where = f"checkpoint {path}: tensor {name!r}"
-    if not 0 < len(name) <= MAX_NAME_LENGTH or _BAD_NAME.search(name) or name.startswith("/") \
-            or ".." in name.split("/"):
-        raise CheckpointError(
-            f"checkpoint {path}: tensor name {name!r:.{MAX_NAME_LENGTH + 10}} is refused: it must "
-            f"have 1 to {MAX_NAME_LENGTH} characters, no NUL or other control character, no "
-            "'..' segment and no leading '/'")
+def _entry(path: Path, name: str, entry: Any) -> Entry:
+    """One header entry, checked; offsets relative to the data."""
+    where = f"checkpoint {path}: tensor {name!r:.{MAX_NAME_LENGTH + 10}}"
+    if not 0 < len(name) <= MAX_NAME_LENGTH or _BAD_NAME.search(name):
+        raise CheckpointError(f"{where}: a name must have 1 to {MAX_NAME_LENGTH} characters, no "
+                              "NUL or other control character, no '..' segment, no leading '/'")
     if not isinstance(entry, dict) or set(entry) != {"dtype", "shape", "data_offsets"}:
         raise CheckpointError(f"{where} must have exactly the keys dtype, shape and "
                               f"data_offsets, got {entry!r:.200}")
@@ -310,46 +264,42 @@ def _is_count(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**63
 
 
-def read_tensors(stream: BinaryIO, path: Path, header: Header, *,
+def read_tensors(stream: BinaryIO, path: Path, tensors: Mapping[str, Entry], *,
                  mmap: bool = False) -> dict[str, npt.NDArray[Any]]:
-    """The tensors of a file :func:`read_header` accepted, as NumPy arrays.
+    """The ``tensors`` (of :func:`read_header`) of ``stream``: read by safetensors (writable
+    copies), or read-only views of a map of ``stream`` that outlive the file's replacement.
 
-    Read by safetensors (writable copies); with ``mmap``, read-only views of a private map of
-    ``stream``, which stay valid when the file is replaced. Measured on 400 MB loaded into the
-    NumPy backend, whose copy is the only one then needed: 0.29 s against ``load_file``'s 0.24 s
-    (1.2x), where safetensors' copy followed by the backend's took 0.55 s (2.3x).
+    The map is kept for :func:`load`: 400 MB into the NumPy backend took 0.29 s, against
+    ``load_file``'s 0.24 s (1.2x); safetensors' copy followed by the backend's took 0.55 s.
     """
     if not mmap:
         try:
             with safetensors.safe_open(str(path), framework="numpy") as handle:
-                return {name: handle.get_tensor(name) for name in header.tensors}
+                return {name: handle.get_tensor(name) for name in tensors}
         except (safetensors.SafetensorError, OSError) as err:  # e.g. replaced since the check
             raise CheckpointError(f"checkpoint {path} cannot be read: {err}") from err
     buffer = mmap_module.mmap(stream.fileno(), 0, access=mmap_module.ACCESS_READ)
     return {name: np.frombuffer(buffer, _DTYPES[dtype], math.prod(shape), begin).reshape(shape)
             if begin < end else np.empty(shape, _DTYPES[dtype])
-            for name, (dtype, shape, begin, end) in header.tensors.items()}
+            for name, (dtype, shape, begin, end) in tensors.items()}
 
 
 def read_checkpoint(path: PathArg, *, mmap: bool = False) -> Checkpoint:
-    """Read and verify the checkpoint at ``path`` (see the module doc; ``mmap``: see
-    :func:`read_tensors`). Every problem found is listed in one :class:`CheckpointError`.
-    Whether the variables fit a spec is checked by :func:`load` (:func:`check_fit`)."""
+    """Read and verify the checkpoint at ``path`` (``mmap``: see :func:`read_tensors`); every
+    problem is listed in one :class:`CheckpointError`. Fit to a spec: :func:`check_fit`."""
     file = Path(os.fspath(path))
     with open_regular(file) as stream:
-        header = read_header(stream, file)
-        manifest, spec = _manifest(file, header.metadata)
-        problems = _layout_problems(manifest, header.tensors)
-        if problems:
-            raise _problems_error(file, "is damaged or inconsistent", problems)
-        arrays = read_tensors(stream, file, header, mmap=mmap)
-    for name, entry in manifest["variables"].items():
-        algorithm = next(a for a in _DIGESTS if a in entry)
-        found = _DIGESTS[algorithm](arrays[name])
-        if found != entry[algorithm]:
-            problems.append(f"variable {name!r} fails its checksum ({algorithm} of the data is "
-                            f"{found}, the manifest records {entry[algorithm]}): the tensor data "
-                            "is corrupt")
+        metadata, tensors = read_header(stream, file)
+        manifest, spec = _manifest(file, metadata)
+        problems = _layout_problems(manifest, tensors)
+        if not problems:
+            arrays = read_tensors(stream, file, tensors, mmap=mmap)
+            for name, entry in manifest["variables"].items():
+                algorithm = next(a for a in _DIGESTS if a in entry)
+                if (found := _DIGESTS[algorithm](arrays[name])) != entry[algorithm]:
+                    problems.append(f"variable {name!r} fails its checksum ({algorithm} of the "
+                                    f"data is {found}, the manifest records {entry[algorithm]})"
+                                    ": the tensor data is corrupt")
     if problems:
         raise _problems_error(file, "is damaged or inconsistent", problems)
     return Checkpoint(file, manifest, spec, {name: arrays[name] for name in manifest["variables"]})
@@ -357,10 +307,9 @@ def read_checkpoint(path: PathArg, *, mmap: bool = False) -> Checkpoint:
 
 def load(path: PathArg, backend: str | Backend | None = None, *, dtype: str | None = None,
          mmap: bool = True) -> MLP:
-    """A model with the checkpoint's spec and variables, on ``backend`` (default: the default
-    backend), in ``dtype`` (default: the checkpoint's; see :func:`cast_variables`). Variables
-    that do not fit the checkpoint's own spec are all reported in one :class:`CheckpointError`.
-    With ``mmap`` (default) the backend's own arrays are the only full copy."""
+    """A model with the checkpoint's spec and variables, on ``backend``, in ``dtype`` (default:
+    the checkpoint's; :func:`cast_variables`). Every misfit to its own spec is reported
+    together. With ``mmap`` the backend's own arrays are the only full copy."""
     from mlpcore.model import MLP
 
     checkpoint = read_checkpoint(path, mmap=mmap)
@@ -371,8 +320,8 @@ def load(path: PathArg, backend: str | Backend | None = None, *, dtype: str | No
 
 
 def check_fit(checkpoint: Checkpoint, spec: MLPSpec, target: str) -> None:
-    """Refuse, listing every missing, unexpected and wrong-shaped variable, a checkpoint whose
-    variables are not exactly those of ``spec`` (``target`` names it in the message)."""
+    """Refuse a checkpoint whose variables are not exactly ``spec``'s, listing every missing,
+    unexpected and wrong-shaped one (``target`` names ``spec`` in the message)."""
     expected = spec.variable_shapes()
     found = {name: tuple(array.shape) for name, array in checkpoint.variables.items()}
     lines = [f"  - missing: {n} {shape_text(s)}" for n, s in expected.items() if n not in found]
@@ -386,12 +335,10 @@ def check_fit(checkpoint: Checkpoint, spec: MLPSpec, target: str) -> None:
 
 def cast_variables(file: Path, variables: Mapping[str, npt.NDArray[Any]],
                    dtype: DTypeName) -> dict[str, FloatArray]:
-    """``variables`` in ``dtype``; a value too large for it raises :class:`CheckpointError`
-    naming ``file`` and the variables, rather than becoming infinite."""
-    values: dict[str, FloatArray] = {}
-    for name, array in variables.items():
-        with np.errstate(over="ignore"):
-            values[name] = array if array.dtype == np.dtype(dtype) else array.astype(dtype)
+    """``variables`` in ``dtype``; a value too large for it is refused, naming ``file``."""
+    with np.errstate(over="ignore"):
+        values = {name: array if array.dtype == np.dtype(dtype) else array.astype(dtype)
+                  for name, array in variables.items()}
     overflowed = [name for name, value in values.items() if value is not variables[name]
                   and np.any(np.isfinite(variables[name]) & ~np.isfinite(value))]
     if overflowed:
@@ -405,38 +352,24 @@ def shape_text(shape: tuple[int, ...] | list[int]) -> str:
     return "(" + ", ".join(map(str, shape)) + ("," if len(shape) == 1 else "") + ")"
 
 
-# --- the manifest -----------------------------------------------------------------------------
-
-
 def _manifest(file: Path, metadata: dict[str, str]) -> tuple[dict[str, Any], MLPSpec]:
+    """The manifest of ``metadata``, checked, and its spec."""
     text = metadata.get(MANIFEST_KEY)
     if text is None:
         raise CheckpointError(
             f"{file} is a safetensors file without an mlpcore manifest (no {MANIFEST_KEY!r} key "
             "in its __metadata__), so it was not written by mlpcore.save; import it with "
             "format='safetensors' and a name map")
-    manifest = _parse_json(text, file, ": the mlpcore manifest")
+    manifest = _parse_json(text, f"checkpoint {file}: the mlpcore manifest")
     if not isinstance(manifest, dict):
         raise CheckpointError(f"checkpoint {file}: the mlpcore manifest must be a JSON object, "
                               f"got {type(manifest).__name__}")
-    reference = next((value for value, _ in _nodes(manifest)
-                      if isinstance(value, str) and _IMPORT_REFERENCE.match(value)), None)
-    if reference is not None:
-        raise CheckpointError(
-            f"checkpoint {file}: the manifest names an importable object {reference!r} "
-            "(module:callable); mlpcore never imports or calls anything a file names, and "
-            "refuses such a manifest")
-    spec = _check_manifest(file, manifest)
-    recorded = metadata.get(MANIFEST_CHECKSUM_KEY)
-    found = _DIGESTS["crc32"](text.encode())
-    if recorded != found and not (manifest["format_version"] == 1 and recorded is None):
-        raise CheckpointError(
-            f"checkpoint {file}: the manifest fails its checksum (crc32 of the manifest text is "
-            f"{found}, {MANIFEST_CHECKSUM_KEY} records {recorded!r}): the header is corrupt")
-    return manifest, spec
-
-
-def _check_manifest(file: Path, manifest: dict[str, Any]) -> MLPSpec:
+    for value, _ in _nodes(manifest):
+        if isinstance(value, str) and _IMPORT_REFERENCE.match(value):
+            raise CheckpointError(
+                f"checkpoint {file}: the manifest names an importable object {value!r} "
+                "(module:callable); mlpcore never imports or calls anything a file names, and "
+                "refuses such a manifest")
     for key in ("format", "format_version"):
         if key not in manifest:
             raise CheckpointError(f"checkpoint {file}: the mlpcore manifest has no {key!r} field")
@@ -448,17 +381,27 @@ def _check_manifest(file: Path, manifest: dict[str, Any]) -> MLPSpec:
         raise CheckpointError(f"checkpoint {file}: manifest format_version must be an integer, "
                               f"got {version!r}")
     if version not in SUPPORTED_FORMAT_VERSIONS:
-        hint = " (written by a newer mlpcore? upgrade mlpcore)" if version > FORMAT_VERSION else ""
         raise CheckpointError(
             f"checkpoint {file} has format_version {version}, which mlpcore {__version__} cannot "
             f"read; supported format versions: {', '.join(map(str, SUPPORTED_FORMAT_VERSIONS))}"
-            + hint)
+            + (" (written by a newer mlpcore? upgrade mlpcore)" if version > FORMAT_VERSION
+               else ""))
+    spec = _check_fields(file, manifest, version)
+    recorded, found = metadata.get(MANIFEST_CHECKSUM_KEY), _DIGESTS["crc32"](text.encode())
+    if recorded != found and not (version == 1 and recorded is None):
+        raise CheckpointError(
+            f"checkpoint {file}: the manifest fails its checksum (crc32 of the manifest text is "
+            f"{found}, {MANIFEST_CHECKSUM_KEY} records {recorded!r}): the header is corrupt")
+    return manifest, spec
+
+
+def _check_fields(file: Path, manifest: dict[str, Any], version: int) -> MLPSpec:
+    """The spec of ``manifest``; every invalid field is listed in one error."""
     problems = [f"{key} must be a string, got {manifest.get(key)!r}"
                 for key in ("mlpcore_version", "backend", "backend_version")
                 if not isinstance(manifest.get(key), str)]
-    backend = manifest.get("backend")
-    if isinstance(backend, str) and not _PLAIN_NAME.match(backend):
-        problems.append(f"backend must be a plain backend name, got {backend!r:.80}")
+    if isinstance(manifest.get("backend"), str) and not _PLAIN_NAME.match(manifest["backend"]):
+        problems.append(f"backend must be a plain backend name, got {manifest['backend']!r:.80}")
     if manifest.get("dtype") not in DTYPES:
         problems.append(f"dtype must be one of {', '.join(DTYPES)}, got {manifest.get('dtype')!r}")
     spec: MLPSpec | None = None
@@ -469,37 +412,34 @@ def _check_manifest(file: Path, manifest: dict[str, Any]) -> MLPSpec:
     variables = manifest.get("variables")
     if not isinstance(variables, dict):
         problems.append(f"variables must be a JSON object, got {type(variables).__name__}")
-    else:
-        for name, entry in variables.items():
-            problems += [f"variable {name!r}: {p}" for p in _entry_problems(entry, version)]
+    allowed = ("sha256",) if version == 1 else tuple(_DIGESTS)
+    for name, entry in variables.items() if isinstance(variables, dict) else ():
+        if not isinstance(entry, dict):
+            problems.append(f"variable {name!r}: entry must be a JSON object, got "
+                            f"{type(entry).__name__}")
+            continue
+        where, present = f"variable {name!r}:", [a for a in _DIGESTS if a in entry]
+        if not isinstance(entry.get("shape"), list) or not all(map(_is_count, entry["shape"])):
+            problems.append(f"{where} shape must be a list of non-negative integers, got "
+                            f"{entry.get('shape')!r}")
+        if entry.get("dtype") not in DTYPES:
+            problems.append(f"{where} dtype must be one of {', '.join(DTYPES)}, got "
+                            f"{entry.get('dtype')!r}")
+        if len(present) != 1 or present[0] not in allowed:
+            problems.append(f"{where} must record exactly one checksum, one of "
+                            f"{', '.join(allowed)} (format version {version}), got "
+                            f"{present or 'none'}")
+        elif not (isinstance(entry[present[0]], str) and _HEX[present[0]].fullmatch(
+                entry[present[0]])):
+            problems.append(f"{where} {present[0]} must be "
+                            f"{8 if present[0] == 'crc32' else 64} lowercase hex digits, got "
+                            f"{entry[present[0]]!r}")
     if problems or spec is None:
         raise _problems_error(file, "has an invalid manifest", problems)
     return spec
 
 
-def _entry_problems(entry: Any, version: int) -> list[str]:
-    if not isinstance(entry, dict):
-        return [f"entry must be a JSON object, got {type(entry).__name__}"]
-    problems: list[str] = []
-    shape = entry.get("shape")
-    if not isinstance(shape, list) or not all(map(_is_count, shape)):
-        problems.append(f"shape must be a list of non-negative integers, got {shape!r}")
-    if entry.get("dtype") not in DTYPES:
-        problems.append(f"dtype must be one of {', '.join(DTYPES)}, got {entry.get('dtype')!r}")
-    allowed = ("sha256",) if version == 1 else tuple(_DIGESTS)
-    present = [a for a in _DIGESTS if a in entry]
-    if len(present) != 1 or present[0] not in allowed:
-        problems.append(f"must record exactly one checksum, one of {', '.join(allowed)} "
-                        f"(format version {version}), got {present or 'none'}")
-    elif not (isinstance(entry[present[0]], str) and _HEX[present[0]].fullmatch(entry[present[0]])):
-        digits = 8 if present[0] == "crc32" else 64
-        problems.append(f"{present[0]} must be {digits} lowercase hex digits, got "
-                        f"{entry[present[0]]!r}")
-    return problems
-
-
-def _layout_problems(manifest: dict[str, Any],
-                     tensors: Mapping[str, tuple[str, tuple[int, ...], int, int]]) -> list[str]:
+def _layout_problems(manifest: dict[str, Any], tensors: Mapping[str, Entry]) -> list[str]:
     recorded: dict[str, dict[str, Any]] = manifest["variables"]
     problems = [f"tensor {name!r} is in the file but not in the manifest"
                 for name in tensors if name not in recorded]
@@ -509,13 +449,11 @@ def _layout_problems(manifest: dict[str, Any],
         if entry["dtype"] != manifest["dtype"]:
             problems.append(f"variable {name!r} has dtype {entry['dtype']} but the checkpoint "
                             f"dtype is {manifest['dtype']}")
-        if name in tensors:
-            code, shape = tensors[name][:2]
-            dtype = _FLOAT_CODES.get(code, code)
-            if dtype != entry["dtype"] or shape != tuple(entry["shape"]):
-                problems.append(f"tensor {name!r} is {dtype} {shape_text(shape)} in the file, but "
-                                f"the manifest records {entry['dtype']} "
-                                f"{shape_text(entry['shape'])}")
+        code, shape = tensors[name][:2] if name in tensors else (entry["dtype"], entry["shape"])
+        dtype = _FLOAT_CODES.get(code, code)
+        if dtype != entry["dtype"] or tuple(shape) != tuple(entry["shape"]):
+            problems.append(f"tensor {name!r} is {dtype} {shape_text(shape)} in the file, but the "
+                            f"manifest records {entry['dtype']} {shape_text(entry['shape'])}")
     return problems
 
 
@@ -524,19 +462,11 @@ def _problems_error(file: Path, summary: str, problems: list[str]) -> Checkpoint
                                       *(f"  - {problem}" for problem in problems)]))
 
 
-# --- JSON -------------------------------------------------------------------------------------
-
-
-class _DuplicateKeyError(ValueError):
-    pass
-
-
 def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise _DuplicateKeyError(key)
-        result[key] = value
+    result, keys = dict(pairs), [key for key, _ in pairs]
+    if len(result) != len(keys):
+        repeated = next(key for index, key in enumerate(keys) if key in keys[:index])
+        raise ValueError(f"it has the key {repeated!r} more than once")
     return result
 
 
@@ -544,26 +474,22 @@ def _no_constant(name: str) -> None:
     raise ValueError(f"{name} is not JSON")
 
 
-def _parse_json(text: str, file: Path, what: str) -> Any:
-    """``text`` as JSON, refused (naming ``file`` and ``what``) when invalid, with a duplicate
-    key at any level, NaN or Infinity, or nested more than :data:`MAX_DEPTH` deep."""
-    deep = CheckpointError(f"checkpoint {file}{what} nests deeper than {MAX_DEPTH} levels")
+def _parse_json(text: str, what: str) -> Any:
+    """``text`` as JSON; refused (``what`` names it) when invalid, with a duplicate key at any
+    level, NaN or Infinity, or nested more than :data:`MAX_DEPTH` deep."""
     try:
         value = json.loads(text, object_pairs_hook=_unique, parse_constant=_no_constant)
     except RecursionError as err:
-        raise deep from err
-    except _DuplicateKeyError as err:
-        raise CheckpointError(f"checkpoint {file}{what} has the key {err.args[0]!r} more than "
-                              "once") from err
+        raise CheckpointError(f"{what} nests deeper than {MAX_DEPTH} levels") from err
     except ValueError as err:
-        raise CheckpointError(f"checkpoint {file}{what} is not valid JSON: {err}") from err
+        raise CheckpointError(f"{what} is not valid JSON: {err}") from err
     if max(depth for _, depth in _nodes(value)) > MAX_DEPTH:
-        raise deep
+        raise CheckpointError(f"{what} nests deeper than {MAX_DEPTH} levels")
     return value
 
 
 def _nodes(value: Any) -> Iterator[tuple[Any, int]]:
-    """Every value within the JSON ``value`` with its depth, without recursion."""
+    """Every value within the JSON ``value``, with its depth, without recursion."""
     stack = [(value, 0)]
     while stack:
         item, depth = stack.pop()

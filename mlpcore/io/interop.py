@@ -1,16 +1,10 @@
-"""Checkpoint formats, mlpcore's own and foreign ones found through plugins: read, written, loaded.
+"""Checkpoint formats (:class:`~mlpcore.hookspecs.FormatEntry`): read, written, loaded, converted.
 
-Formats are :class:`~mlpcore.hookspecs.FormatEntry` objects. Built in: ``"mlpcore"`` (safetensors
-with a manifest, :mod:`mlpcore.io.checkpoint`) and ``"safetensors"`` (a plain safetensors file,
-its header checked the same way). Plugins add more through the optional
-``mlpcore_checkpoint_formats`` hook (torch: ``"torch-state-dict"``; TensorFlow: ``"tf1-saver"``,
-``"tf2-checkpoint"``), called through :func:`mlpcore.registry.call_hook`, so disabled plugins
-are skipped and a failing one is named in "unknown format" errors, never fatal. No framework
-is imported until a format's reader or writer runs.
-
-Foreign variables pass through one canonical form: names ``dense_{i}/weights`` (fan_in, fan_out)
-and ``dense_{i}/bias`` (fan_out,), NumPy arrays. Readers and writers convert layouts at their own
-boundary; names are mapped here (:mod:`mlpcore.io.namemap`).
+Built in: ``"mlpcore"`` (:mod:`mlpcore.io.checkpoint`) and ``"safetensors"`` (plain, its header
+checked the same way). Plugins add more through the ``mlpcore_checkpoint_formats`` hook, called
+by :func:`mlpcore.registry.call_hook` (a failing plugin is named in "unknown format" errors,
+never fatal). No framework is imported until a format's reader or writer runs. Readers and
+writers convert layouts at their own boundary; names are mapped here (:mod:`mlpcore.io.namemap`).
 """
 
 from __future__ import annotations
@@ -25,23 +19,10 @@ from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 import numpy.typing as npt
-import safetensors.numpy
 
 from mlpcore.errors import CheckpointError
 from mlpcore.hookspecs import FormatEntry
-from mlpcore.io.atomic import write_atomically
-from mlpcore.io.checkpoint import (
-    MANIFEST_KEY,
-    cast_variables,
-    check_fit,
-    load,
-    open_regular,
-    read_checkpoint,
-    read_header,
-    read_tensors,
-    save,
-    shape_text,
-)
+from mlpcore.io import checkpoint as ckpt
 from mlpcore.io.namemap import CANONICAL, complete_model, select, spec_from
 from mlpcore.registry import call_hook
 from mlpcore.spec import check_dtype
@@ -62,8 +43,8 @@ BUILTIN_FORMATS: Final = (
                 "(mlpcore.save)", reader=f"{_HERE}:read_mlpcore", sniff=f"{_HERE}:sniff_mlpcore",
                 default_map=f"{_HERE}:canonical_map", extensions=(".safetensors",)),
     FormatEntry(name="safetensors", description="plain safetensors file without an mlpcore "
-                "manifest", reader=f"{_HERE}:read_safetensors",
-                writer=f"{_HERE}:write_safetensors", sniff=f"{_HERE}:sniff_safetensors",
+                "manifest", reader=f"{_HERE}:read_safetensors", sniff=f"{_HERE}:sniff_safetensors",
+                writer="mlpcore.io.checkpoint:write_safetensors",
                 default_map=f"{_HERE}:canonical_map", extensions=(".safetensors",)),
 )
 
@@ -161,9 +142,8 @@ def default_map(entry: FormatEntry, names: list[str]) -> dict[str, str] | None:
 
 def import_variables(path: PathArg, *, format: str | None = None,
                      name_map: Mapping[str, str] | None = None) -> Arrays:
-    """The variables of a whole MLP from ``path``, canonical names. ``name_map`` (source name
-    -> canonical) is needed when the names do not follow the format's convention; the error
-    then suggests one."""
+    """The variables of a whole MLP from ``path``, canonical names; ``name_map`` (source ->
+    canonical) is needed when the names do not follow the format's convention."""
     file = Path(os.fspath(path))
     entry = _format_of(file, format)
     source = read_variables(file, format=entry.name)
@@ -174,43 +154,37 @@ def import_variables(path: PathArg, *, format: str | None = None,
 def import_model(path: PathArg, backend: str | Backend | None = None, *,
                  format: str | None = None, name_map: Mapping[str, str] | None = None,
                  activation: str | None = None, dtype: str | None = None) -> MLP:
-    """A model on ``backend`` holding the variables of the checkpoint at ``path``, any format.
-
-    An mlpcore checkpoint keeps its own spec (``activation`` overrides it). A foreign file
-    records no activation, so ``activation`` is required; sizes come from the shapes. ``dtype``
-    defaults to the file's (float64 if every variable is, else float32).
-    """
+    """A model on ``backend`` with the variables of ``path``, any format. A foreign file records
+    no activation: ``activation`` is required (for an mlpcore file it overrides the spec's).
+    ``dtype`` defaults to float64 if every variable is, else float32."""
     from mlpcore.model import MLP
 
     file = Path(os.fspath(path))
     entry = _format_of(file, format)
     if entry.name == "mlpcore" and name_map is None and activation is None:
-        return load(file, backend, dtype=dtype)
+        return ckpt.load(file, backend, dtype=dtype)
     if activation is None:
         if entry.name != "mlpcore":
             raise CheckpointError(
                 f"checkpoint {file} is in the {entry.name} format, which does not record the "
                 "activation; pass activation='relu', 'sigmoid' or 'tanh' (--activation)")
-        activation = read_checkpoint(file).spec.activation
+        activation = ckpt.read_checkpoint(file).spec.activation
     values = import_variables(file, format=entry.name, name_map=name_map)
     wide = {array.dtype for array in values.values()} == {np.dtype("float64")}
     model_dtype = check_dtype(dtype or ("float64" if wide else "float32"))
     return MLP.from_variables(spec_from(values, activation),
-                              cast_variables(file, values, model_dtype), backend=backend,
+                              ckpt.cast_variables(file, values, model_dtype), backend=backend,
                               dtype=model_dtype)
 
 
 def load_into(model: MLP, path: PathArg, *, include: Collection[str] | None = None,
               name_map: Mapping[str, str] | None = None, format: str | None = None) -> None:
-    """Replace variables of ``model`` with the checkpoint's, all or nothing.
+    """Replace ``model``'s variables with the checkpoint's (any format), all or nothing.
 
-    Without ``include`` and ``name_map`` every variable is replaced: the checkpoint must hold
-    exactly ``model.spec.variable_shapes()`` (activation and dropout are not compared). For
-    finetuning, ``name_map`` (checkpoint name -> model name) takes exactly the mapped variables,
-    and ``include`` (model names) keeps only those; the others keep their values. Every missing,
-    unexpected and wrong-shaped variable is listed in one :class:`CheckpointError` naming the
-    file, and nothing is assigned. ``path`` may be in any format (``format`` overrides
-    detection); values are cast to the model's dtype.
+    Without ``include`` and ``name_map`` the checkpoint must hold exactly the model's variables.
+    For finetuning, ``name_map`` (checkpoint name -> model name) takes exactly the mapped ones
+    and ``include`` (model names) keeps only those. Every misfit is listed in one
+    :class:`CheckpointError` naming the file; nothing is assigned then.
     """
     file = Path(os.fspath(path))
     whole = include is None and name_map is None
@@ -222,9 +196,9 @@ def load_into(model: MLP, path: PathArg, *, include: Collection[str] | None = No
         entry = BUILTIN_FORMATS[0]  # let read_checkpoint explain what is wrong with the file
     dtype = check_dtype(model.dtype)
     if entry.name == "mlpcore" and whole:
-        checkpoint = read_checkpoint(file, mmap=True)
-        check_fit(checkpoint, model.spec, "the model")
-        model.assign(cast_variables(file, checkpoint.variables, dtype))
+        checkpoint = ckpt.read_checkpoint(file, mmap=True)
+        ckpt.check_fit(checkpoint, model.spec, "the model")
+        model.assign(ckpt.cast_variables(file, checkpoint.variables, dtype))
         return
     source = read_variables(file, format=entry.name)
     expected = model.spec.variable_shapes()
@@ -233,27 +207,24 @@ def load_into(model: MLP, path: PathArg, *, include: Collection[str] | None = No
     missing = [name for name in expected if name not in chosen]
     if whole and missing:
         raise CheckpointError(f"checkpoint {file} does not fit the model with sizes "
-                              f"{shape_text(model.spec.sizes)}: missing {', '.join(missing)}; "
+                              f"{ckpt.shape_text(model.spec.sizes)}: missing {', '.join(missing)}; "
                               "pass include=[...] or a name_map to load only some variables")
     values = model.variables
-    values.update(cast_variables(file, chosen, dtype))
+    values.update(ckpt.cast_variables(file, chosen, dtype))
     model.assign(values)
 
 
 def export_checkpoint(model: MLP, path: PathArg, *, format: str | None = None,
                       name_map: Mapping[str, str] | None = None) -> Path:
-    """Write ``model``'s variables to ``path`` in ``format`` (default: by the extension).
-
-    ``name_map`` maps every canonical name to the name stored; without it the format's own
-    convention is used. Returns the path.
-    """
+    """Write ``model``'s variables to ``path`` in ``format`` (default: by the extension);
+    ``name_map`` maps every canonical name to the stored one (default: the format's own)."""
     file = Path(os.fspath(path))
     entry = _format_of(file, format, writing=True)
     if entry.name == "mlpcore":
         if name_map is not None:
             raise CheckpointError(f"cannot save {file}: an mlpcore checkpoint always uses "
                                   "canonical names, so it takes no name map")
-        return save(model, file)
+        return ckpt.save(model, file)
     if entry.writer is None:
         raise CheckpointError(f"cannot save {file}: the {entry.name} format cannot be written")
     variables = model.variables
@@ -276,11 +247,9 @@ def export_checkpoint(model: MLP, path: PathArg, *, format: str | None = None,
 def convert(source: PathArg, target: PathArg, *, source_format: str | None = None,
             target_format: str | None = None, name_map: Mapping[str, str] | None = None,
             export_map: Mapping[str, str] | None = None, activation: str | None = None) -> Path:
-    """Convert the checkpoint ``source`` to ``target``, each format by contents or extension.
-
-    ``name_map``: source names -> canonical (as for :func:`import_variables`); ``export_map``:
-    canonical -> the target's. An mlpcore target from a foreign file needs ``activation``.
-    """
+    """Convert ``source`` to ``target`` (formats by contents or extension); ``name_map``:
+    source -> canonical, ``export_map``: canonical -> target; an mlpcore target from a foreign
+    file needs ``activation``."""
     src = Path(os.fspath(source))
     entry = _format_of(src, source_format)
     target_entry = _format_of(Path(os.fspath(target)), target_format, writing=True)
@@ -296,43 +265,27 @@ def convert(source: PathArg, target: PathArg, *, source_format: str | None = Non
 
 def read_mlpcore(path: Path) -> Arrays:
     """Reader of ``mlpcore``: the verified variables of :func:`read_checkpoint`."""
-    return dict(read_checkpoint(path, mmap=True).variables)
+    return dict(ckpt.read_checkpoint(path, mmap=True).variables)
 
 
-def _metadata_keys(path: Path) -> set[str] | None:
+def _sniff(path: Path, manifest: bool) -> bool:
+    """A safetensors file with (``manifest``) or without an mlpcore manifest."""
     try:
-        with open_regular(path) as stream:
-            return set(read_header(stream, path).metadata)
+        with ckpt.open_regular(path) as stream:
+            metadata, _ = ckpt.read_header(stream, path)
     except CheckpointError:
-        return None
+        return False
+    return (ckpt.MANIFEST_KEY in metadata) == manifest
 
 
-def sniff_mlpcore(path: Path) -> bool:
-    """A safetensors file whose ``__metadata__`` has the manifest key."""
-    keys = _metadata_keys(path)
-    return keys is not None and MANIFEST_KEY in keys
-
-
-def sniff_safetensors(path: Path) -> bool:
-    """A safetensors file without an mlpcore manifest."""
-    keys = _metadata_keys(path)
-    return keys is not None and MANIFEST_KEY not in keys
+sniff_mlpcore = functools.partial(_sniff, manifest=True)
+sniff_safetensors = functools.partial(_sniff, manifest=False)
 
 
 def read_safetensors(path: Path) -> Arrays:
     """Reader of plain safetensors: every tensor, its header checked first."""
-    with open_regular(path) as stream:
-        return read_tensors(stream, path, read_header(stream, path))
-
-
-def write_safetensors(path: Path, variables: Mapping[str, npt.NDArray[Any]]) -> None:
-    """Writer of plain safetensors, atomic (:func:`~mlpcore.io.atomic.write_atomically`)."""
-    def write(folder: Path) -> list[tuple[Path, Path]]:
-        arrays = {name: np.ascontiguousarray(array) for name, array in variables.items()}
-        safetensors.numpy.save_file(arrays, folder / path.name)
-        return [(folder / path.name, path)]
-
-    write_atomically(path, write, errors=(safetensors.SafetensorError,))
+    with ckpt.open_regular(path) as stream:
+        return ckpt.read_tensors(stream, path, ckpt.read_header(stream, path)[1])
 
 
 def canonical_map(names: list[str]) -> dict[str, str] | None:

@@ -1,12 +1,6 @@
-"""Name maps: a foreign checkpoint's variable names to mlpcore's canonical names, and back.
-
-A name map is a ``dict[str, str]``, source name -> target name; canonical names are
-``dense_{i}/weights`` (fan_in, fan_out) and ``dense_{i}/bias`` (fan_out,). Errors carry a map
-suggested from names and shapes alone (:func:`suggest_map`): 2-D tensors chained so that each
-one's fan_in is the previous one's fan_out, each given the 1-D tensor of its fan_out whose name
-is most like its own as bias. :func:`complete_model` checks that mapped variables form a whole
-MLP, :func:`select` picks a subset for finetuning; both report every problem at once.
-"""
+"""Name maps (source name -> target name) between a foreign checkpoint's names and canonical
+ones, ``dense_{i}/weights`` (fan_in, fan_out) and ``dense_{i}/bias`` (fan_out,). Errors report
+every problem at once, with a map suggested from names and shapes (:func:`suggest_map`)."""
 
 from __future__ import annotations
 
@@ -44,8 +38,8 @@ def parse_map(pairs: Collection[str]) -> dict[str, str]:
 
 
 def suggest_map(shapes: Mapping[str, tuple[int, ...]]) -> dict[str, str]:
-    """A plausible source -> canonical map from names and (canonical-layout) shapes alone;
-    tensors that fit no chain (scalars, optimizer slots, unmatched vectors) are left out."""
+    """A plausible source -> canonical map from names and (canonical) shapes: 2-D tensors
+    chained fan_out to fan_in, each with the most similarly named 1-D tensor of its fan_out."""
     def natural(name: str) -> list[Any]:
         return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
 
@@ -92,9 +86,7 @@ def _suggestion_error(file: Path, text: str, source: Mapping[str, Any]) -> Check
 def complete_model(file: Path, source: Mapping[str, Any], name_map: Mapping[str, str] | None,
                    default: Mapping[str, str] | None, convention: str) -> dict[str, Any]:
     """The variables of a whole MLP, canonical names, from ``source`` through ``name_map`` (or
-    ``default``, the format's convention, ``None`` when the names do not follow it). Tensors
-    the map leaves out are ignored. Every problem is listed, with the file's names and shapes
-    and a suggested map."""
+    ``default``, the format's convention, ``None`` when the names do not follow it)."""
     chosen = name_map if name_map is not None else default
     if chosen is None:
         raise _suggestion_error(file, f"checkpoint {file}: its variable names do not follow the "
@@ -160,13 +152,9 @@ def spec_from(values: Mapping[str, Any], activation: str, dropout: float = 0.0) 
 def select(file: Path, source: Mapping[str, Any], expected: Mapping[str, tuple[int, ...]], *,
            include: Collection[str] | None, name_map: Mapping[str, str] | None,
            default: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """The subset of ``source`` to load into a model whose variables have shapes ``expected``.
-
-    ``name_map`` (checkpoint name -> model name) takes exactly the mapped tensors; without it
-    names are used as they are, or through ``default`` (the format's convention). ``include``
-    then keeps only the model variables it names. Every problem (a name in neither, a model name
-    that does not exist, a shape that differs) is reported together, naming both shapes.
-    """
+    """The subset of ``source`` to load into a model of variable shapes ``expected``: the
+    ``name_map``-ped tensors (default: ``default`` or the names as they are), then only those
+    ``include`` names; every problem is reported together, naming both shapes."""
     renamed = dict(name_map if name_map is not None else
                    default if default is not None else {n: n for n in source})
     problems = [f"{old!r} is not in the checkpoint" for old in renamed
