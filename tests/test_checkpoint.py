@@ -752,3 +752,15 @@ def test_a_failed_write_leaves_the_previous_file_and_no_temp(
     monkeypatch.undo()
     assert path.read_bytes() == original
     assert sorted(os.listdir(tmp_path)) == ["m.safetensors"]
+
+
+def test_a_failing_checksum_fails_the_save_and_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(data: Any) -> str:
+        raise MemoryError("digest failed")
+
+    monkeypatch.setitem(checkpoint._DIGESTS, "crc32", broken)  # computed while the data is written
+    with pytest.raises(MemoryError, match="digest failed"):
+        save(make_model(spec=BIG), tmp_path / "m.safetensors")
+    assert os.listdir(tmp_path) == []

@@ -21,7 +21,7 @@ from typing import Final
 
 from mlpcore.errors import CheckpointError
 
-__all__ = ["TEMP_SUFFIX", "check_target", "write_atomically"]
+__all__ = ["TEMP_SUFFIX", "check_target", "fsync", "write_atomically"]
 
 TEMP_SUFFIX: Final = ".tmp"
 Moves = list[tuple[Path, Path]]
@@ -58,7 +58,7 @@ def write_atomically(target: Path, write: Callable[[Path], Moves], *, what: str 
                                        suffix=TEMP_SUFFIX))
         moves = write(folder)
         for written, _ in moves:
-            _fsync(written)  # frameworks close their files unsynced
+            fsync(written)  # frameworks close their files unsynced
             os.chmod(written, mode)
         _rename_all(moves, folder)
     except caught as error:
@@ -67,11 +67,12 @@ def write_atomically(target: Path, write: Callable[[Path], Moves], *, what: str 
         if folder is not None:
             shutil.rmtree(folder, ignore_errors=True)
     with contextlib.suppress(OSError):  # make the renames durable where the system can
-        _fsync(target.parent, getattr(os, "O_DIRECTORY", 0))
+        fsync(target.parent, getattr(os, "O_DIRECTORY", 0))
     return target
 
 
-def _fsync(path: Path, flags: int = 0) -> None:
+def fsync(path: Path, flags: int = 0) -> None:
+    """``fsync`` the file (or, with ``os.O_DIRECTORY``, the folder) at ``path``."""
     fd = os.open(path, os.O_RDONLY | flags)
     try:
         os.fsync(fd)
