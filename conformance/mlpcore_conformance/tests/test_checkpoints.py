@@ -1,4 +1,4 @@
-"""Checkpoints (``mlpcore/checkpoint.py``): bit-exact round trips, every ordered pair of
+"""Checkpoints (``mlpcore/io/checkpoint.py``): bit-exact round trips, every ordered pair of
 backends (with ``--mlpcore-matrix``), strict loads, and nothing changed by a failed load.
 
 A failed write is provoked at the backend boundary by handing ``write_variables`` one value that
