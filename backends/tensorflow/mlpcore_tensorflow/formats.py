@@ -1,19 +1,15 @@
 """TensorFlow checkpoint formats, as far as they can be told without importing TensorFlow.
 
-Both formats are a *prefix* ``P`` naming two files, ``P.index`` (a LevelDB-style table, which
-ends with the magic number ``0xdb4775248b80fb57``) and ``P.data-00000-of-00001``; a folder with
-a ``checkpoint`` state file names its latest prefix. A path may be given as ``P``, ``P.index``
-or that folder.
-
-- ``tf1-saver``: name-based, written by ``tf.compat.v1.train.Saver``: one entry per variable,
-  under the variable's name (``weights_0``, ``Variable_1``, ``biases/out``, ...).
-- ``tf2-checkpoint``: object-based, written by ``tf.train.Checkpoint``: entries named by the
-  object path plus ``/.ATTRIBUTES/VARIABLE_VALUE``, and a ``_CHECKPOINTABLE_OBJECT_GRAPH`` entry,
-  whose key appears literally in the (uncompressed) index.
+A checkpoint is a prefix ``P`` naming ``P.index`` (a LevelDB-style table ending with the magic
+number ``0xdb4775248b80fb57``) and ``P.data-00000-of-00001``; a path may be ``P``, ``P.index``
+or a folder whose ``checkpoint`` state file names ``P``. ``tf1-saver`` (``Saver``) stores one
+entry per variable name; ``tf2-checkpoint`` (``tf.train.Checkpoint``) entries by object path and
+a ``_CHECKPOINTABLE_OBJECT_GRAPH`` entry, whose key appears literally in the index.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 from typing import Final
@@ -55,36 +51,27 @@ def _index_bytes(path: Path) -> bytes | None:
     return data if data.endswith(TABLE_MAGIC) else None
 
 
-def sniff_tf1(path: Path) -> bool:
-    """A TensorFlow bundle without an object graph: a ``tf.compat.v1.train.Saver`` checkpoint."""
+def _sniff(path: Path, object_graph: bool) -> bool:
+    """A TensorFlow bundle with (``tf.train.Checkpoint``) or without an object graph (Saver)."""
     data = _index_bytes(path)
-    return data is not None and OBJECT_GRAPH_KEY not in data
+    return data is not None and (OBJECT_GRAPH_KEY in data) == object_graph
 
 
-def sniff_tf2(path: Path) -> bool:
-    """A TensorFlow bundle with an object graph: a ``tf.train.Checkpoint`` checkpoint."""
-    data = _index_bytes(path)
-    return data is not None and OBJECT_GRAPH_KEY in data
+sniff_tf1 = functools.partial(_sniff, object_graph=False)
+sniff_tf2 = functools.partial(_sniff, object_graph=True)
 
 
 def default_map(names: list[str]) -> dict[str, str] | None:
     """``weights_i`` / ``bias_i`` (the tutorial's names) or canonical names, else ``None``."""
-    result: dict[str, str] = {}
-    for name in names:
-        match = _TUTORIAL.match(name) or _CANONICAL.match(name)
-        if match is None:
-            return None
-        result[name] = f"dense_{int(match['index'])}/{match['kind']}"
-    return result
+    matches = [_TUTORIAL.match(name) or _CANONICAL.match(name) for name in names]
+    return {m.string: f"dense_{int(m['index'])}/{m['kind']}" for m in matches if m} if all(
+        matches) else None
 
 
 def export_names_tf1(canonical: list[str]) -> dict[str, str]:
     """``dense_i/weights`` -> ``weights_i``, ``dense_i/bias`` -> ``bias_i`` (the tutorial's)."""
-    result: dict[str, str] = {}
-    for name in canonical:
-        layer, _, kind = name.partition("/")
-        result[name] = f"{kind}_{layer.removeprefix('dense_')}"
-    return result
+    return {name: f"{kind}_{layer}" for name in canonical
+            for layer, kind in [name.removeprefix("dense_").split("/")]}
 
 
 def export_names_tf2(canonical: list[str]) -> dict[str, str]:

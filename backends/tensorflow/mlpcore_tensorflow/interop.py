@@ -1,25 +1,12 @@
-"""Reading and writing TensorFlow checkpoints (``tf1-saver``, ``tf2-checkpoint``).
+"""TensorFlow checkpoints (``tf1-saver``, ``tf2-checkpoint``), read and written.
 
-Both are read with ``tf.train.load_checkpoint``, which parses TensorFlow's tensor bundle (each
-tensor checked against its CRC32C) and never runs code from the file. Weights are stored by
-TensorFlow as ``(fan_in, fan_out)`` already (``tf.matmul(x, W)``), so no transpose is needed.
-
-- ``tf1-saver`` keeps every variable under its name, except the training bookkeeping a
-  ``Saver`` also stores (``global_step``, ``beta1_power``/``beta2_power``, optimizer slots such
-  as ``Variable/Adam``), which is left out.
-- ``tf2-checkpoint`` keeps the entries ending in ``/.ATTRIBUTES/VARIABLE_VALUE``, named by the
-  object path before that suffix (``dense_0/weights``, ``layer_with_weights-0/kernel``), except
-  optimizer slots (``.OPTIMIZER_SLOT``), ``save_counter`` and the optimizer's own state.
-
-Writing builds the variables in a private graph (``tf1-saver``, saved by
-``tf.compat.v1.train.Saver`` with a ``var_list`` dict, so the stored names are exactly the given
-ones) or a tree of ``tf.Module`` objects (``tf2-checkpoint``, one object per name segment).
-Both go through :func:`mlpcore.io.atomic.write_atomically`: the bundle is written in a
-temporary folder, synced, and its data file then its index renamed over the target's; a failed
-rename puts the old data file back, so a failed save leaves the previous checkpoint loadable.
-Only a kill between the two renames, or a file system without hard links, can leave a mixed
-pair, which TensorFlow's checksums then refuse. TensorFlow's own write errors become one-line
-:class:`CheckpointError` naming the target.
+Read with ``tf.train.load_checkpoint`` (every tensor checked against its CRC32C; nothing in the
+file runs). TensorFlow stores weights ``(fan_in, fan_out)`` already. ``tf1-saver`` keeps every
+variable by name, ``tf2-checkpoint`` the ``/.ATTRIBUTES/VARIABLE_VALUE`` entries by object path;
+both leave out training bookkeeping (``global_step``, ``beta1_power``, optimizer slots,
+``save_counter``). Written from a private graph with ``tf.compat.v1.train.Saver`` (names exactly
+as given) or a tree of ``tf.Module`` objects, through :func:`mlpcore.io.atomic.write_atomically`
+(data file, then index; a failed save leaves the previous checkpoint loadable).
 """
 
 from __future__ import annotations
@@ -86,15 +73,11 @@ def read_tf1(path: Path) -> dict[str, npt.NDArray[Any]]:
 def read_tf2(path: Path) -> dict[str, npt.NDArray[Any]]:
     """The variables of a ``tf.train.Checkpoint`` checkpoint, by object path."""
     reader = _reader(path)
-    names = {}
-    for key in sorted(reader.get_variable_to_shape_map()):
-        if not key.endswith(VALUE_SUFFIX) or ".OPTIMIZER_SLOT" in key:
-            continue
-        name = key[: -len(VALUE_SUFFIX)]
-        if name == "save_counter" or name.startswith("optimizer/"):
-            continue
-        names[key] = name
-    return _tensors(path, reader, names)
+    names = {key: key.removesuffix(VALUE_SUFFIX) for key in sorted(
+        reader.get_variable_to_shape_map()) if key.endswith(VALUE_SUFFIX)}
+    return _tensors(path, reader, {key: name for key, name in names.items()
+                                   if ".OPTIMIZER_SLOT" not in key and name != "save_counter"
+                                   and not name.startswith("optimizer/")})
 
 
 def _write(path: Path, save: Callable[[str], Any]) -> None:
@@ -133,10 +116,8 @@ def write_tf2(path: Path, variables: Mapping[str, npt.NDArray[Any]]) -> None:
         *parents, leaf = name.split("/")
         node: Any = root
         for part in parents:
-            child = getattr(node, part, None)
-            if child is None:
-                child = tf.Module()
-                setattr(node, part, child)
-            node = child
+            if getattr(node, part, None) is None:
+                setattr(node, part, tf.Module())
+            node = getattr(node, part)
         setattr(node, leaf, tf.Variable(np.asarray(value)))
     _write(path, lambda prefix: root.write(prefix))

@@ -1,10 +1,8 @@
-"""The torch ``state_dict`` checkpoint format, as far as it can be told without importing torch.
+"""The torch ``state_dict`` format, as far as it can be told without importing torch.
 
-A ``torch.save`` file is a zip archive holding ``<name>/data.pkl`` (or, from torch < 1.6, a bare
+A ``torch.save`` file is a zip archive holding ``<name>/data.pkl`` (before torch 1.6, a bare
 pickle). An MLP's ``state_dict`` names its layers the ``nn.Sequential`` way: ``0.weight``,
-``0.bias``, ``2.weight``, ... (the activation modules between the ``nn.Linear`` layers hold no
-variables), optionally under a common prefix (``net.0.weight``). ``Linear.weight`` is
-``(out_features, in_features)``; :mod:`mlpcore_torch.interop` transposes it at the boundary.
+``0.bias``, ``2.weight``, ... (activations hold no variables), maybe under a prefix (``net.``).
 """
 
 from __future__ import annotations
@@ -37,31 +35,19 @@ def sniff(path: Path) -> bool:
 
 
 def default_map(names: list[str]) -> dict[str, str] | None:
-    """``[prefix]K.weight`` / ``[prefix]K.bias`` -> ``dense_i/...``, ``i`` the rank of ``K``.
-
-    ``None`` unless every name follows the pattern under one prefix and every layer has both.
-    """
-    found: dict[str, tuple[str, int, str]] = {}
-    for name in names:
-        match = _SEQUENTIAL.match(name)
-        if match is None:
-            return None
-        found[name] = (match["prefix"], int(match["index"]), match["kind"])
-    if len({prefix for prefix, _, _ in found.values()}) != 1:
+    """``[prefix]K.weight`` / ``[prefix]K.bias`` -> ``dense_i/...``, ``i`` the rank of ``K``;
+    ``None`` unless every name follows the pattern under one prefix and every layer has both."""
+    matches = [_SEQUENTIAL.match(name) for name in names]
+    if not all(matches) or len({m["prefix"] for m in matches if m}) > 1:
         return None
-    indices = sorted({index for _, index, _ in found.values()})
-    if len(found) != 2 * len(indices):
+    indices = sorted({int(m["index"]) for m in matches if m})
+    if len(names) != 2 * len(indices):
         return None
-    rank = {index: layer for layer, index in enumerate(indices)}
-    kinds = {"weight": "weights", "bias": "bias"}
-    return {name: f"dense_{rank[index]}/{kinds[kind]}" for name, (_, index, kind) in found.items()}
+    return {m.string: f"dense_{indices.index(int(m['index']))}/"
+            f"{'weights' if m['kind'] == 'weight' else 'bias'}" for m in matches if m}
 
 
 def export_names(canonical: list[str]) -> dict[str, str]:
     """``dense_i/weights`` -> ``{2i}.weight``: the names of ``nn.Sequential(Linear, act, ...)``."""
-    result: dict[str, str] = {}
-    for name in canonical:
-        layer, _, kind = name.partition("/")
-        index = 2 * int(layer.removeprefix("dense_"))
-        result[name] = f"{index}.{'weight' if kind == 'weights' else 'bias'}"
-    return result
+    return {name: f"{2 * int(name.split('/')[0].removeprefix('dense_'))}."
+            f"{'weight' if name.endswith('/weights') else 'bias'}" for name in canonical}

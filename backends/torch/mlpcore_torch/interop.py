@@ -1,14 +1,10 @@
-"""Reading and writing torch ``state_dict`` files, converting the layout at the boundary.
+"""torch ``state_dict`` files, read and written; ``nn.Linear.weight`` ``(out, in)`` is transposed
+to and from the canonical ``(fan_in, fan_out)``, values keep their dtype and bits.
 
-Reading checks the zip archive's CRC-32s (``torch.load`` does not), then goes only through
-``torch.load(path, map_location="cpu", weights_only=True)``, torch's
-restricted unpickler, which builds tensors and plain containers and refuses any other object.
-A tensor declaring more elements than its storage holds (a stride-0 expansion: a 2 KB file can
-declare 10^12 elements) is refused before it is materialised. Anything refused, or not a flat
-mapping of names to floating-point tensors, is a
-:class:`~mlpcore.errors.CheckpointError` naming the file. 2-D tensors (``nn.Linear.weight``,
-``(out_features, in_features)``) are transposed to the canonical ``(fan_in, fan_out)``, and back
-on writing; values keep their dtype and bits.
+Reading checks the zip CRC-32s (``torch.load`` does not), then uses only ``torch.load(...,
+weights_only=True)``, torch's restricted unpickler; a tensor declaring more bytes than its
+storage holds (a stride-0 expansion: 10^12 elements in 2 KB) is refused before it is
+materialised. Anything refused is a :class:`~mlpcore.errors.CheckpointError` naming the file.
 """
 
 from __future__ import annotations
@@ -28,27 +24,24 @@ from mlpcore.io.atomic import write_atomically
 
 __all__ = ["read_state_dict", "write_state_dict"]
 
-_FLOATS = (torch.float32, torch.float64)
-
 
 def read_state_dict(path: Path) -> dict[str, npt.NDArray[Any]]:
     """The tensors of the ``state_dict`` at ``path``, 2-D ones transposed to canonical layout."""
+    damaged = None
     try:
         if zipfile.is_zipfile(path):
             with zipfile.ZipFile(path) as archive:
                 damaged = archive.testzip()  # reads every member, checking its CRC-32
-            if damaged is not None:
-                raise CheckpointError(f"checkpoint {path} is corrupt: the zip member {damaged!r} "
-                                      "fails its CRC-32 check")
-        loaded = torch.load(path, map_location="cpu", weights_only=True)
-    except CheckpointError:
-        raise
+        loaded = None if damaged else torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # UnpicklingError, RuntimeError, EOFError, zip errors, ...
         raise CheckpointError(
             f"checkpoint {path} was refused by torch.load(weights_only=True), the only way "
             f"mlpcore reads torch files (it never runs a full unpickler): "
             f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
         ) from error
+    if damaged:
+        raise CheckpointError(f"checkpoint {path} is corrupt: the zip member {damaged!r} fails "
+                              "its CRC-32 check")
     if not isinstance(loaded, Mapping):
         raise CheckpointError(f"checkpoint {path} holds a {type(loaded).__name__}, not a "
                               "state_dict (a mapping of names to tensors)")
@@ -65,7 +58,7 @@ def read_state_dict(path: Path) -> dict[str, npt.NDArray[Any]]:
         if not isinstance(value, torch.Tensor):
             raise CheckpointError(f"checkpoint {path}: entry {name!r} is a "
                                   f"{type(value).__name__}, not a tensor")
-        if value.dtype not in _FLOATS:
+        if value.dtype not in (torch.float32, torch.float64):
             raise CheckpointError(f"checkpoint {path}: tensor {name!r} has dtype {value.dtype}; "
                                   "mlpcore reads float32 and float64")
         declared, stored = value.numel() * value.element_size(), value.untyped_storage().nbytes()
@@ -89,5 +82,4 @@ def write_state_dict(path: Path, variables: Mapping[str, npt.NDArray[Any]]) -> N
         torch.save(state, folder / path.name)
         return [(folder / path.name, path)]
 
-    # a full disk surfaces as torch's RuntimeError ("[enforce fail at inline_container.cc...")
-    write_atomically(path, write, errors=(RuntimeError,))
+    write_atomically(path, write, errors=(RuntimeError,))  # torch's error for a full disk
