@@ -2,15 +2,15 @@
 plain safetensors, checksums included, measured in the same run.
 
 * save: ``mlpcore.save(model, path)`` (the variables taken as read-only views of the NumPy
-  backend's arrays, CRC-32 of every variable, writing, ``fsync``, atomic rename, directory
-  ``fsync``) against ``safetensors.numpy.save_file(arrays, path)`` + one ``fsync`` for the same
-  arrays (already in hand, so the baseline does strictly less). Fairness: before any timing each
-  side writes its file once, so every timed save replaces an existing file of the same size, as
-  a training run that checkpoints to one path does, and both pay for freeing the old file's
-  blocks (``save_file`` truncates the file when it opens it, ``mlpcore.save`` renames over it);
-* load: ``mlpcore.load(path, backend="numpy")`` (header validation, memory map, CRC-32
-  verification of every byte, the backend's own copy) against
-  ``safetensors.numpy.load_file(path)``;
+  backend's arrays, ``save_file`` into a temporary folder while a worker thread computes the
+  CRC-32 of every variable, ``fsync``, the checksums written into the header, ``fsync``, atomic
+  rename, directory ``fsync``) against ``safetensors.numpy.save_file(arrays, path)`` + one
+  ``fsync`` for the same arrays (already in hand, so the baseline does strictly less). Fairness:
+  before any timing each side writes its file once, so every timed save replaces an existing
+  file of the same size, as a training run that checkpoints to one path does, and both pay for
+  freeing the old file's blocks;
+* load: ``mlpcore.load(path, backend="numpy")`` (header check, memory map, CRC-32 verification
+  of every byte, the backend's own copy) against ``safetensors.numpy.load_file(path)``;
 * also: saving from and loading into the torch and TensorFlow backends (GB/s, no goal; these
   backends hand ``save`` copies of their variables, not views), and the peak of NumPy/Python
   allocations while loading into torch, which shows that no full copy is made before the
