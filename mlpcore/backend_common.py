@@ -35,8 +35,9 @@ from mlpcore.spec import DTypeName, MLPSpec
 
 __all__ = [
     "Activations", "AutodiffBackend", "AutodiffModel", "AutodiffOps", "BackendBase", "Dropout",
-    "Losses", "ModelBase", "Network", "Regularisers", "Table", "TrainerBase", "dropout_widths",
-    "floating", "interleave", "labels", "network", "penalties", "penalty", "scaled_mask",
+    "Losses", "ModelBase", "Network", "Objective", "Penalty", "Regularisers", "Table",
+    "TrainerBase", "dropout_widths", "floating", "interleave", "labels", "network", "penalties",
+    "scaled_mask",
 ]
 
 F = TypeVar("F")
@@ -102,9 +103,14 @@ def penalties(table: Table[F], regularisers: Sequence[Regulariser]) -> tuple[tup
     return tuple((r.strength, table[r.kind]) for r in regularisers)
 
 
-def penalty(terms: Terms, weights: Sequence[Native]) -> Native:
-    """``Σ_(λ, term) λ Σ_i term(W_i)`` over the weight matrices; 0 without terms."""
-    return sum((strength * term(w) for strength, term in terms for w in weights), 0)
+@dataclass(frozen=True)
+class Penalty:
+    """``Σ_(λ, term) λ Σ_i term(W_i)`` over the weight matrices (0 without terms), hashable."""
+
+    terms: Terms = ()
+
+    def __call__(self, *weights: Native) -> Native:
+        return sum((strength * term(w) for strength, term in self.terms for w in weights), 0)
 
 
 @dataclass(frozen=True)
@@ -115,16 +121,15 @@ class Network:
 
         z_i = dense(a_i, W_i, b_i);   a_{i+1} = f(z_i) · s_i     hidden layers; s_i a scaled mask
         logits = z_{L-1}                                           (N, K): a linear output layer
-        objective = loss(logits, targets) + penalty(terms, W)
+        objective = loss(logits, targets) + penalty(W_0, …, W_{L-1})
 
-    Frozen and hashable, so a JIT can take it as a static argument. :func:`network` builds it,
-    looking every name up once.
+    Frozen and hashable, so a JIT can take it as a static argument; :func:`network` builds it.
     """
 
     dense: Callable[[Native, Native, Native], Native]
     activation: Callable[[Native], Native]
     loss: Callable[[Native, Native], Native] | None = None
-    terms: Terms = ()
+    penalty: Penalty = Penalty()
 
     def forward(self, weights: Sequence[Native], biases: Sequence[Native], x: Native,
                 masks: Sequence[Native] = ()) -> Native:
@@ -141,7 +146,28 @@ class Network:
         """Batch-mean loss plus every penalty over the weight matrices, a scalar."""
         assert self.loss is not None, "a network built without a loss"
         value = self.loss(self.forward(weights, biases, x, masks), targets)
-        return value + penalty(self.terms, weights) if self.terms else value
+        return value + self.penalty(*weights) if self.penalty.terms else value
+
+
+@dataclass(frozen=True)
+class Objective:
+    """``net``'s objective as a hashable function of the flat arrays
+    ``(W_0, b_0, …, W_{L-1}, b_{L-1}, x, targets, *masks)``, ``L = layers``."""
+
+    net: Network
+    layers: int
+
+    def __call__(self, *args: Native) -> Native:
+        k = 2 * self.layers
+        return self.net.objective(args[0:k:2], args[1:k:2], args[k], args[k + 1], args[k + 2:])
+
+
+def network(ops: AutodiffOps, activation: str, loss: str | None = None,
+            regularisers: Sequence[Regulariser] = ()) -> Network:
+    """The :class:`Network` of ``ops`` for these names; an unknown name raises ``ValueError``."""
+    return Network(ops.dense, ops.activations[activation],
+                   None if loss is None else ops.losses[loss],
+                   Penalty(penalties(ops.penalties, regularisers)))
 
 
 class AutodiffOps(Protocol):
@@ -168,9 +194,11 @@ class AutodiffOps(Protocol):
         """A NumPy array with ``value``'s values, dtype and shape, sharing no caller's memory."""
         ...
 
-    def gradients(self, fn: Callable[..., Native],
-                  args: Sequence[Native]) -> tuple[Native, list[Native]]:
-        """``fn(*args)`` and the gradient of the sum of its entries with respect to each arg."""
+    def gradients(self, fn: Callable[..., Native], args: Sequence[Native],
+                  n: int) -> tuple[Native, list[Native]]:
+        """``fn(*args)`` and the gradient of the sum of its entries with respect to each of the
+        first ``n`` args. ``fn`` is hashable and the same object for the same function (a table
+        entry, a :class:`Penalty`, an :class:`Objective`), so a framework may cache by it."""
         ...
 
     def keep_mask(self, seed: int, shape: tuple[int, ...], rate: float) -> Native:
@@ -181,14 +209,6 @@ class AutodiffOps(Protocol):
         """``where(keep, x · keep_scale(rate), 0)``, the scale in ``x``'s dtype: a dropped
         entry is exactly 0 even where ``x`` is infinite or NaN."""
         ...
-
-
-def network(ops: AutodiffOps, activation: str, loss: str | None = None,
-            regularisers: Sequence[Regulariser] = ()) -> Network:
-    """The :class:`Network` of ``ops`` for these names; an unknown name raises ``ValueError``."""
-    return Network(ops.dense, ops.activations[activation],
-                   None if loss is None else ops.losses[loss], penalties(ops.penalties,
-                                                                         regularisers))
 
 
 class ModelBase:
@@ -366,14 +386,12 @@ class AutodiffModel(ModelBase):
     def _gradients(self, x: FloatArray, targets: npt.NDArray[Any], loss: LossName,
                    regularisers: Sequence[Regulariser],
                    masks: Sequence[BoolArray]) -> tuple[float, list[Native]]:
-        net = network(self.ops, self.spec.activation, loss, regularisers)
-        inputs, labelled = self.ops.tensor(x), self.ops.tensor(targets)
-        scaled = [self.ops.tensor(scaled_mask(m, self.spec.dropout, self.dtype)) for m in masks]
-
-        def objective(*params: Native) -> Native:
-            return net.objective(params[0::2], params[1::2], inputs, labelled, scaled)
-
-        value, grads = self.ops.gradients(objective, interleave(self._weights, self._biases))
+        objective = Objective(network(self.ops, self.spec.activation, loss, regularisers),
+                              self.spec.n_layers)
+        params = interleave(self._weights, self._biases)
+        data = [x, targets, *(scaled_mask(m, self.spec.dropout, self.dtype) for m in masks)]
+        value, grads = self.ops.gradients(objective, [*params, *map(self.ops.tensor, data)],
+                                          len(params))
         return float(value), grads
 
 
@@ -389,7 +407,7 @@ class Activations:
 
     def derivative(self, name: ActivationName, x: FloatArray) -> FloatArray:
         f = self.ops.activations[name]
-        return self.ops.numpy(self.ops.gradients(f, [self.ops.tensor(floating(x))])[1][0])
+        return self.ops.numpy(self.ops.gradients(f, [self.ops.tensor(floating(x))], 1)[1][0])
 
 
 class Losses:
@@ -406,8 +424,8 @@ class Losses:
     def gradient(self, name: LossName, outputs: FloatArray,
                  targets: npt.NDArray[Any]) -> FloatArray:
         loss, z = self.ops.losses[name], np.asarray(outputs)
-        t = self.ops.tensor(labels(targets, z.dtype))
-        return self.ops.numpy(self.ops.gradients(lambda o: loss(o, t), [self.ops.tensor(z)])[1][0])
+        args = [self.ops.tensor(z), self.ops.tensor(labels(targets, z.dtype))]
+        return self.ops.numpy(self.ops.gradients(loss, args, 1)[1][0])
 
 
 class Regularisers:
@@ -417,17 +435,16 @@ class Regularisers:
         self.ops = ops
 
     def value(self, regulariser: Regulariser, weights: Sequence[FloatArray]) -> float:
-        terms = penalties(self.ops.penalties, (regulariser,))
-        return float(penalty(terms, [self.ops.tensor(np.asarray(w)) for w in weights]))
+        fn = Penalty(penalties(self.ops.penalties, (regulariser,)))
+        return float(fn(*(self.ops.tensor(np.asarray(w)) for w in weights)))
 
     def gradient(self, regulariser: Regulariser,
                  weights: Sequence[FloatArray]) -> list[FloatArray]:
-        terms = penalties(self.ops.penalties, (regulariser,))
+        fn = Penalty(penalties(self.ops.penalties, (regulariser,)))
         if not weights:
             return []
-        _, grads = self.ops.gradients(lambda *ws: penalty(terms, ws),
-                                      [self.ops.tensor(np.asarray(w)) for w in weights])
-        return [self.ops.numpy(g) for g in grads]
+        ws = [self.ops.tensor(np.asarray(w)) for w in weights]
+        return [self.ops.numpy(g) for g in self.ops.gradients(fn, ws, len(ws))[1]]
 
 
 class Dropout:

@@ -93,12 +93,12 @@ class TensorflowOps:
         return np.array(value.numpy())
 
     @staticmethod
-    def gradients(fn: Callable[..., tf.Tensor],
-                  args: Sequence[tf.Tensor]) -> tuple[tf.Tensor, list[tf.Tensor]]:
+    def gradients(fn: Callable[..., tf.Tensor], args: Sequence[tf.Tensor],
+                  n: int) -> tuple[tf.Tensor, list[tf.Tensor]]:
         with tf.GradientTape() as tape:
-            tape.watch(args)
+            tape.watch(args[:n])
             value = fn(*args)
-        return value, tape.gradient(value, list(args),
+        return value, tape.gradient(value, list(args[:n]),
                                     unconnected_gradients=tf.UnconnectedGradients.ZERO)
 
     @staticmethod

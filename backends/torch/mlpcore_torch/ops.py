@@ -70,10 +70,10 @@ class TorchOps:
         return np.array(value.detach().numpy(), order="C")
 
     @staticmethod
-    def gradients(fn: Callable[..., torch.Tensor],
-                  args: Sequence[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        leaves = [a.detach().requires_grad_(True) for a in args]
-        value = fn(*leaves)
+    def gradients(fn: Callable[..., torch.Tensor], args: Sequence[torch.Tensor],
+                  n: int) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        leaves = [a.detach().requires_grad_(True) for a in args[:n]]
+        value = fn(*leaves, *args[n:])
         return value.detach(), list(torch.autograd.grad(value.sum(), leaves))
 
     @staticmethod
