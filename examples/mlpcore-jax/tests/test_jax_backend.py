@@ -22,7 +22,7 @@ from mlpcore.dropout import DropoutMode
 from mlpcore.spec import DTypeName
 
 from mlpcore_jax.backend import JaxBackend, JaxModel
-from mlpcore_jax.regularisers import abs_with_sign_gradient
+from mlpcore_jax.ops import abs_with_sign_gradient
 from mlpcore_jax.training import JaxTrainer, capacity_for
 
 SPEC = mlpcore.MLPSpec((5, 7, 6, 3), activation="tanh", dropout=0.25)

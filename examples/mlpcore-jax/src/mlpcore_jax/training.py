@@ -1,8 +1,8 @@
 """The JAX training loop: a whole chunk of SGD steps as one jitted XLA program.
 
-:meth:`JaxTrainer.run` makes at most two calls of :func:`run_chunk` per chunk: the full batches as
-one ``(n_steps, B)`` order matrix and the short remainder as a ``(1, r)`` one. Each call runs, in
-the compiled program, ``lax.fori_loop`` over the steps::
+:meth:`JaxTrainer.run` makes one call of :func:`run_chunk` per block (at most two per chunk: the
+full batches as one ``(n_steps, B)`` order matrix and the short remainder as a ``(1, r)`` one).
+Each call runs, in the compiled program, ``lax.fori_loop`` over the steps::
 
     for j in 0 … n_steps-1:
         rows = order[j];  x_b = x[rows];  t_b = targets[rows]
@@ -15,39 +15,31 @@ exactly the update of :mod:`mlpcore.optimizers`. ``n_steps`` is a traced argumen
 ``while_loop``), and the order matrix and the portable masks are padded with unused rows to a
 power-of-two capacity, so one program serves every chunk of up to that many steps: a run compiles
 at most ``2 · log2(steps)`` programs per batch size whatever its chunk sizes, and programs are
-shared by every trainer with the same static configuration (activation, loss, regularisers,
-dropout), since :func:`run_chunk` is one module-level ``jax.jit``. Learning rate and momentum are
-traced, so changing them does not recompile.
-
-Portable masks are drawn in NumPy (:func:`mlpcore.dropout.portable_keep_mask`) for the chunk and
-enter as ``(capacity, B, d_l)`` booleans; native masks are drawn inside the loop from
-``fold_in(fold_in(key(seed), step), layer)``, so they depend on the step number only.
+shared by every trainer with the same static configuration (its
+:class:`~mlpcore.backend_common.Network`, the dropout rate and kind), since :func:`run_chunk` is
+one module-level ``jax.jit``. Learning rate and momentum are traced, so changing them does not
+recompile. Portable masks are drawn in NumPy for the block and enter as ``(capacity, B, d_l)``
+booleans; native masks are drawn inside the loop from :func:`~mlpcore_jax.ops.native_key`, so
+they depend on the step number only.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from functools import partial
-from typing import Literal
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import numpy.typing as npt
 from jax import lax
-from mlpcore.backend import TrainingConfig, batch_blocks
-from mlpcore.dropout import portable_keep_mask
-from mlpcore.regularisers import Regulariser
+from mlpcore.backend import TrainingConfig
+from mlpcore.backend_common import Network, TrainerBase, network
 from mlpcore.spec import MLPSpec
 
-from mlpcore_jax.boundary import in_x64_scope
-from mlpcore_jax.dropout import native_keep_mask, native_key, scaled_mask
-from mlpcore_jax.network import Params, objective
+from mlpcore_jax.ops import OPS, in_x64_scope, native_keep_mask, native_key, scaled_mask
 
-TRAINING_METHODS = ("autodiff",)
-"""``jax.value_and_grad`` and a hand-written SGD update; the only method."""
-
-DropoutKind = Literal["off", "portable", "native"]
+Params = tuple[tuple[jax.Array, ...], tuple[jax.Array, ...]]
+"""``(weights, biases)``: the pytree ``jax.grad`` differentiates."""
 Carry = tuple[Params, Params | tuple[()], jax.Array]
 
 
@@ -56,12 +48,11 @@ def capacity_for(n_steps: int) -> int:
     return 1 << max(n_steps - 1, 0).bit_length()
 
 
-@partial(jax.jit, static_argnames=("activation", "loss", "regularisers", "rate", "dropout"))
+@partial(jax.jit, static_argnames=("net", "rate", "dropout"))
 def run_chunk(params: Params, velocities: Params | tuple[()], x: jax.Array, targets: jax.Array,
               order: jax.Array, n_steps: jax.Array, keep: tuple[jax.Array, ...], key: jax.Array,
-              first_step: jax.Array, lr: jax.Array, momentum: jax.Array, *, activation: str,
-              loss: str, regularisers: tuple[Regulariser, ...], rate: float,
-              dropout: DropoutKind) -> Carry:
+              first_step: jax.Array, lr: jax.Array, momentum: jax.Array, *, net: Network,
+              rate: float, dropout: str) -> Carry:
     """Run steps ``0 … n_steps-1`` of ``order`` (capacity, B); returns the new variables, the new
     velocities (``()`` without momentum) and the objectives (capacity,), valid up to ``n_steps``.
     """
@@ -73,24 +64,22 @@ def run_chunk(params: Params, velocities: Params | tuple[()], x: jax.Array, targ
         if dropout == "portable":
             return tuple(scaled_mask(k[j], rate, dtype) for k in keep)
         if dropout == "native":
-            step = first_step + j
-            return tuple(scaled_mask(native_keep_mask(native_key(key, step, layer),
+            return tuple(scaled_mask(native_keep_mask(native_key(key, first_step + j, layer),
                                                       (batch, width), rate), rate, dtype)
                          for layer, width in enumerate(widths))
         return ()
 
+    def objective(theta: Params, rows: jax.Array, masks: tuple[jax.Array, ...]) -> jax.Array:
+        value: jax.Array = net.objective(theta[0], theta[1], jnp.take(x, rows, axis=0),
+                                         jnp.take(targets, rows, axis=0), masks)
+        return value
+
     def body(j: jax.Array, carry: Carry) -> Carry:
         theta, v, objectives = carry
-        rows = order[j]
-        value, grads = jax.value_and_grad(objective)(
-            theta, jnp.take(x, rows, axis=0), jnp.take(targets, rows, axis=0), masks_at(j),
-            activation, loss, regularisers)
+        value, grads = jax.value_and_grad(objective)(theta, order[j], masks_at(j))
         if v:
             v = jax.tree_util.tree_map(lambda vel, g: momentum * vel + g, v, grads)
-            direction = v
-        else:
-            direction = grads
-        theta = jax.tree_util.tree_map(lambda w, d: w - lr * d, theta, direction)
+        theta = jax.tree_util.tree_map(lambda w, d: w - lr * d, theta, v or grads)
         return theta, v, objectives.at[j].set(value)
 
     start: Carry = (params, velocities, jnp.zeros((capacity,), dtype))
@@ -98,87 +87,41 @@ def run_chunk(params: Params, velocities: Params | tuple[()], x: jax.Array, targ
     return result
 
 
-class VariableStore:
-    """The variables of one model, shared by the model and its trainers.
+class JaxTrainer(TrainerBase):
+    """:class:`mlpcore.backend.Trainer` for a JAX model. ``weights`` and ``biases`` are the
+    model's own lists: JAX arrays are immutable, so each block reads them and puts the new arrays
+    back, and a ``write_variables`` between two blocks is seen. ``x`` (N, d_0) and ``targets``
+    are bound once. :attr:`programs` records the distinct ``(capacity, batch)`` shapes run (one
+    compiled program each, unless another trainer compiled it first)."""
 
-    JAX arrays are immutable, so "updating in place" means replacing :attr:`params`; a trainer
-    reads it at the start of every chunk and writes it at the end, so it sees a
-    ``write_variables`` made between two chunks, as the contract asks.
-    """
-
-    def __init__(self, params: Params):
-        self.params = params
-
-
-class JaxTrainer:
-    """:class:`mlpcore.backend.Trainer` for a JAX model. ``x`` (N, d_0) and ``targets`` ((N,)
-    int32 labels or (N, K) floats) are bound once, as JAX arrays.
-
-    :attr:`programs` records the distinct ``(capacity, batch)`` shapes this trainer has run (one
-    compiled program each, unless another trainer compiled it first).
-    """
-
-    def __init__(self, spec: MLPSpec, store: VariableStore, config: TrainingConfig,
-                 x: jax.Array, targets: jax.Array):
-        if config.method is not None and config.method not in TRAINING_METHODS:
-            raise ValueError(f"the jax backend trains with method 'autodiff', "
-                             f"not {config.method!r}")
-        self._spec = spec
-        self._store = store
-        self._config = config
-        self._x = x
-        self._targets = targets
-        self._widths: Sequence[int] = spec.sizes[1:-1]
-        self._dropout: DropoutKind = "off"
-        if spec.dropout > 0.0 and self._widths:
-            self._dropout = "native" if config.dropout_mode == "native" else "portable"
-        dtype = x.dtype
-        self._lr = jnp.asarray(config.optimizer.lr, dtype)
-        self._momentum = jnp.asarray(config.optimizer.momentum, dtype)
+    def __init__(self, spec: MLPSpec, weights: list[jax.Array], biases: list[jax.Array],
+                 config: TrainingConfig, x: jax.Array, targets: jax.Array):
+        super().__init__(spec, config, int(x.shape[0]))
+        self._weights, self._biases, self._x, self._targets = weights, biases, x, targets
+        self._net = network(OPS, spec.activation, config.loss, config.regularisers)
+        self._lr = jnp.asarray(config.optimizer.lr, x.dtype)
+        self._momentum = jnp.asarray(config.optimizer.momentum, x.dtype)
         self._velocities: Params | tuple[()] = ()
         if config.optimizer.momentum > 0.0:
-            self._velocities = jax.tree_util.tree_map(jnp.zeros_like, store.params)
+            self._velocities = (tuple(map(jnp.zeros_like, weights)),
+                                tuple(map(jnp.zeros_like, biases)))
         self._key = jax.random.key(config.seed)
         self.programs: set[tuple[int, int]] = set()
 
-    @in_x64_scope
-    def run(self, order: npt.NDArray[np.int64], batch_size: int,
-            first_step: int) -> npt.NDArray[np.float64]:
-        parts = [self._call(block, step)
-                 for block, step in batch_blocks(order, batch_size, first_step)]
-        return np.concatenate(parts) if parts else np.empty(0, np.float64)
+    run = in_x64_scope(TrainerBase.run)
 
-    def _call(self, order: npt.NDArray[np.int64], first_step: int) -> npt.NDArray[np.float64]:
+    def _block(self, order: npt.NDArray[np.int64], first_step: int) -> npt.NDArray[np.float64]:
         n_steps, batch = order.shape
         capacity = capacity_for(n_steps)
         padded = np.zeros((capacity, batch), np.int32)
         padded[:n_steps] = order
-        params, self._velocities, objectives = run_chunk(
-            self._store.params, self._velocities, self._x, self._targets, jnp.asarray(padded),
-            jnp.asarray(n_steps, jnp.int32), self._portable_masks(first_step, n_steps, capacity,
-                                                                  batch),
-            self._key, jnp.asarray(first_step, jnp.int64), self._lr, self._momentum,
-            activation=self._spec.activation, loss=self._config.loss,
-            regularisers=tuple(self._config.regularisers), rate=self._rate(),
-            dropout=self._dropout)
-        self._store.params = params
+        keep = (tuple(map(jnp.asarray, self.block_masks(first_step, n_steps, batch, capacity)))
+                if self.dropout == "portable" else ())
+        (weights, biases), self._velocities, objectives = run_chunk(
+            (tuple(self._weights), tuple(self._biases)), self._velocities, self._x,
+            self._targets, jnp.asarray(padded), jnp.asarray(n_steps, jnp.int32), keep, self._key,
+            jnp.asarray(first_step, jnp.int64), self._lr, self._momentum, net=self._net,
+            rate=self.spec.dropout if self.dropout != "off" else 0.0, dropout=self.dropout)
+        self._weights[:], self._biases[:] = weights, biases
         self.programs.add((capacity, batch))
         return np.asarray(objectives, dtype=np.float64)[:n_steps]
-
-    def _rate(self) -> float:
-        """The dropout rate the program is compiled for (0 without dropout: one program)."""
-        return 0.0 if self._dropout == "off" else float(self._spec.dropout)
-
-    def _portable_masks(self, first_step: int, n_steps: int, capacity: int,
-                        batch: int) -> tuple[jax.Array, ...]:
-        """The chunk's portable keep-masks: one (capacity, batch, d_l) bool array per layer."""
-        if self._dropout != "portable":
-            return ()
-        seed, rate = self._config.seed, self._spec.dropout
-        masks = []
-        for layer, width in enumerate(self._widths):
-            block = np.zeros((capacity, batch, width), dtype=bool)
-            for j in range(n_steps):
-                block[j] = portable_keep_mask(seed, first_step + j, layer, (batch, width), rate)
-            masks.append(jnp.asarray(block))
-        return tuple(masks)
