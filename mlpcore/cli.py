@@ -40,32 +40,21 @@ def _sizes(text: str) -> tuple[int, ...]:
     return sizes
 
 
-def _number(low: float, high: float = math.inf, *, low_open: bool = False,
-            high_open: bool = False) -> Any:
+def _ranged(kind: type[float] | type[int], low: float, high: float = math.inf,
+            low_open: bool = False, high_open: bool = False) -> Any:
+    """An argparse type: a ``kind`` in [low, high], either end open as asked."""
+    left, right = "([" [not low_open], ")]" [not high_open and high < math.inf]
+    what = "a number" if kind is float else "an integer"
+
     def parse(text: str) -> float:
         try:
-            value = float(text)
+            value = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-        too_low = value <= low if low_open else value < low
-        too_high = value >= high if high_open else value > high
-        if math.isnan(value) or too_low or too_high:
-            left = "(" if low_open else "["
-            right = ")" if high_open or high == math.inf else "]"
-            raise argparse.ArgumentTypeError(f"expected a number in {left}{low}, {high}{right}, "
-                                             f"got {text!r}")
-        return value
-    return parse
-
-
-def _count(minimum: int) -> Any:
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {text!r}")
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if not ((low < value if low_open else low <= value)
+                and (value < high if high_open else value <= high)):  # NaN fails both
+            raise argparse.ArgumentTypeError(
+                f"expected {what} in {left}{low}, {high}{right}, got {text!r}")
         return value
     return parse
 
@@ -104,17 +93,17 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--sizes", type=_sizes, default=(784, 128, 10),
                        help="layer widths, input first (default: 784,128,10)")
     train.add_argument("--activation", choices=("relu", "sigmoid", "tanh"), default="sigmoid")
-    train.add_argument("--dropout", type=_number(0.0, 1.0), default=0.0,
+    train.add_argument("--dropout", type=_ranged(float, 0.0, 1.0), default=0.0,
                        help="dropout rate after each hidden layer, in [0, 1]")
-    train.add_argument("--l1", type=_number(0.0), default=0.0, help="L1 strength λ >= 0")
-    train.add_argument("--l2", type=_number(0.0), default=0.0, help="L2 strength λ >= 0")
-    train.add_argument("--lr", type=_number(0.0, low_open=True), default=0.1,
+    train.add_argument("--l1", type=_ranged(float, 0.0), default=0.0, help="L1 strength λ >= 0")
+    train.add_argument("--l2", type=_ranged(float, 0.0), default=0.0, help="L2 strength λ >= 0")
+    train.add_argument("--lr", type=_ranged(float, 0.0, low_open=True), default=0.1,
                        help="SGD learning rate > 0")
-    train.add_argument("--momentum", type=_number(0.0, 1.0, high_open=True), default=0.0)
-    train.add_argument("--batch-size", type=_count(1), default=64)
-    train.add_argument("--epochs", type=_count(1), default=10)
-    train.add_argument("--seed", type=_count(0), default=123)
-    train.add_argument("--validation-size", type=_count(0), default=None,
+    train.add_argument("--momentum", type=_ranged(float, 0.0, 1.0, high_open=True), default=0.0)
+    train.add_argument("--batch-size", type=_ranged(int, 1), default=64)
+    train.add_argument("--epochs", type=_ranged(int, 1), default=10)
+    train.add_argument("--seed", type=_ranged(int, 0), default=123)
+    train.add_argument("--validation-size", type=_ranged(int, 0), default=None,
                        help="training images held back for validation "
                             "(default: 5000 for a full dataset, 10%% of the embedded one)")
     train.add_argument("--dtype", choices=("float32", "float64"), default="float32")
