@@ -29,7 +29,7 @@ import numpy.typing as npt
 from mlpcore.activations import ACTIVATIONS, ActivationName, ActivationOps
 from mlpcore.backend import CONTRACT_VERSION, Trainer, TrainingConfig, batch_blocks
 from mlpcore.dropout import DropoutOps, check_rate, keep_scale, portable_keep_mask
-from mlpcore.losses import LOSSES, LossName, LossOps
+from mlpcore.losses import LOSSES, LossName, LossOps, check_loss
 from mlpcore.regularisers import REGULARISERS, Regulariser, RegulariserOps
 from mlpcore.spec import DTypeName, MLPSpec
 
@@ -65,6 +65,9 @@ class Table(dict[str, F], Generic[F]):
 
     def __missing__(self, name: str) -> F:
         raise ValueError(f"unknown {self.what} {name!r}; choose one of {', '.join(self)}")
+
+
+_KINDS: Table[None] = Table("regulariser", dict.fromkeys(REGULARISERS))
 
 
 def interleave(weights: Sequence[Native], biases: Sequence[Native]) -> list[Native]:
@@ -229,17 +232,19 @@ class ModelBase:
         self._weights, self._biases = self._convert(variables)
 
     def _native(self, array: FloatArray) -> Native:
-        """A new native array (never a view) from a canonical array in the model dtype."""
-        raise NotImplementedError
+        """A new native array (never a view) from a canonical array in the model dtype; by
+        default a NumPy copy."""
+        return np.array(array, order="C")
 
     def _canonical(self, value: Native) -> FloatArray:
         """A new C-contiguous NumPy array in canonical layout from a native one."""
-        raise NotImplementedError
+        return np.array(value, order="C")
 
     def _assign(self, weights: list[Native], biases: list[Native]) -> None:
-        """Make these the variables; by default by replacing the lists' contents, so a trainer
-        holding the lists sees them (a subclass whose arrays are mutable copies into them)."""
-        self._weights[:], self._biases[:] = weights, biases
+        """Make these the variables; by default by copying into the arrays in place, so a
+        running trainer keeps seeing the model's arrays."""
+        for target, source in zip(self._weights + self._biases, weights + biases, strict=True):
+            target[...] = source
 
     def _forward(self, x: FloatArray) -> FloatArray:
         """Eval-mode logits of one block of rows."""
@@ -300,6 +305,8 @@ class ModelBase:
             raise ValueError(f"this model trains with method "
                              f"{' or '.join(map(repr, self.training_methods))}, "
                              f"not {config.method!r}")
+        check_loss(config.loss)  # unknown names are refused here, before any trainer is built
+        penalties(_KINDS, config.regularisers)
         return self._trainer(config, np.ascontiguousarray(x, dtype=self.dtype),
                              np.ascontiguousarray(labels(targets, self.dtype)))
 

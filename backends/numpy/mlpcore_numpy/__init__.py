@@ -1,5 +1,2 @@
-"""The NumPy backend of mlpcore: hand-written forward and backward passes, no autodiff.
-
-Nothing is imported here, so that discovering the plugin (``mlpcore_numpy.plugin``) stays cheap;
-the backend itself is :class:`mlpcore_numpy.backend.NumpyBackend`.
-"""
+"""The NumPy backend of mlpcore, :class:`mlpcore_numpy.backend.NumpyBackend`: hand-written forward
+and backward passes. Nothing is imported here, so that discovering the plugin stays cheap."""

@@ -9,47 +9,30 @@ import numpy as np
 import numpy.typing as npt
 
 from mlpcore.backend import Capability, TrainingConfig
-from mlpcore.backend_common import BackendBase, ModelBase, interleave, penalties
+from mlpcore.backend_common import BackendBase, BoolArray, FloatArray, ModelBase, interleave
 from mlpcore.losses import LossName
 from mlpcore.regularisers import Regulariser
 from mlpcore_numpy.activations import NumpyActivations
 from mlpcore_numpy.dropout import NumpyDropout
-from mlpcore_numpy.losses import TABLE as LOSSES
 from mlpcore_numpy.losses import NumpyLosses
-from mlpcore_numpy.network import BoolArray, FloatArray, Workspace, backprop, forward_into
-from mlpcore_numpy.regularisers import TABLE as PENALTIES
+from mlpcore_numpy.network import Workspace, backprop, forward_into
 from mlpcore_numpy.regularisers import NumpyRegularisers
 from mlpcore_numpy.training import NumpyTrainer
 
 
 class NumpyModel(ModelBase):
-    """:class:`mlpcore.backend.BackendModel` holding C-contiguous NumPy arrays. Writes copy into
-    them in place, so a running trainer keeps seeing the model's arrays."""
+    """:class:`mlpcore.backend.BackendModel` holding C-contiguous NumPy arrays, written in
+    place."""
 
     training_methods = ("manual",)
 
-    def _native(self, array: FloatArray) -> FloatArray:
-        return np.array(array, order="C")
-
-    def _canonical(self, value: FloatArray) -> FloatArray:
-        return np.array(value, order="C")
-
-    def _assign(self, weights: list[FloatArray], biases: list[FloatArray]) -> None:
-        for target, source in zip(self._weights + self._biases, weights + biases, strict=True):
-            target[...] = source
-
     def variable_views(self) -> dict[str, FloatArray]:
-        """Read-only views of the model's own arrays (no copy), for ``mlpcore.save``.
-
-        Optional extra of the contract (:class:`mlpcore.io.checkpoint.VariableViews`): the views
-        follow later updates of the model, so unlike :meth:`read_variables` they are not a
-        snapshot.
-        """
-        views = {}
-        for name, array in zip(self.spec.variable_shapes(),
-                               interleave(self._weights, self._biases), strict=True):
-            views[name] = array.view()
-            views[name].flags.writeable = False
+        """Read-only views of the model's own arrays (no copy, no snapshot: they follow later
+        updates) for ``mlpcore.save``: :class:`mlpcore.io.checkpoint.VariableViews`."""
+        views = dict(zip(self.spec.variable_shapes(),
+                         (a.view() for a in interleave(self._weights, self._biases)), strict=True))
+        for view in views.values():
+            view.flags.writeable = False
         return views
 
     def _forward(self, x: FloatArray) -> FloatArray:
@@ -62,8 +45,8 @@ class NumpyModel(ModelBase):
                    masks: Sequence[BoolArray]) -> tuple[float, list[FloatArray]]:
         ws = Workspace(self.spec, x.shape[0], x.dtype)
         with np.errstate(over="ignore"):
-            objective = backprop(self.spec, self._weights, self._biases, x, targets,
-                                 LOSSES[loss], penalties(PENALTIES, regularisers), ws, masks)
+            objective = backprop(self.spec, self._weights, self._biases, x, targets, loss,
+                                 regularisers, ws, masks)
         return objective, interleave(ws.grad_w, ws.grad_b)
 
     def _trainer(self, config: TrainingConfig, x: FloatArray,
@@ -82,7 +65,5 @@ class NumpyBackend(BackendBase):
     model = NumpyModel
 
     def __init__(self) -> None:
-        self.activations = NumpyActivations()
-        self.losses = NumpyLosses()
-        self.regularisers = NumpyRegularisers()
-        self.dropout = NumpyDropout()
+        self.activations, self.losses = NumpyActivations(), NumpyLosses()
+        self.regularisers, self.dropout = NumpyRegularisers(), NumpyDropout()

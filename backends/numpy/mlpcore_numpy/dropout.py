@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
-import numpy.typing as npt
 
+from mlpcore.backend_common import BoolArray, FloatArray
 from mlpcore.dropout import check_rate, keep_scale
 
-FloatArray = npt.NDArray[np.floating]
 
-
-def native_keep_mask(rng: np.random.Generator, shape: tuple[int, ...],
-                     rate: float) -> npt.NDArray[np.bool_]:
+def native_keep_mask(rng: np.random.Generator, shape: tuple[int, ...], rate: float) -> BoolArray:
     """A keep-mask from NumPy's own generator ``rng`` (the backend's native RNG)."""
     return rng.random(shape, dtype=np.float32) >= np.float32(rate)
 
@@ -20,7 +17,7 @@ class NumpyDropout:
     """:class:`mlpcore.dropout.DropoutOps` in NumPy."""
 
     def apply(self, x: FloatArray, rate: float, *, training: bool,
-              keep_mask: npt.NDArray[np.bool_] | None = None, seed: int = 0) -> FloatArray:
+              keep_mask: BoolArray | None = None, seed: int = 0) -> FloatArray:
         rate = check_rate(rate)
         x = np.asarray(x)
         if not training or rate == 0.0:

@@ -13,11 +13,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from mlpcore.backend_common import Table
+from mlpcore.backend_common import FloatArray, Table
 from mlpcore.losses import LossName
-
-FloatArray = npt.NDArray[np.floating]
-Loss = Callable[[FloatArray, npt.NDArray[Any], FloatArray], float]
 
 
 def _mse(outputs: FloatArray, targets: npt.NDArray[Any], grad_out: FloatArray) -> float:
@@ -51,7 +48,8 @@ def _cross_entropy(outputs: FloatArray, targets: npt.NDArray[Any], grad_out: Flo
     return loss
 
 
-TABLE: Table[Loss] = Table("loss", {"softmax_cross_entropy": _cross_entropy, "mse": _mse})
+TABLE: Table[Callable[[FloatArray, npt.NDArray[Any], FloatArray], float]] = Table(
+    "loss", {"softmax_cross_entropy": _cross_entropy, "mse": _mse})
 
 
 class NumpyLosses:
@@ -62,6 +60,5 @@ class NumpyLosses:
 
     def gradient(self, name: LossName, outputs: FloatArray,
                  targets: npt.NDArray[Any]) -> FloatArray:
-        loss, grad = TABLE[name], np.empty_like(outputs)
-        loss(outputs, targets, grad)
+        TABLE[name](outputs, targets, grad := np.empty_like(outputs))
         return grad

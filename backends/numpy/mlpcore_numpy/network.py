@@ -21,22 +21,23 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from mlpcore.backend_common import BoolArray, FloatArray, penalties
 from mlpcore.dropout import keep_scale
+from mlpcore.losses import LossName
+from mlpcore.regularisers import Regulariser
 from mlpcore.spec import MLPSpec
-from mlpcore_numpy import activations
-from mlpcore_numpy.losses import Loss
-from mlpcore_numpy.regularisers import Terms, add_gradient, penalty
-
-FloatArray = npt.NDArray[np.floating]
-BoolArray = npt.NDArray[np.bool_]
+from mlpcore_numpy import activations, losses
+from mlpcore_numpy.regularisers import TABLE as PENALTIES
+from mlpcore_numpy.regularisers import add_gradient, penalty
 
 
 class Workspace:
-    """The buffers of one batch of ``n`` rows: pre-activations ``z``, activations ``h``, their
-    dropped-out copies, deltas, derivative scratch and the gradients."""
+    """The buffers of one batch of ``n`` rows: the gathered inputs ``x``, pre-activations ``z``,
+    activations ``h``, their dropped-out copies, deltas, derivative scratch and the gradients."""
 
     def __init__(self, spec: MLPSpec, n: int, dtype: np.dtype[np.floating]):
         widths = spec.sizes[1:]
+        self.x = np.empty((n, spec.sizes[0]), dtype)
         self.z, self.delta, self.scratch = ([np.empty((n, w), dtype) for w in widths]
                                             for _ in range(3))
         self.h, self.dropped = ([np.empty((n, w), dtype) for w in widths[:-1]] for _ in range(2))
@@ -64,16 +65,16 @@ def forward_into(spec: MLPSpec, weights: Sequence[FloatArray], biases: Sequence[
 
 
 def backprop(spec: MLPSpec, weights: Sequence[FloatArray], biases: Sequence[FloatArray],
-             x: FloatArray, targets: npt.NDArray[Any], loss: Loss, terms: Terms, ws: Workspace,
+             x: FloatArray, targets: npt.NDArray[Any], loss: LossName,
+             regularisers: Sequence[Regulariser], ws: Workspace,
              keep_masks: Sequence[BoolArray]) -> float:
     """Forward and backward pass on one batch; gradients land in ``ws.grad_w`` / ``ws.grad_b``.
-
-    ``loss`` is from :data:`mlpcore_numpy.losses.TABLE`, ``terms`` the penalties (see
-    :mod:`mlpcore_numpy.regularisers`). Returns the objective: batch-mean loss plus penalties.
-    """
+    Returns the objective: batch-mean loss plus penalties."""
     _, derivative_from_output = activations.TABLE[spec.activation]
+    terms = penalties(PENALTIES, regularisers)
     delta, scale = ws.delta, x.dtype.type(keep_scale(spec.dropout))
-    objective = loss(forward_into(spec, weights, biases, x, ws, keep_masks), targets, delta[-1])
+    objective = losses.TABLE[loss](forward_into(spec, weights, biases, x, ws, keep_masks),
+                                   targets, delta[-1])
     for i in range(spec.n_layers - 1, -1, -1):
         layer_input = x if i == 0 else (ws.dropped if keep_masks else ws.h)[i - 1]
         np.matmul(layer_input.T, delta[i], out=ws.grad_w[i])

@@ -1,8 +1,7 @@
 """L1 and L2 penalties in NumPy. Maths in :mod:`mlpcore.regularisers`.
 
 ``TABLE[kind]`` is ``(term, gradient)`` of one weight matrix before λ: ``l2``: ``Σ W² / 2`` and
-``W``; ``l1``: ``Σ |W|`` and ``sign(W)``. ``Terms`` are :func:`mlpcore.backend_common.penalties`
-of it: ``(λ, (term, gradient))`` per regulariser.
+``W``; ``l1``: ``Σ |W|`` and ``sign(W)``. ``Terms``: ``(λ, TABLE[kind])`` per regulariser.
 """
 
 from __future__ import annotations
@@ -11,12 +10,10 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 
-from mlpcore.backend_common import Table, penalties
+from mlpcore.backend_common import FloatArray, Table, penalties
 from mlpcore.regularisers import Regulariser
 
-FloatArray = npt.NDArray[np.floating]
 Pair = tuple[Callable[[FloatArray], float], Callable[[FloatArray], Any]]
 Terms = tuple[tuple[float, Pair], ...]
 
@@ -31,10 +28,11 @@ def penalty(terms: Terms, weights: Sequence[FloatArray]) -> float:
     return sum((strength * term(w) for strength, (term, _) in terms for w in weights), 0.0)
 
 
-def add_gradient(terms: Terms, w: FloatArray, grad: FloatArray) -> None:
-    """Add ``d penalty / d w`` to ``grad`` in place."""
+def add_gradient(terms: Terms, w: FloatArray, grad: FloatArray) -> FloatArray:
+    """Add ``d penalty / d w`` to ``grad`` in place and return it."""
     for strength, (_, gradient) in terms:
         grad += strength * gradient(w)
+    return grad
 
 
 class NumpyRegularisers:
@@ -46,7 +44,4 @@ class NumpyRegularisers:
     def gradient(self, regulariser: Regulariser,
                  weights: Sequence[FloatArray]) -> list[FloatArray]:
         terms = penalties(TABLE, (regulariser,))
-        grads = [np.zeros_like(w) for w in weights]
-        for w, g in zip(weights, grads, strict=True):
-            add_gradient(terms, w, g)
-        return grads
+        return [add_gradient(terms, w, np.zeros_like(w)) for w in weights]

@@ -43,8 +43,8 @@ class JaxModel(AutodiffModel):
     def _native(self, array: FloatArray) -> jax.Array:
         return OPS.tensor(array)
 
-    def _canonical(self, value: jax.Array) -> FloatArray:
-        return np.array(value, order="C")
+    def _assign(self, weights: list[jax.Array], biases: list[jax.Array]) -> None:
+        self._weights[:], self._biases[:] = weights, biases  # the trainer holds these lists
 
     def _trainer(self, config: TrainingConfig, x: FloatArray,
                  targets: npt.NDArray[Any]) -> JaxTrainer:
