@@ -1,19 +1,12 @@
 """The shared base of the built-in backends: what every framework does alike, written once.
 
 As Keras 3's ``keras/src/backend/common``: the framework-neutral logic lives here and imports no
-framework; a backend folder holds only what differs (its arrays, its function for each name of the
-contract, how it takes gradients, its training loop). Inheriting is optional: the Protocols of
+framework; a backend folder holds only what differs. :class:`Table` maps the contract's names to a
+framework's functions and refuses any other name; :class:`ModelBase`, :class:`TrainerBase` and
+:class:`BackendBase` hold the variables, the training plumbing and the backend object; an autodiff
+framework supplies :class:`AutodiffOps`, on which :class:`AutodiffModel` and
+:class:`AutodiffBackend` build everything else. Inheriting is optional: the Protocols of
 :mod:`mlpcore.backend` are the contract, and a backend written against them alone works the same.
-
-=====================  ========================================================================
-:class:`Table`         a framework's function per contract name; unknown names raise ValueError
-:class:`Network`       forward pass and objective as functions of a framework's arrays
-:class:`ModelBase`     variables converted all-or-nothing, forward in row blocks, gradient dicts
-:class:`TrainerBase`   a chunk of steps as at most two rectangular blocks; portable masks
-:class:`BackendBase`   the backend object's boilerplate
-:class:`AutodiffOps`   what an autodiff framework supplies; :class:`AutodiffModel` and
-                       :class:`AutodiffBackend` build the model's passes and the four ops on it
-=====================  ========================================================================
 """
 
 from __future__ import annotations
@@ -187,31 +180,25 @@ class AutodiffOps(Protocol):
 
     def dense(self, a: Native, w: Native, b: Native) -> Native:
         """``a W + b`` for ``W`` in the backend's own layout."""
-        ...
 
     def tensor(self, array: npt.NDArray[Any]) -> Native:
         """A native array with ``array``'s values, dtype and shape."""
-        ...
 
     def numpy(self, value: Native) -> npt.NDArray[Any]:
         """A NumPy array with ``value``'s values, dtype and shape, sharing no caller's memory."""
-        ...
 
     def gradients(self, fn: Callable[..., Native], args: Sequence[Native],
                   n: int) -> tuple[Native, list[Native]]:
         """``fn(*args)`` and the gradient of the sum of its entries with respect to each of the
         first ``n`` args. ``fn`` is hashable and the same object for the same function (a table
         entry, a :class:`Penalty`, an :class:`Objective`), so a framework may cache by it."""
-        ...
 
     def keep_mask(self, seed: int, shape: tuple[int, ...], rate: float) -> Native:
         """A bool keep-mask from the framework's RNG keyed by ``seed``: ``u >= float32(p)``."""
-        ...
 
     def dropout(self, x: Native, keep: Native, rate: float) -> Native:
         """``where(keep, x · keep_scale(rate), 0)``, the scale in ``x``'s dtype: a dropped
         entry is exactly 0 even where ``x`` is infinite or NaN."""
-        ...
 
 
 class ModelBase:
@@ -232,8 +219,7 @@ class ModelBase:
         self._weights, self._biases = self._convert(variables)
 
     def _native(self, array: FloatArray) -> Native:
-        """A new native array (never a view) from a canonical array in the model dtype; by
-        default a NumPy copy."""
+        """A new native array (never a view) of a canonical one in the model dtype."""
         return np.array(array, order="C")
 
     def _canonical(self, value: Native) -> FloatArray:
@@ -241,8 +227,7 @@ class ModelBase:
         return np.array(value, order="C")
 
     def _assign(self, weights: list[Native], biases: list[Native]) -> None:
-        """Make these the variables; by default by copying into the arrays in place, so a
-        running trainer keeps seeing the model's arrays."""
+        """Make these the variables: copied in place, so a running trainer sees them."""
         for target, source in zip(self._weights + self._biases, weights + biases, strict=True):
             target[...] = source
 
@@ -262,8 +247,7 @@ class ModelBase:
         raise NotImplementedError
 
     def _convert(self, values: Mapping[str, Any]) -> tuple[list[Native], list[Native]]:
-        """Every value converted, or ``ValueError`` and nothing converted: the all-or-nothing
-        half of a write."""
+        """Every value converted, or ``ValueError`` and none: a write is all-or-nothing."""
         shapes = self.spec.variable_shapes()
         wrong = [f"variable {name!r} has shape {np.shape(values[name])}, expected {shape}"
                  for name, shape in shapes.items() if np.shape(values[name]) != shape]
@@ -402,12 +386,16 @@ class AutodiffModel(ModelBase):
         return float(value), grads
 
 
-class Activations:
-    """:class:`~mlpcore.activations.ActivationOps` through ``ops``: ``f'(x)`` is the gradient
-    of ``Σ f(x)``, as ``f`` is element-wise."""
+class _Through:
+    """An ops object of the contract that works through an :class:`AutodiffOps`."""
 
     def __init__(self, ops: AutodiffOps) -> None:
         self.ops = ops
+
+
+class Activations(_Through):
+    """:class:`~mlpcore.activations.ActivationOps` through ``ops``: ``f'(x)`` is the gradient
+    of ``Σ f(x)``, as ``f`` is element-wise."""
 
     def value(self, name: ActivationName, x: FloatArray) -> FloatArray:
         return self.ops.numpy(self.ops.activations[name](self.ops.tensor(floating(x))))
@@ -417,11 +405,8 @@ class Activations:
         return self.ops.numpy(self.ops.gradients(f, [self.ops.tensor(floating(x))], 1)[1][0])
 
 
-class Losses:
+class Losses(_Through):
     """:class:`~mlpcore.losses.LossOps` through ``ops``, gradients by its autodiff."""
-
-    def __init__(self, ops: AutodiffOps) -> None:
-        self.ops = ops
 
     def value(self, name: LossName, outputs: FloatArray, targets: npt.NDArray[Any]) -> float:
         z = np.asarray(outputs)
@@ -435,11 +420,8 @@ class Losses:
         return self.ops.numpy(self.ops.gradients(loss, args, 1)[1][0])
 
 
-class Regularisers:
+class Regularisers(_Through):
     """:class:`~mlpcore.regularisers.RegulariserOps` through ``ops``, gradients by autodiff."""
-
-    def __init__(self, ops: AutodiffOps) -> None:
-        self.ops = ops
 
     def value(self, regulariser: Regulariser, weights: Sequence[FloatArray]) -> float:
         fn = Penalty(penalties(self.ops.penalties, (regulariser,)))
@@ -454,12 +436,9 @@ class Regularisers:
         return [self.ops.numpy(g) for g in self.ops.gradients(fn, ws, len(ws))[1]]
 
 
-class Dropout:
+class Dropout(_Through):
     """:class:`~mlpcore.dropout.DropoutOps` through ``ops``; without a mask it draws one from
     the framework's RNG keyed by ``seed``."""
-
-    def __init__(self, ops: AutodiffOps) -> None:
-        self.ops = ops
 
     def apply(self, x: FloatArray, rate: float, *, training: bool,
               keep_mask: BoolArray | None = None, seed: int = 0) -> FloatArray:
@@ -478,7 +457,5 @@ class AutodiffBackend(BackendBase):
     ops: ClassVar[AutodiffOps]
 
     def __init__(self) -> None:
-        self.activations = Activations(self.ops)
-        self.losses = Losses(self.ops)
-        self.regularisers = Regularisers(self.ops)
-        self.dropout = Dropout(self.ops)
+        self.activations, self.losses = Activations(self.ops), Losses(self.ops)
+        self.regularisers, self.dropout = Regularisers(self.ops), Dropout(self.ops)
