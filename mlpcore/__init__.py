@@ -1,11 +1,8 @@
 """mlpcore: a multilayer perceptron with one contract and interchangeable framework backends.
 
-``import mlpcore`` imports the registry and its dependencies only (pluggy, the standard
-library), so that listing backends (``mlpcore.list_backends()``, ``mlpcore backends``) starts
-quickly. Every other name, the model, training, initialisers and checkpoints, is imported from
-its module on first use (and with it NumPy; safetensors with the checkpoint functions), as are
-the submodules (``mlpcore.training``). A backend's framework is imported the first time that
-backend is requested.
+``import mlpcore`` imports the registry only (pluggy, the standard library), so listing backends
+starts quickly; every other public name and submodule is imported on first use (NumPy with it),
+and a backend's framework when that backend is first requested.
 """
 
 import importlib
@@ -74,35 +71,9 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
-    "CONTRACT_VERSION",
-    "L1",
-    "L2",
-    "MLP",
-    "SGD",
-    "Backend",
-    "BackendLoadError",
-    "BackendNotFoundError",
-    "Capability",
-    "CheckpointError",
-    "DataError",
-    "EpochRecord",
-    "Evaluation",
-    "GlorotUniform",
-    "History",
-    "InvalidInputError",
-    "MLPSpec",
-    "MlpcoreError",
-    "Normal",
-    "TruncatedNormal",
-    "Zeros",
-    "__version__",
-    "backend_statuses",
-    "fit",
-    "get_backend",
-    "initial_variables",
-    "list_backends",
-    "load",
-    "load_into",
-    "read_checkpoint",
-    "save",
+    "CONTRACT_VERSION", "L1", "L2", "MLP", "SGD", "Backend", "BackendLoadError",
+    "BackendNotFoundError", "Capability", "CheckpointError", "DataError", "EpochRecord",
+    "Evaluation", "GlorotUniform", "History", "InvalidInputError", "MLPSpec", "MlpcoreError",
+    "Normal", "TruncatedNormal", "Zeros", "__version__", "backend_statuses", "fit", "get_backend",
+    "initial_variables", "list_backends", "load", "load_into", "read_checkpoint", "save",
 ]
