@@ -1,16 +1,8 @@
-"""The pluggy hooks a backend plugin implements.
+"""The pluggy hooks of a plugin: a module named by an entry point of the ``mlpcore`` group
+(``mybackend = "mlpcore_mybackend.plugin"``) that imports no framework at module level.
 
-A plugin is a module named by an entry point in the ``mlpcore`` group::
-
-    [project.entry-points.mlpcore]
-    mybackend = "mlpcore_mybackend.plugin"
-
-The module must import cheaply: no framework at module level. It implements
-:func:`mlpcore_backends` with the :data:`hookimpl` marker, describing its backends; the framework is
-imported only when a user first asks for one of them by name.
-
-A plugin may also implement :func:`mlpcore_checkpoint_formats` (optional) to offer readers and
-writers of foreign checkpoint formats, described by :class:`FormatEntry` and imported lazily.
+:func:`mlpcore_backends` describes its backends and :func:`mlpcore_checkpoint_formats` (optional)
+its checkpoint formats; what they name is imported only when first used. See docs/hooks.md.
 """
 
 from __future__ import annotations
@@ -21,15 +13,8 @@ import pluggy
 
 from mlpcore.version import CONTRACT_VERSION
 
-__all__ = [
-    "PROJECT",
-    "BackendEntry",
-    "FormatEntry",
-    "hookimpl",
-    "hookspec",
-    "mlpcore_backends",
-    "mlpcore_checkpoint_formats",
-]
+__all__ = ["PROJECT", "BackendEntry", "FormatEntry", "hookimpl", "hookspec", "mlpcore_backends",
+           "mlpcore_checkpoint_formats"]
 
 PROJECT = "mlpcore"
 hookspec = pluggy.HookspecMarker(PROJECT)
