@@ -29,12 +29,10 @@ from mlpcore.version import CONTRACT_VERSION
 if TYPE_CHECKING:
     from mlpcore.backend import Backend
 
-__all__ = [
-    "DEFAULT_BACKEND", "ENTRY_POINT_GROUP", "ENV_BACKEND", "ENV_DISABLE_PLUGINS",
-    "SUPPORTED_CONTRACT_VERSIONS", "BackendStatus", "PluginStatus", "Registry",
-    "backend_statuses", "call_hook", "default_backend_name", "disabled_plugins", "get_backend",
-    "list_backends", "plugin_statuses",
-]
+__all__ = ["DEFAULT_BACKEND", "ENTRY_POINT_GROUP", "ENV_BACKEND", "ENV_DISABLE_PLUGINS",
+           "SUPPORTED_CONTRACT_VERSIONS", "BackendStatus", "PluginStatus", "Registry",
+           "backend_statuses", "call_hook", "default_backend_name", "get_backend",
+           "list_backends", "plugin_statuses"]
 
 ENTRY_POINT_GROUP = "mlpcore"
 ENV_BACKEND = "MLPCORE_BACKEND"
@@ -96,21 +94,14 @@ class _Plugin:
 
     @classmethod
     def of(cls, point: importlib.metadata.EntryPoint) -> _Plugin:
-        dist = point.dist
-        if dist is None or not dist.name:  # a broken distribution may lack a name
-            return cls(point, point.name)
-        return cls(point, f"{dist.name} ({point.value})", dist.name, dist.version or "")
+        dist = point.dist  # a broken distribution may lack a name
+        return (cls(point, f"{dist.name} ({point.value})", dist.name, dist.version or "")
+                if dist is not None and dist.name else cls(point, point.name))
 
 
 def _normalise(name: str) -> str:
     """A distribution or plugin name compared the PEP 503 way: lowercase, ``-_.`` runs as ``-``."""
     return re.sub(r"[-_.]+", "-", name.strip()).lower()
-
-
-def disabled_plugins() -> frozenset[str]:
-    """The normalised names in ``$MLPCORE_DISABLE_PLUGINS`` (empty entries ignored)."""
-    raw = os.environ.get(ENV_DISABLE_PLUGINS, "")
-    return frozenset(_normalise(part) for part in raw.split(",") if part.strip())
 
 
 def _describe(error: BaseException) -> str:
@@ -171,7 +162,8 @@ class Registry:
             manager = pluggy.PluginManager(hookspecs.PROJECT)
             manager.add_hookspecs(hookspecs)
             known = sorted(name for name, caller in vars(manager.hook).items() if caller.spec)
-            disabled = disabled_plugins()
+            disabled = {_normalise(part) for part in
+                        os.environ.get(ENV_DISABLE_PLUGINS, "").split(",") if part.strip()}
             for point in self._entry_points():
                 plugin = _Plugin.of(point)
                 self._plugins.append(plugin)
