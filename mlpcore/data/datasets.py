@@ -1,31 +1,9 @@
-"""Finding and loading an MNIST-format dataset, and splitting off a validation set.
+"""Finding an MNIST-format dataset directory, loading it, and keeping a validation set back.
 
-A dataset directory holds the four files of MNIST and Fashion-MNIST, each either gzipped
-(``.gz``) or raw; when both exist the raw one is read::
-
-    train-images-idx3-ubyte   (60000, 28, 28) uint8 pixels
-    train-labels-idx1-ubyte   (60000,) uint8 class numbers
-    t10k-images-idx3-ubyte    (10000, 28, 28) uint8 pixels
-    t10k-labels-idx1-ubyte    (10000,) uint8 class numbers
-
-:func:`find_data_dir` picks the directory, first match wins:
-
-1. the directory passed to it (``load_dataset(path)``, ``mlpcore train --data PATH``);
-2. the directory named by the environment variable ``MLPCORE_DATA`` (an empty value counts as
-   unset);
-3. ``/usr/share/datasets/fashion-mnist``, where Debian's ``dataset-fashion-mnist`` package
-   installs the full Fashion-MNIST (:data:`DEBIAN_FASHION_MNIST`);
-4. none: :func:`load_dataset` then uses the Fashion-MNIST subset embedded in this package
-   (5,000 training and 1,000 test images, equally many of each class; see
-   ``embedded/README.md``).
-
-A directory named in step 1 or 2 that does not exist is an error, never a reason to fall back to
-the next step: a typo must not silently train on other data.
-
-:func:`load_dataset` keeps the *last* ``validation_size`` images of the training file back for
-validation and trains on the ones before them, as the Raschka notebook does with MNIST (55,000
-training + 5,000 validation images). Images come as float32 rows scaled to [0, 1], labels as
-int64.
+Each of the four :data:`FILE_NAMES` may be gzipped (``.gz``) or raw (read if both exist). The
+directory, first match wins: the path given, ``$MLPCORE_DATA`` (if non-empty),
+:data:`DEBIAN_FASHION_MNIST`, else the embedded Fashion-MNIST subset. A path given or in
+``$MLPCORE_DATA`` that does not exist is an error, never a reason to fall back to other data.
 """
 
 from __future__ import annotations
@@ -46,10 +24,6 @@ DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 """Where Debian's ``dataset-fashion-mnist`` package installs Fashion-MNIST."""
 
 DATA_ENV_VAR = "MLPCORE_DATA"
-"""Environment variable naming a dataset directory, searched after an explicit path."""
-
-DEFAULT_VALIDATION_SIZE = 5000
-"""Validation images kept back by default: 10% of the training file, at most this many."""
 
 FILE_NAMES = {
     "train_images": "train-images-idx3-ubyte",
@@ -62,11 +36,9 @@ FILE_NAMES = {
 
 @dataclass(frozen=True, eq=False)
 class Dataset:
-    """Labelled images: ``images`` float32 (N, rows*cols) in [0, 1], ``labels`` int64 (N,).
+    """Images float32 (N, D) in [0, 1], labels int64 (N,), and where they came from.
 
-    ``source`` says where they came from (file names and the range of rows taken). The
-    constructor checks dtypes, shapes and that there is one label per image, and raises
-    :class:`~mlpcore.errors.DataError` naming ``source`` otherwise.
+    Wrong dtypes, shapes or counts raise :class:`~mlpcore.errors.DataError` naming ``source``.
     """
 
     images: npt.NDArray[np.float32]
@@ -94,10 +66,7 @@ class Dataset:
 
 @dataclass(frozen=True, eq=False)
 class Splits:
-    """A dataset's training, validation (``None`` when none was kept back) and test sets.
-
-    ``source`` names the directory they were read from, or says they are the embedded subset.
-    """
+    """Training, validation (``None`` when none was kept back) and test sets, and their source."""
 
     train: Dataset
     valid: Dataset | None
@@ -107,17 +76,13 @@ class Splits:
 
 def load_idx_pair(images_path: str | os.PathLike[str], labels_path: str | os.PathLike[str],
                   source: str | None = None) -> Dataset:
-    """Load an images file and its labels file into a :class:`Dataset`.
+    """A :class:`Dataset` of uint8 images (N, rows, cols) or (N, D), every size >= 1, scaled to
+    float32 (N, rows*cols) / 255, and of N non-negative integer labels, as int64.
 
-    The images file must hold uint8 pixels of shape (N, rows, cols) (or (N, D)), N >= 1; they
-    become float32 (N, rows*cols) divided by 255. The labels file must hold N non-negative integers;
-    they become int64 (N,). ``source`` defaults to the two paths. Raises
-    :class:`~mlpcore.errors.DataError` for an unreadable file, wrong dtypes or shapes, or when
-    the numbers of images and labels differ (the message names both files).
+    ``source`` defaults to both paths. Each DataError names the file at fault (both for counts).
     """
     images_path, labels_path = Path(images_path), Path(labels_path)
-    pixels = read_idx(images_path)
-    labels = read_idx(labels_path)
+    pixels, labels = read_idx(images_path), read_idx(labels_path)
     if pixels.dtype != np.uint8 or pixels.ndim < 2 or pixels.size == 0:
         raise DataError(f"{images_path}: expected uint8 images of shape (N, rows, cols) with "
                         f"N, rows, cols >= 1, found {pixels.dtype} of shape {pixels.shape}")
@@ -127,7 +92,7 @@ def load_idx_pair(images_path: str | os.PathLike[str], labels_path: str | os.Pat
     if len(pixels) != len(labels):
         raise DataError(f"{images_path} holds {len(pixels)} images but {labels_path} holds "
                         f"{len(labels)} labels; they must match one to one")
-    if labels.size and labels.min() < 0:
+    if labels.min() < 0:
         raise DataError(f"{labels_path}: labels must be non-negative, found {labels.min()}")
     images = pixels.reshape(len(pixels), -1).astype(np.float32)
     images /= np.float32(255)
@@ -135,7 +100,19 @@ def load_idx_pair(images_path: str | os.PathLike[str], labels_path: str | os.Pat
                    source=source if source is not None else f"{images_path} + {labels_path}")
 
 
-def _existing_dir(path: Path, origin: str) -> Path:
+def find_data_dir(explicit: str | os.PathLike[str] | None = None) -> Path | None:
+    """The dataset directory in the search order above, or ``None`` for the embedded subset.
+
+    Checks only that it exists (:class:`~mlpcore.errors.DataError` naming it and its origin).
+    """
+    if explicit is not None:
+        if os.fspath(explicit) == "":
+            raise DataError("'': the data directory path is empty")
+        path, origin = Path(explicit).expanduser(), "the argument"
+    elif os.environ.get(DATA_ENV_VAR, ""):
+        path, origin = Path(os.environ[DATA_ENV_VAR]).expanduser(), f"${DATA_ENV_VAR}"
+    else:
+        return DEBIAN_FASHION_MNIST if DEBIAN_FASHION_MNIST.is_dir() else None
     if not path.exists():
         raise DataError(f"{path}: data directory from {origin} does not exist")
     if not path.is_dir():
@@ -143,33 +120,9 @@ def _existing_dir(path: Path, origin: str) -> Path:
     return path
 
 
-def find_data_dir(explicit: str | os.PathLike[str] | None = None) -> Path | None:
-    """The dataset directory to use, or ``None`` for the embedded subset.
-
-    Search order: ``explicit``, then ``$MLPCORE_DATA``, then :data:`DEBIAN_FASHION_MNIST` if it
-    exists. An explicit path or ``$MLPCORE_DATA`` naming a missing directory raises
-    :class:`~mlpcore.errors.DataError`; the search never falls back past it. Only checks that the
-    directory exists; :func:`find_idx_file` looks for the files in it.
-    """
-    if explicit is not None:
-        if os.fspath(explicit) == "":
-            raise DataError("'': the data directory path is empty")
-        return _existing_dir(Path(explicit).expanduser(), "the argument")
-    from_env = os.environ.get(DATA_ENV_VAR, "")
-    if from_env:
-        return _existing_dir(Path(from_env).expanduser(), f"${DATA_ENV_VAR}")
-    if DEBIAN_FASHION_MNIST.is_dir():
-        return DEBIAN_FASHION_MNIST
-    return None
-
-
 def find_idx_file(directory: str | os.PathLike[str], name: str) -> Path:
-    """``directory/name`` or ``directory/name.gz``, whichever exists (the raw file if both).
-
-    Raises :class:`~mlpcore.errors.DataError` listing the names looked for when neither exists.
-    """
-    directory = Path(directory)
-    candidates = [directory / name, directory / f"{name}.gz"]
+    """``directory/name`` or else ``directory/name.gz``; a DataError naming both if neither."""
+    candidates = [Path(directory) / name, Path(directory) / f"{name}.gz"]
     for candidate in candidates:
         if candidate.is_file():
             return candidate
@@ -185,50 +138,28 @@ def embedded_data_dir() -> Path:
     return Path(location)
 
 
-def _check_validation_size(value: object) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise ValueError(f"validation_size must be a non-negative integer or None, got {value!r}")
-    if value < 0:
-        raise ValueError(f"validation_size must be a non-negative integer, got {value}")
-    return int(value)
-
-
-def _rows(dataset: Dataset, start: int, stop: int, source: str) -> Dataset:
-    return Dataset(images=dataset.images[start:stop], labels=dataset.labels[start:stop],
-                   source=source)
-
-
 def load_dataset(path: str | os.PathLike[str] | None = None, *,
                  validation_size: int | np.integer[Any] | None = None,
                  embedded: bool = False) -> Splits:
-    """Load a dataset directory, or the embedded subset, as training/validation/test sets.
+    """Load ``find_data_dir(path)``, or the embedded subset, as training/validation/test sets.
 
-    The directory is ``find_data_dir(path)``; with ``embedded=True``, or when the search finds
-    nothing, it is the embedded Fashion-MNIST subset. The last ``validation_size`` images of the
-    training file become ``valid`` and the ones before them ``train``; ``validation_size=0``
-    gives ``valid=None``. By default it is 10% of the training images, at most
-    :data:`DEFAULT_VALIDATION_SIZE`: 55,000 + 5,000 for (Fashion-)MNIST, 4,500 + 500 for the
-    embedded subset. Images are float32 (N, rows*cols) in [0, 1], labels int64 (N,).
-
-    Raises ``ValueError`` for a ``validation_size`` that is not a non-negative integer smaller
-    than the number of training images, or when both ``path`` and ``embedded=True`` are given;
-    :class:`~mlpcore.errors.DataError` for a missing directory or a missing or damaged file.
+    The last ``validation_size`` training images (default: 10%, at most 5,000) become ``valid``
+    (``None`` for 0), the ones before them ``train``. ``ValueError`` for a ``validation_size``
+    that is not a non-negative integer below the number of training images, or for both ``path``
+    and ``embedded=True``; :class:`~mlpcore.errors.DataError` for a missing or damaged file.
     """
-    wanted = _check_validation_size(validation_size)
-    if embedded:
-        if path is not None:
-            raise ValueError(f"pass a path ({os.fspath(path)!r}) or embedded=True, not both")
-        directory = None
-    else:
-        directory = find_data_dir(path)
+    if validation_size is not None and (isinstance(validation_size, bool)
+                                        or not isinstance(validation_size, int | np.integer)
+                                        or validation_size < 0):
+        raise ValueError("validation_size must be a non-negative integer or None, "
+                         f"got {validation_size!r}")
+    if embedded and path is not None:
+        raise ValueError(f"pass a path ({os.fspath(path)!r}) or embedded=True, not both")
+    directory = None if embedded else find_data_dir(path)
+    source = str(directory)
     if directory is None:
         directory = embedded_data_dir()
         source = f"embedded Fashion-MNIST subset ({directory})"
-    else:
-        source = str(directory)
-
     files = {key: find_idx_file(directory, name) for key, name in FILE_NAMES.items()}
     full = load_idx_pair(files["train_images"], files["train_labels"])
     test = load_idx_pair(files["test_images"], files["test_labels"],
@@ -236,13 +167,13 @@ def load_dataset(path: str | os.PathLike[str] | None = None, *,
     if full.images.shape[1] != test.images.shape[1]:
         raise DataError(f"{files['train_images']} has {full.images.shape[1]} pixels per image "
                         f"but {files['test_images']} has {test.images.shape[1]}")
-
     n = len(full)
-    n_valid = min(DEFAULT_VALIDATION_SIZE, n // 10) if wanted is None else wanted
+    n_valid = min(5000, n // 10) if validation_size is None else validation_size
     if n_valid >= n:
         raise ValueError(f"validation_size must be smaller than the {n} training images in "
                          f"{files['train_images']}, got {n_valid}")
-    n_train = n - n_valid
-    train = _rows(full, 0, n_train, f"{files['train_images']} [0:{n_train}]")
-    valid = _rows(full, n_train, n, f"{files['train_images']} [{n_train}:{n}]") if n_valid else None
+    n_train, origin = n - n_valid, files["train_images"]
+    train = Dataset(full.images[:n_train], full.labels[:n_train], f"{origin} [0:{n_train}]")
+    valid = (Dataset(full.images[n_train:], full.labels[n_train:], f"{origin} [{n_train}:{n}]")
+             if n_valid else None)
     return Splits(train=train, valid=valid, test=test, source=source)
