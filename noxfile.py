@@ -1,28 +1,59 @@
 """Developer sessions: ``nox -s tests``, ``nox -s lint``, ``nox -s bench``, ``nox -s conformance``.
 
+Virtual environments are made by uv, which hard-links every package from one cache: the seven
+environments of the README's test command hold torch and TensorFlow once on disk, and each
+conformance session installs only its own backend's framework.
+
 No session installs an unpinned ``torch``: on a CPU machine that resolves to several GB of CUDA
-packages. Backends that need torch pin the CPU build explicitly.
+packages. The CPU build is pinned by its local version label, so a machine without it (no
+``--find-links`` folder or PyTorch CPU index) fails at once instead of downloading CUDA.
 """
 
 from __future__ import annotations
+
+import os
+import subprocess
+import sys
 
 import nox
 import nox.command
 
 nox.options.sessions = ["tests", "lint"]
 nox.options.reuse_existing_virtualenvs = True
+nox.options.default_venv_backend = "uv"
 
 PYTHON = "3.11"
-TORCH_CPU = "torch==2.13.0"
-"""The CPU build, found locally; installed before anything that depends on torch."""
-FRAMEWORKS = (TORCH_CPU,)
-EXTRAS = "tensorflow-cpu"
+TORCH_CPU = "torch==2.13.0+cpu"
+TENSORFLOW = "tensorflow-cpu>=2.16"
+FRAMEWORKS = {"numpy": (), "torch": (TORCH_CPU,), "tensorflow": (TENSORFLOW,)}
+"""What each built-in backend needs beyond mlpcore's own dependencies."""
+
+
+def _pip_find_links() -> str:
+    """pip's ``find-links`` setting (environment or configuration files), which uv does not read:
+    on this kind of machine the CPU build of torch lies in such a folder."""
+    if os.environ.get("PIP_FIND_LINKS"):
+        return os.environ["PIP_FIND_LINKS"]
+    found = subprocess.run([sys.executable, "-m", "pip", "config", "get", "global.find-links"],
+                           capture_output=True, text=True, check=False)
+    return found.stdout.strip() if found.returncode == 0 else ""
+
+
+if "UV_FIND_LINKS" not in os.environ and _pip_find_links():
+    os.environ["UV_FIND_LINKS"] = _pip_find_links()
+
+
+def install(session: nox.Session, backends: tuple[str, ...], *extras: str) -> None:
+    """mlpcore (editable) with ``extras`` and the frameworks of ``backends``."""
+    frameworks = [f for backend in backends for f in FRAMEWORKS[backend]]
+    if frameworks:
+        session.install(*frameworks)
+    session.install("-e", f".[{','.join(extras)}]" if extras else ".")
 
 
 def install_all(session: nox.Session, *extras: str) -> None:
-    """mlpcore with every built-in backend's framework, torch pinned to its CPU build."""
-    session.install(*FRAMEWORKS)
-    session.install("-e", f".[{','.join((EXTRAS, *extras))}]")
+    """mlpcore with every built-in backend's framework."""
+    install(session, tuple(FRAMEWORKS), *extras)
 
 
 @nox.session(python=PYTHON)
@@ -35,7 +66,7 @@ def tests(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
     """ruff (style and bugs) and mypy --strict (types)."""
-    install_all(session, "lint", "test")
+    install(session, ("torch",), "lint", "test")  # mypy reads torch's types; TF has none
     session.run("ruff", "check", ".")
     session.run("mypy")
 
@@ -90,7 +121,7 @@ def conformance(session: nox.Session, backend: str) -> None:
     ``nox -s conformance`` runs every backend's session and ``conformance_matrix``; the report of
     each goes to ``build/conformance/<backend>.{json,md}``. Extra arguments go to pytest.
     """
-    install_all(session, "test")
+    install(session, (backend,), "test")
     session.run("pytest", "--pyargs", "mlpcore_conformance", "-p", "no:cacheprovider",
                 "--mlpcore-backend", backend, "--mlpcore-report",
                 f"build/conformance/{backend}", *session.posargs)
