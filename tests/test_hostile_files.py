@@ -156,6 +156,8 @@ CASES: list[tuple[str, Callable[[bytes], bytes], tuple[str, ...]]] = [
     ("unknown-dtype", edit(set_entry("dense_0/bias", dtype="Q7")),
      ("'dense_0/bias'", "unknown or unsupported dtype")),
     ("bf16-dtype", edit(set_entry("dense_0/bias", dtype="BF16")), ("'dense_0/bias'", "BF16")),
+    ("dtype-not-a-string", edit(set_entry("dense_0/bias", dtype=["F32"])),
+     ("'dense_0/bias'", "unknown or unsupported dtype ['F32']")),
     ("invalid-json", lambda d: join(b"{not json" + b" " * 7, b""), ("not valid JSON",)),
     ("header-not-object", lambda d: join(b"[1, 2, 3]", b""), ("not an object",)),
     ("non-utf8-header", non_utf8, ("not UTF-8",)),
@@ -213,6 +215,16 @@ def test_hostile_file_is_refused_and_assigns_nothing(
             attempt()
     for name, value in model.variables.items():
         np.testing.assert_array_equal(value, before[name])
+
+
+def test_a_repeated_key_among_many_is_found_in_linear_time(tmp_path: Path) -> None:
+    """200,000 keys (3 MB) and one repeated: refused at once (a quadratic search took minutes)."""
+    path = tmp_path / "keys.safetensors"
+    text = "{" + ", ".join(f'"k{i}": 0' for i in range(200_000)) + ', "k0": 0}'
+    path.write_bytes(join(text.encode(), b""))
+    with pytest.raises(CheckpointError, match="the key 'k0' more than once") as info:
+        read_checkpoint(path)
+    assert str(path) in str(info.value)
 
 
 def test_symlinked_checkpoint_is_refused(tmp_path: Path) -> None:

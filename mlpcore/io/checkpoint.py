@@ -12,6 +12,7 @@ hostile file allocates nothing, then the manifest, names, dtypes, shapes and che
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures
 import hashlib
 import itertools
@@ -260,7 +261,7 @@ def _entry(path: Path, name: str, entry: Any) -> Entry:
         raise CheckpointError(f"{where} must have exactly the keys dtype, shape and "
                               f"data_offsets, got {entry!r:.200}")
     dtype, shape, offsets = entry["dtype"], entry["shape"], entry["data_offsets"]
-    if dtype not in _DTYPES:
+    if not isinstance(dtype, str) or dtype not in _DTYPES:
         raise CheckpointError(f"{where} has unknown or unsupported dtype {dtype!r:.40} "
                               f"(known: {', '.join(_DTYPES)})")
     if not (isinstance(shape, list) and len(shape) <= MAX_RANK and all(map(_is_count, shape))):
@@ -482,9 +483,10 @@ def _problems_error(file: Path, summary: str, problems: list[str]) -> Checkpoint
 
 
 def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result, keys = dict(pairs), [key for key, _ in pairs]
-    if len(result) != len(keys):
-        repeated = next(key for index, key in enumerate(keys) if key in keys[:index])
+    """A JSON object's pairs as a dict; ``ValueError`` for a repeated key (found in O(n))."""
+    result = dict(pairs)
+    if len(result) < len(pairs):
+        repeated = collections.Counter(key for key, _ in pairs).most_common(1)[0][0]
         raise ValueError(f"it has the key {repeated!r} more than once")
     return result
 
