@@ -1,20 +1,6 @@
-"""Contract: what a backend is.
-
-A backend is an object satisfying :class:`Backend`. It offers the per-concept operations
-(:class:`~mlpcore.activations.ActivationOps`, :class:`~mlpcore.losses.LossOps`,
-:class:`~mlpcore.regularisers.RegulariserOps`, :class:`~mlpcore.dropout.DropoutOps`), which the
-conformance suite compares against a float64 reference, and it builds :class:`BackendModel` objects:
-the variables of one MLP held as the framework's own arrays.
-
-The core validates every user input before it reaches a backend (shapes, dtypes, label ranges,
-variable names and shapes), so a backend may assume well-formed arguments and the same bad input
-raises the same error whatever the backend.
-
-Arrays cross this boundary as NumPy arrays, in canonical layout (weights ``(fan_in, fan_out)``);
-a backend whose native layout differs converts at its own boundary. Training is the exception that
-keeps the hot loop native: :meth:`BackendModel.start_training` converts the training set once, and
-:meth:`Trainer.run` then executes a whole chunk of SGD steps in one call, so a framework that pays
-per call (a ``tf.function``) pays once per chunk rather than once per step.
+"""Contract: what a backend is (:class:`Backend`), the models it builds (:class:`BackendModel`)
+and the training runs they start (:class:`Trainer`). NumPy arrays in canonical layout cross this
+boundary, already validated by the core; see docs/contracts.md.
 """
 
 from __future__ import annotations
@@ -35,15 +21,8 @@ from mlpcore.regularisers import Regulariser, RegulariserOps
 from mlpcore.spec import DTypeName, MLPSpec
 from mlpcore.version import CONTRACT_VERSION
 
-__all__ = [
-    "CONTRACT_VERSION",
-    "Backend",
-    "BackendModel",
-    "Capability",
-    "Trainer",
-    "TrainingConfig",
-    "batch_blocks",
-]
+__all__ = ["CONTRACT_VERSION", "Backend", "BackendModel", "Capability", "Trainer",
+           "TrainingConfig", "batch_blocks"]
 
 FloatArray = npt.NDArray[np.floating]
 Targets = npt.NDArray[Any]
@@ -52,29 +31,17 @@ Targets = npt.NDArray[Any]
 class Capability(StrEnum):
     """Optional abilities a backend declares; tests skip on these, never on backend names."""
 
-    FLOAT64 = "float64"
-    """Models can be built in float64 as well as float32."""
-    GRADIENTS = "gradients"
-    """:meth:`BackendModel.loss_and_gradients` is implemented."""
-    NATIVE_DROPOUT = "native_dropout"
-    """Dropout masks can come from the framework's own RNG (``dropout_mode="native"``)."""
-    COMPILE = "compile"
-    """``TrainingConfig.compiled=True`` compiles the whole training step (e.g. ``torch.compile``,
-    XLA ``jit_compile``)."""
+    FLOAT64 = "float64"  # models in float64 as well as float32
+    GRADIENTS = "gradients"  # BackendModel.loss_and_gradients is implemented
+    NATIVE_DROPOUT = "native_dropout"  # masks from the framework's RNG (dropout_mode="native")
+    COMPILE = "compile"  # TrainingConfig.compiled=True compiles the whole training step
 
 
 @dataclass(frozen=True)
 class TrainingConfig:
-    """Everything about a training run that stays fixed while it runs.
-
-    ``seed`` keys the portable dropout masks: step ``s`` of the run uses
-    ``portable_keep_mask(seed, s, layer, ...)`` after hidden layer ``layer``.
-    ``method`` is one of the backend's :attr:`Backend.training_methods` (how gradients and updates
-    are computed: ``"manual"`` backprop, ``"autodiff"`` with a hand-written update, or the
-    framework's ``"optimizer"``), or ``None`` for the backend's default, its first method;
-    ``fit`` has already checked it. ``compiled`` asks for the
-    compiled step (only for backends with :attr:`Capability.COMPILE`).
-    """
+    """Everything fixed during a training run. ``seed`` keys the portable dropout masks (step
+    ``s`` uses ``portable_keep_mask(seed, s, layer, ...)``); ``method`` is one of
+    :attr:`Backend.training_methods`, ``None`` for the first; ``compiled`` needs ``COMPILE``."""
 
     loss: LossName
     optimizer: SGD
@@ -91,26 +58,15 @@ class Trainer(Protocol):
 
     def run(self, order: npt.NDArray[np.int64], batch_size: int,
             first_step: int) -> npt.NDArray[np.float64]:
-        """Run ``ceil(len(order) / batch_size)`` SGD steps and update the model's variables.
-
-        Step ``j`` uses the training rows ``order[j * batch_size:(j + 1) * batch_size]`` (the last
-        batch may be smaller) and is step number ``first_step + j`` of the run, which picks its
-        dropout masks. Returns each step's objective (batch-mean loss + penalties), before the
-        update, as float64 of shape (n_steps,).
-        """
-        ...
+        """Run ``ceil(len(order) / batch_size)`` SGD steps, step ``j`` on the rows
+        ``order[j * batch_size:(j + 1) * batch_size]`` numbered ``first_step + j``; each step's
+        objective (loss + penalties) before its update, float64 (n_steps,)."""
 
 
 def batch_blocks(order: npt.NDArray[np.int64], batch_size: int,
                  first_step: int) -> list[tuple[npt.NDArray[np.int64], int]]:
-    """The steps of one :meth:`Trainer.run` call as at most two rectangular blocks.
-
-    ``(order[:full * B].reshape(full, B), first_step)`` for the ``full = len(order) // B`` whole
-    batches, then ``(order[full * B:].reshape(1, r), first_step + full)`` for a short last batch
-    of ``r`` rows, each block with the step number of its first row. A trainer that runs a
-    ``(n_steps, batch)`` matrix of rows per framework call (one ``tf.function`` or ``jax.jit``
-    program per block shape) calls this instead of splitting by hand. Empty ``order``: ``[]``.
-    """
+    """One :meth:`Trainer.run` call's rows as at most two ``(rows (n_steps, batch), first step
+    number)`` blocks: the whole batches, then a short last batch (1, r). Empty ``order``: ``[]``."""
     order = np.asarray(order, dtype=np.int64)
     full, rest = divmod(len(order), batch_size)
     blocks: list[tuple[npt.NDArray[np.int64], int]] = []
@@ -130,37 +86,23 @@ class BackendModel(Protocol):
 
     def read_variables(self) -> dict[str, FloatArray]:
         """Copies of every variable as NumPy arrays in canonical layout, keyed by name."""
-        ...
 
     def write_variables(self, values: Mapping[str, FloatArray]) -> None:
-        """Replace every variable. ``values`` is complete, validated and already in ``dtype``.
-
-        All-or-nothing: convert everything first, assign only when every conversion succeeded.
-        """
-        ...
+        """Replace every variable (``values`` complete, validated, in ``dtype``); all-or-nothing."""
 
     def forward(self, x: FloatArray) -> FloatArray:
-        """Eval-mode outputs (logits) ``(N, n_outputs)`` for inputs ``(N, n_inputs)``."""
-        ...
+        """Eval-mode logits ``(N, n_outputs)`` for inputs ``(N, n_inputs)``."""
 
     def loss_and_gradients(
-        self,
-        x: FloatArray,
-        targets: Targets,
-        loss: LossName,
+        self, x: FloatArray, targets: Targets, loss: LossName,
         regularisers: Sequence[Regulariser] = (),
         keep_masks: Sequence[npt.NDArray[np.bool_]] | None = None,
     ) -> tuple[float, dict[str, FloatArray]]:
-        """The objective on one batch and its gradient for every variable, canonical layout.
-
-        ``keep_masks`` gives one boolean mask per hidden layer for training-mode dropout at rate
-        ``spec.dropout``; ``None`` means eval mode (no dropout).
-        """
-        ...
+        """The objective on one batch and every variable's gradient (canonical layout);
+        ``keep_masks``: one bool mask per hidden layer, ``None`` for eval mode."""
 
     def start_training(self, config: TrainingConfig, x: FloatArray, targets: Targets) -> Trainer:
         """Bind a training set (converted to native arrays once) and return a :class:`Trainer`."""
-        ...
 
 
 @runtime_checkable
@@ -171,8 +113,7 @@ class Backend(Protocol):
     contract_version: int
     capabilities: frozenset[str]
     training_methods: tuple[str, ...]
-    """The ways this backend can train, the default first: ``"manual"``, ``"autodiff"``,
-    ``"optimizer"``. All of them compute the same SGD update."""
+    """Default first: ``"manual"``, ``"autodiff"``, ``"optimizer"``; all the same SGD update."""
     activations: ActivationOps
     losses: LossOps
     regularisers: RegulariserOps
@@ -180,9 +121,7 @@ class Backend(Protocol):
 
     def framework_version(self) -> str:
         """The version of the framework underneath, for reports and checkpoints."""
-        ...
 
     def build(self, spec: MLPSpec, variables: Mapping[str, FloatArray],
               dtype: DTypeName) -> BackendModel:
         """A model with these starting variables (complete, validated, canonical layout, dtype)."""
-        ...

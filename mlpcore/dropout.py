@@ -1,20 +1,5 @@
-"""Contract: inverted dropout, and the portable masks every backend can reproduce.
-
-With rate ``p`` in [0, 1] and a keep-mask ``m`` whose entries are 1 with probability ``1 - p``::
-
-    training:  y = x * m / (1 - p)      for p < 1   (so E[y] = x)
-               y = 0                    for p = 1   (no division, no NaN)
-    eval:      y = x                    (the identity, whatever p is)
-
-Shapes: ``x`` is (N, D); the mask has the same shape. Gradients flow as ``dy/dx = m / (1 - p)``.
-
-Two sources of masks:
-
-* **portable** (the default): :func:`portable_keep_mask` draws the mask in NumPy from the Philox
-  stream ``(seed, DROPOUT, step, layer)``. Every backend gets exactly the same masks, so a run
-  is reproducible across frameworks.
-* **native**: the backend's own RNG, faster, reproducible only within that backend.
-"""
+"""Contract: inverted dropout ``y = x · m / (1 - p)`` in training (0 for ``p = 1``), the identity
+in eval mode, and the portable keep-masks every backend can reproduce. See docs/contracts.md."""
 
 from __future__ import annotations
 
@@ -26,14 +11,8 @@ import numpy.typing as npt
 from mlpcore.random import Purpose, stream
 from mlpcore.spec import check_rate
 
-__all__ = [
-    "DROPOUT_MODES",
-    "DropoutMode",
-    "DropoutOps",
-    "check_rate",
-    "keep_scale",
-    "portable_keep_mask",
-]
+__all__ = ["DROPOUT_MODES", "DropoutMode", "DropoutOps", "check_rate", "keep_scale",
+           "portable_keep_mask"]
 
 DropoutMode = Literal["portable", "native"]
 DROPOUT_MODES: tuple[str, ...] = get_args(DropoutMode)
@@ -46,11 +25,8 @@ def keep_scale(rate: float) -> float:
 
 def portable_keep_mask(seed: int, step: int, layer: int, shape: tuple[int, ...],
                        rate: float) -> npt.NDArray[np.bool_]:
-    """The keep-mask (True = kept) for dropout after hidden layer ``layer`` at training ``step``.
-
-    Entry ``u`` of a uniform [0, 1) draw keeps its unit when ``u >= p``, so ``p = 0`` keeps all and
-    ``p = 1`` keeps none.
-    """
+    """The keep-mask after hidden layer ``layer`` at training ``step``: ``u >= float32(p)`` for
+    ``u`` uniform float32 from ``stream(seed, DROPOUT, step, layer)``."""
     rate = check_rate(rate)
     uniform = stream(seed, Purpose.DROPOUT, step, layer).random(shape, dtype=np.float32)
     return uniform >= np.float32(rate)
@@ -58,11 +34,8 @@ def portable_keep_mask(seed: int, step: int, layer: int, shape: tuple[int, ...],
 
 @runtime_checkable
 class DropoutOps(Protocol):
-    """What a backend offers for dropout. Arrays cross as NumPy arrays.
-
-    ``apply`` raises ``ValueError`` for a rate outside [0, 1] or NaN. With ``keep_mask`` given it
-    must use exactly that mask; without it, it draws one from its native RNG seeded by ``seed``.
-    """
+    """A backend's dropout. ``ValueError`` for a rate outside [0, 1] or NaN; with ``keep_mask``
+    it uses exactly that mask, without one it draws from its native RNG seeded by ``seed``."""
 
     def apply(self, x: npt.NDArray[np.floating], rate: float, *, training: bool,
               keep_mask: npt.NDArray[np.bool_] | None = None,

@@ -1,25 +1,5 @@
-"""Contract: losses, averaged over the batch.
-
-``softmax_cross_entropy`` takes logits ``z`` of shape (N, K) and either integer labels ``y`` of
-shape (N,) with values in [0, K), or targets ``t`` of shape (N, K) (one-hot, or any rows of
-probabilities)::
-
-    L = -(1/N) * sum_n sum_k t_nk * log_softmax(z_n)_k
-    log_softmax(z)_k = z_k - max(z) - log(sum_j exp(z_j - max(z)))      (log-sum-exp, stable)
-    dL/dz_n = (s_n * softmax(z_n) - t_n) / N,    s_n = sum_k t_nk
-
-(s_n = 1 for labels, one-hot rows and probability rows, giving the familiar ``softmax - t``.)
-
-It is finite for logits as large as 1e30 and gives the same value for integer labels and their
-one-hot encoding.
-
-``mse`` takes outputs ``o`` and targets ``t`` of the same shape (N, K)::
-
-    L = (1/N) * sum_n (1/K) * sum_k (o_nk - t_nk)^2        dL/do = 2 (o - t) / (N K)
-
-i.e. the mean over every element, as in ``torch.nn.MSELoss`` and ``keras.losses.MeanSquaredError``.
-Values are returned as Python floats, gradients in the dtype of the outputs.
-"""
+"""Contract: batch-mean losses ``softmax_cross_entropy`` (stable log-sum-exp; integer labels (N,)
+or float targets (N, K)) and ``mse`` (the mean over every element). Maths: docs/contracts.md."""
 
 from __future__ import annotations
 
@@ -43,14 +23,12 @@ def check_loss(name: str) -> LossName:
 
 @runtime_checkable
 class LossOps(Protocol):
-    """What a backend offers for losses. Targets are integer labels (N,) or float arrays (N, K)."""
+    """A backend's losses. Targets are integer labels (N,) or float arrays (N, K)."""
 
     def value(self, name: LossName, outputs: npt.NDArray[np.floating],
               targets: npt.NDArray[Any]) -> float:
         """The batch-mean loss."""
-        ...
 
     def gradient(self, name: LossName, outputs: npt.NDArray[np.floating],
                  targets: npt.NDArray[Any]) -> npt.NDArray[np.floating]:
         """``dL/d outputs``, shape and dtype of ``outputs``."""
-        ...
