@@ -1,11 +1,5 @@
-"""Mini-batch SGD training: ``fit`` shuffles, batches, and hands each backend whole chunks of steps.
-
-Each epoch ``e`` visits the training rows in the order ``permutation(seed, SHUFFLE, e)``, in
-consecutive batches of ``batch_size`` (the last one may be smaller). The backend's
-:class:`~mlpcore.backend.Trainer` runs ``steps_per_call`` steps per call (default: the whole
-epoch), so per-call overhead is paid once per chunk. After every epoch the model is evaluated in
-eval mode on the training set (optional) and on the validation set.
-"""
+"""Mini-batch SGD: ``fit`` shuffles (:func:`epoch_order`), batches (the last one may be smaller)
+and hands the backend chunks of steps per call; see docs/contracts.md, "Training loop"."""
 
 from __future__ import annotations
 
@@ -19,7 +13,7 @@ import numpy as np
 
 from mlpcore.backend import Capability, TrainingConfig
 from mlpcore.dropout import DROPOUT_MODES, DropoutMode
-from mlpcore.losses import check_loss
+from mlpcore.losses import LossName, check_loss
 from mlpcore.model import MLP
 from mlpcore.optimizers import SGD
 from mlpcore.random import Purpose, stream
@@ -75,12 +69,14 @@ class History:
         return [e.valid_accuracy for e in self.epochs]
 
 
-def _split(data: Data, what: str) -> tuple[Any, Any]:
-    if isinstance(data, tuple):
-        if len(data) != 2:
-            raise ValueError(f"{what} must be (inputs, labels) or a Dataset")
-        return data
-    return data.images, data.labels
+def _checked(data: Data, what: str, model: MLP, loss: LossName) -> tuple[Any, Any]:
+    """``data`` as (inputs, targets) arrays checked for ``model``; errors name ``what``."""
+    if isinstance(data, tuple) and len(data) != 2:
+        raise ValueError(f"{what} data must be (inputs, labels) or a Dataset")
+    x, y = data if isinstance(data, tuple) else (data.images, data.labels)
+    x = check_inputs(x, model.spec.n_inputs, model.dtype, what=f"{what} inputs", finite=True)
+    return x, check_targets(y, x.shape[0], model.spec.n_outputs, loss, model.dtype,
+                            what=f"{what} labels")
 
 
 def _positive_int(value: int, what: str) -> int:
@@ -94,46 +90,28 @@ def epoch_order(seed: int, epoch: int, n_rows: int) -> np.ndarray[Any, np.dtype[
     return stream(seed, Purpose.SHUFFLE, epoch).permutation(n_rows).astype(np.int64)
 
 
-def fit(
-    model: MLP,
-    train: Data,
-    *,
-    loss: str = "softmax_cross_entropy",
-    optimizer: SGD | None = None,
-    regulariser: Regulariser | Sequence[Regulariser] | None = None,
-    epochs: int = 10,
-    batch_size: int = 64,
-    validation: Data | None = None,
-    seed: int | None = None,
-    dropout_mode: DropoutMode = "portable",
-    method: str | None = None,
-    compiled: bool = False,
-    steps_per_call: int | None = None,
-    train_accuracy: bool = True,
-    progress: ProgressCallback | None = None,
-    on_epoch: Callable[[EpochRecord], None] | None = None,
-) -> History:
+def fit(model: MLP, train: Data, *, loss: str = "softmax_cross_entropy",
+        optimizer: SGD | None = None,
+        regulariser: Regulariser | Sequence[Regulariser] | None = None,
+        epochs: int = 10, batch_size: int = 64, validation: Data | None = None,
+        seed: int | None = None, dropout_mode: DropoutMode = "portable",
+        method: str | None = None, compiled: bool = False, steps_per_call: int | None = None,
+        train_accuracy: bool = True, progress: ProgressCallback | None = None,
+        on_epoch: Callable[[EpochRecord], None] | None = None) -> History:
     """Train ``model`` in place with mini-batch SGD and return its :class:`History`.
 
-    ``train`` and ``validation`` are ``(inputs, labels)`` pairs or datasets with ``images`` and
-    ``labels``. ``seed`` (default: the model's seed) keys the shuffling and the portable dropout
-    masks. ``dropout_mode`` is ``"portable"`` (same masks on every backend) or ``"native"``
-    (the framework's RNG). ``method`` picks one of ``model.backend.training_methods`` (default:
-    the first); ``compiled=True`` asks a backend with the ``compile`` capability to compile its
-    whole step. ``on_epoch`` is called with each epoch's record as soon as it is known.
+    ``train`` and ``validation`` are ``(inputs, labels)`` pairs or have ``images`` and ``labels``.
+    ``seed`` (default: the model's) keys the shuffling and the portable dropout masks. Every
+    argument is described in docs/user-guide.md, "Training" and "Training methods".
     """
     loss_name = check_loss(loss)
     optimizer = SGD() if optimizer is None else optimizer
     if not isinstance(optimizer, SGD):
         raise TypeError(f"optimizer must be an mlpcore.SGD, got {optimizer!r}")
-    if regulariser is None:
-        regularisers: tuple[Regulariser, ...] = ()
-    elif isinstance(regulariser, L1 | L2):
-        regularisers = (regulariser,)
-    elif (isinstance(regulariser, Sequence) and not isinstance(regulariser, str)
-          and all(isinstance(r, L1 | L2) for r in regulariser)):
-        regularisers = tuple(regulariser)
-    else:
+    given = () if regulariser is None else regulariser
+    items = list(given) if isinstance(given, Sequence) and not isinstance(given, str) else [given]
+    regularisers = tuple(r for r in items if isinstance(r, L1 | L2))
+    if len(regularisers) != len(items):
         raise TypeError("regulariser must be mlpcore.L1(λ), mlpcore.L2(λ), a list of them or "
                         f"None, got {regulariser!r}")
     epochs = _positive_int(epochs, "epochs")
@@ -151,26 +129,12 @@ def fit(
                          f"{', '.join(map(repr, methods))}, not {method!r}")
     if compiled and Capability.COMPILE not in model.backend.capabilities:
         raise ValueError(f"backend {model.backend.name!r} has no compiled training mode")
-
-    spec = model.spec
-    x_raw, y_raw = _split(train, "train")
-    x = check_inputs(x_raw, spec.n_inputs, model.dtype, what="training inputs", finite=True)
-    y = check_targets(y_raw, x.shape[0], spec.n_outputs, loss_name, model.dtype,
-                      what="training labels")
-    valid: tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]] | None = None
-    if validation is not None:
-        vx_raw, vy_raw = _split(validation, "validation")
-        vx = check_inputs(vx_raw, spec.n_inputs, model.dtype, what="validation inputs",
-                          finite=True)
-        valid = (vx, check_targets(vy_raw, vx.shape[0], spec.n_outputs, loss_name, model.dtype,
-                                   what="validation labels"))
+    x, y = _checked(train, "training", model, loss_name)
+    valid = None if validation is None else _checked(validation, "validation", model, loss_name)
     n_steps = math.ceil(x.shape[0] / batch_size)
-    chunk = n_steps if steps_per_call is None else _positive_int(steps_per_call,
-                                                                   "steps_per_call")
-
+    chunk = n_steps if steps_per_call is None else _positive_int(steps_per_call, "steps_per_call")
     config = TrainingConfig(loss=loss_name, optimizer=optimizer, regularisers=regularisers,
-                            dropout_mode=dropout_mode, seed=seed, method=method,
-                            compiled=compiled)
+                            dropout_mode=dropout_mode, seed=seed, method=method, compiled=compiled)
     trainer = model.native.start_training(config, x, y)
     history = History()
     for epoch in range(epochs):
@@ -185,14 +149,10 @@ def fit(
         epoch_loss = float(np.mean(np.concatenate(losses)))
         train_acc = model.evaluate(x, y, loss_name).accuracy if train_accuracy else None
         valid_eval = model.evaluate(valid[0], valid[1], loss_name) if valid else None
-        record = EpochRecord(
-            epoch=epoch + 1,
-            loss=epoch_loss,
-            train_accuracy=train_acc,
-            valid_accuracy=None if valid_eval is None else valid_eval.accuracy,
-            valid_loss=None if valid_eval is None else valid_eval.loss,
-            seconds=time.perf_counter() - started,
-        )
+        record = EpochRecord(epoch=epoch + 1, loss=epoch_loss, train_accuracy=train_acc,
+                             valid_accuracy=None if valid_eval is None else valid_eval.accuracy,
+                             valid_loss=None if valid_eval is None else valid_eval.loss,
+                             seconds=time.perf_counter() - started)
         history.epochs.append(record)
         if on_epoch is not None:
             on_epoch(record)
