@@ -484,7 +484,7 @@ def test_huge_header_length_fails_before_reading(
     def refuse(*args: object) -> None:
         raise AssertionError("the file body should not have been read")
 
-    monkeypatch.setattr(checkpoint, "read_tensors", refuse)
+    monkeypatch.setattr(checkpoint.mmap, "mmap", refuse)
     assert_checkpoint_error(path, "header length", str(2**63))
 
 
@@ -588,7 +588,7 @@ def test_integer_tensor(tmp_path: Path) -> None:
     manifest = manifest_for(values)
     values["dense_1/bias"] = np.arange(3, dtype=np.int32)
     path = write_raw(tmp_path / "int.safetensors", values, manifest)
-    assert_checkpoint_error(path, "'dense_1/bias' is I32")
+    assert_checkpoint_error(path, "'dense_1/bias' is int32")
 
 
 def test_tensor_shape_differs_from_manifest(tmp_path: Path) -> None:
@@ -705,7 +705,6 @@ def test_a_subclass_that_overrides_read_variables_alone_is_saved_from_it(
     plain = model.variables
     for cls in (Shifted, ShiftedWithViews):
         model.native = cls(SPEC, plain, "float32")
-        assert checkpoint._has_own_views(model.native) == (cls is ShiftedWithViews)
         data = read_checkpoint(save(model, tmp_path / f"{cls.__name__}.safetensors")).variables
         for name, value in plain.items():
             np.testing.assert_array_equal(data[name], value + 1)

@@ -2,10 +2,9 @@
 
 A writer (safetensors, ``torch.save``, TensorFlow) writes into a private folder
 ``.<target name>.<random>.tmp`` beside the target; its files are ``fsync``-ed, renamed over
-their targets in order, and the folder ``fsync``-ed. A failed save leaves the previous files and
-no temporary folder (a killed one at worst that folder). When one of several renames fails, the
-files already renamed are put back from hard links, so a pair (TensorFlow's data and index) is
-never left mixed. Readers of the old file (open or memory-mapped) keep its bytes.
+their targets in order (if one rename fails, those done are put back from hard links, so
+TensorFlow's data and index are never mixed), and the folder is ``fsync``-ed. A failed save
+leaves the previous files and no temporary folder (a killed one at worst that folder).
 """
 
 from __future__ import annotations
@@ -21,32 +20,24 @@ from typing import Final
 
 from mlpcore.errors import CheckpointError
 
-__all__ = ["TEMP_SUFFIX", "check_target", "fsync", "write_atomically"]
+__all__ = ["TEMP_SUFFIX", "fsync", "write_atomically"]
 
 TEMP_SUFFIX: Final = ".tmp"
-Moves = list[tuple[Path, Path]]
 
 
-def check_target(target: Path, what: str = "checkpoint") -> None:
-    """Refuse a target whose folder is missing, that is a directory, or that is a symlink."""
-    if not target.parent.is_dir():
-        problem = "is not a directory" if target.parent.exists() else "does not exist"
-        raise CheckpointError(f"cannot save {what} {target}: {target.parent} {problem}")
-    if target.is_symlink():
-        raise CheckpointError(
-            f"cannot save {what} {target}: it is a symbolic link (to {os.readlink(target)}); "
-            "mlpcore replaces files, never writes through links: pass the real path")
-    if target.is_dir():
-        raise CheckpointError(f"cannot save {what} {target}: it is a directory")
-
-
-def write_atomically(target: Path, write: Callable[[Path], Moves], *, what: str = "checkpoint",
+def write_atomically(target: Path, write: Callable[[Path], list[tuple[Path, Path]]], *,
                      errors: tuple[type[Exception], ...] = ()) -> Path:
     """Replace ``target`` with what ``write(folder)`` writes into a fresh folder; it returns
     ``(written file, final path)`` pairs, renamed in order. ``OSError`` and ``errors`` (a
     framework's write errors) become a one-line :class:`CheckpointError` naming ``target``.
     An existing target's permission bits are kept; new files get 0644."""
-    check_target(target, what)
+    problem = (f"{target.parent} is not a directory" if target.parent.exists() else
+               f"{target.parent} does not exist") if not target.parent.is_dir() else (
+        f"it is a symbolic link (to {os.readlink(target)}); mlpcore replaces files, never "
+        "writes through links: pass the real path") if target.is_symlink() else (
+        "it is a directory" if target.is_dir() else None)
+    if problem:
+        raise CheckpointError(f"cannot save checkpoint {target}: {problem}")
     try:
         mode = target.stat().st_mode & 0o7777
     except OSError:
@@ -62,7 +53,7 @@ def write_atomically(target: Path, write: Callable[[Path], Moves], *, what: str 
             os.chmod(written, mode)
         _rename_all(moves, folder)
     except caught as error:
-        raise CheckpointError(f"cannot save {what} {target}: {_reason(error)}") from error
+        raise CheckpointError(f"cannot save checkpoint {target}: {_reason(error)}") from error
     finally:
         if folder is not None:
             shutil.rmtree(folder, ignore_errors=True)
@@ -80,7 +71,7 @@ def fsync(path: Path, flags: int = 0) -> None:
         os.close(fd)
 
 
-def _rename_all(moves: Moves, folder: Path) -> None:
+def _rename_all(moves: list[tuple[Path, Path]], folder: Path) -> None:
     """Rename each pair in order; if one fails, undo those done."""
     undo: list[tuple[Path, Path | None]] = []  # final path, its old file kept (None: remove)
     try:
@@ -106,7 +97,6 @@ def _reason(error: BaseException) -> str:
         return error.strerror
     lines = str(getattr(error, "message", error)).strip().splitlines() or [""]
     line = next((line for line in lines if TEMP_SUFFIX + "/" in line), lines[0])
-    after = line.split(TEMP_SUFFIX + "/")[-1]
-    if TEMP_SUFFIX + "/" in line and re.search(r"[;:] ", after):
-        line = re.split(r"[;:] ", after, maxsplit=1)[-1]
+    if TEMP_SUFFIX + "/" in line:
+        line = re.split(r"[;:] ", line.split(TEMP_SUFFIX + "/")[-1], maxsplit=1)[-1]
     return f"{type(error).__name__}: {line.split(' [Op:')[0].strip()}"

@@ -1,14 +1,15 @@
 """Checkpoint formats (:class:`~mlpcore.hookspecs.FormatEntry`): read, written, loaded, converted.
 
 Built in: ``"mlpcore"`` (:mod:`mlpcore.io.checkpoint`) and ``"safetensors"`` (plain, its header
-checked the same way). Plugins add more through the ``mlpcore_checkpoint_formats`` hook, called
-by :func:`mlpcore.registry.call_hook` (a failing plugin is named in "unknown format" errors,
-never fatal). No framework is imported until a format's reader or writer runs. Readers and
-writers convert layouts at their own boundary; names are mapped here (:mod:`mlpcore.io.namemap`).
+checked the same way); plugins add more through the ``mlpcore_checkpoint_formats`` hook (a
+failing plugin is named in "unknown format" errors, never fatal). No framework is imported until
+a format's reader or writer runs; they convert layouts, names are mapped here
+(:mod:`mlpcore.io.namemap`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib
 import importlib.util
@@ -23,7 +24,7 @@ import numpy.typing as npt
 from mlpcore.errors import CheckpointError
 from mlpcore.hookspecs import FormatEntry
 from mlpcore.io import checkpoint as ckpt
-from mlpcore.io.namemap import CANONICAL, complete_model, select, spec_from
+from mlpcore.io.namemap import collisions, complete_model, select, spec_from
 from mlpcore.registry import call_hook
 from mlpcore.spec import check_dtype
 
@@ -37,15 +38,16 @@ __all__ = ["BUILTIN_FORMATS", "convert", "default_map", "detect_format", "export
 PathArg = str | os.PathLike[str]
 Arrays = dict[str, npt.NDArray[Any]]
 _HERE: Final = "mlpcore.io.interop"
+_CANONICAL_MAP: Final = "mlpcore.io.namemap:canonical_map"
 
 BUILTIN_FORMATS: Final = (
     FormatEntry(name="mlpcore", description="mlpcore checkpoint: safetensors with a manifest "
                 "(mlpcore.save)", reader=f"{_HERE}:read_mlpcore", sniff=f"{_HERE}:sniff_mlpcore",
-                default_map=f"{_HERE}:canonical_map", extensions=(".safetensors",)),
+                default_map=_CANONICAL_MAP, extensions=(".safetensors",)),
     FormatEntry(name="safetensors", description="plain safetensors file without an mlpcore "
-                "manifest", reader=f"{_HERE}:read_safetensors", sniff=f"{_HERE}:sniff_safetensors",
-                writer="mlpcore.io.checkpoint:write_safetensors",
-                default_map=f"{_HERE}:canonical_map", extensions=(".safetensors",)),
+                "manifest", reader=f"{_HERE}:read_plain", sniff=f"{_HERE}:sniff_plain",
+                writer="mlpcore.io.checkpoint:write_safetensors", default_map=_CANONICAL_MAP,
+                extensions=(".safetensors",)),
 )
 
 
@@ -57,17 +59,13 @@ def _discover() -> tuple[dict[str, FormatEntry], tuple[str, ...]]:
     for label, offered in call_hook("mlpcore_checkpoint_formats"):
         if isinstance(offered, Exception):
             failures.append(f"{label}: {type(offered).__name__}: {offered}")
-            continue
-        if not isinstance(offered, list | tuple) or not all(
+        elif not isinstance(offered, list | tuple) or not all(
                 isinstance(e, FormatEntry) for e in offered):
             failures.append(f"{label}: mlpcore_checkpoint_formats() must return a list of "
                             "FormatEntry")
-            continue
-        for entry in offered:
-            if entry.name in entries:
-                failures.append(f"{label}: format {entry.name!r} is already provided")
-            else:
-                entries[entry.name] = entry
+        else:  # the first plugin to offer a name keeps it
+            failures += [f"{label}: format {e.name!r} is already provided" for e in offered
+                         if entries.setdefault(e.name, e) is not e]
     return entries, tuple(failures)
 
 
@@ -77,8 +75,8 @@ def formats() -> dict[str, FormatEntry]:
 
 
 def _resolve(reference: str, entry: FormatEntry) -> Callable[..., Any]:
-    if entry.framework is not None and importlib.util.find_spec(
-            entry.framework.partition(".")[0]) is None:
+    """``entry``'s callable ``"module:attribute"``, once its framework is found installed."""
+    if entry.framework and importlib.util.find_spec(entry.framework.partition(".")[0]) is None:
         raise CheckpointError(f"the {entry.name} format needs {entry.framework}, which is not "
                               "installed; install it with: "
                               f"{entry.install_hint or f'pip install {entry.framework}'}")
@@ -87,31 +85,24 @@ def _resolve(reference: str, entry: FormatEntry) -> Callable[..., Any]:
     return function
 
 
-def _format_of(path: Path, format: str | None, writing: bool = False) -> FormatEntry:
-    if format is None:
-        return detect_format(path, writing=writing)
+def detect_format(path: PathArg, *, writing: bool = False,
+                  format: str | None = None) -> FormatEntry:
+    """The format named ``format``, else that of ``path``: by its contents when reading
+    (sniffers in order, built-in first), else by the first format claiming its extension."""
+    file = Path(os.fspath(path))
     known, failures = _discover()
-    if format not in known:
+    if format is not None and format not in known:
         failed = f"; plugins that failed: {'; '.join(failures)}" if failures else ""
         raise CheckpointError(f"unknown checkpoint format {format!r}; known formats: "
                               f"{', '.join(known)}{failed}")
-    return known[format]
-
-
-def detect_format(path: PathArg, *, writing: bool = False) -> FormatEntry:
-    """The format of ``path``: by its contents when reading (sniffers in order, built-in
-    first), else by the first format claiming its extension."""
-    file = Path(os.fspath(path))
-    known = _discover()[0]
-    if not writing:
-        for entry in known.values():
-            try:
-                if entry.sniff is not None and _resolve(entry.sniff, entry)(file):
-                    return entry
-            except Exception:  # a sniffer that fails does not recognise the file
-                continue
-        if not (file.exists() or file.is_symlink() or Path(f"{file}.index").exists()):
-            raise CheckpointError(f"checkpoint {file} does not exist")
+    if format is not None:
+        return known[format]
+    for entry in known.values() if not writing else ():
+        with contextlib.suppress(Exception):  # a sniffer that fails does not recognise the file
+            if entry.sniff is not None and _resolve(entry.sniff, entry)(file):
+                return entry
+    if not (writing or file.exists() or file.is_symlink() or Path(f"{file}.index").exists()):
+        raise CheckpointError(f"checkpoint {file} does not exist")
     for entry in known.values():
         if file.name.lower().endswith(entry.extensions or ("\0",)):
             return entry
@@ -125,7 +116,7 @@ def detect_format(path: PathArg, *, writing: bool = False) -> FormatEntry:
 def read_variables(path: PathArg, *, format: str | None = None) -> Arrays:
     """The variables of the checkpoint at ``path`` under their own names, canonical layout."""
     file = Path(os.fspath(path))
-    entry = _format_of(file, format)
+    entry = detect_format(file, format=format)
     if entry.reader is None:
         raise CheckpointError(f"the {entry.name} format cannot be read")
     result: Arrays = _resolve(entry.reader, entry)(file)
@@ -134,9 +125,8 @@ def read_variables(path: PathArg, *, format: str | None = None) -> Arrays:
 
 def default_map(entry: FormatEntry, names: list[str]) -> dict[str, str] | None:
     """The format's own source -> canonical map for ``names``, ``None`` when they do not fit."""
-    if entry.default_map is None:
-        return None
-    result: dict[str, str] | None = _resolve(entry.default_map, entry)(names)
+    result: dict[str, str] | None = None if entry.default_map is None else _resolve(
+        entry.default_map, entry)(names)
     return result
 
 
@@ -145,10 +135,10 @@ def import_variables(path: PathArg, *, format: str | None = None,
     """The variables of a whole MLP from ``path``, canonical names; ``name_map`` (source ->
     canonical) is needed when the names do not follow the format's convention."""
     file = Path(os.fspath(path))
-    entry = _format_of(file, format)
+    entry = detect_format(file, format=format)
     source = read_variables(file, format=entry.name)
-    default = None if name_map is not None else default_map(entry, list(source))
-    return complete_model(file, source, name_map, default, f"{entry.name} ({entry.description})")
+    return complete_model(file, source, default_map(entry, list(source)) if name_map is None
+                          else name_map, f"{entry.name} ({entry.description})")
 
 
 def import_model(path: PathArg, backend: str | Backend | None = None, *,
@@ -160,14 +150,14 @@ def import_model(path: PathArg, backend: str | Backend | None = None, *,
     from mlpcore.model import MLP
 
     file = Path(os.fspath(path))
-    entry = _format_of(file, format)
+    entry = detect_format(file, format=format)
     if entry.name == "mlpcore" and name_map is None and activation is None:
         return ckpt.load(file, backend, dtype=dtype)
+    if activation is None and entry.name != "mlpcore":
+        raise CheckpointError(
+            f"checkpoint {file} is in the {entry.name} format, which does not record the "
+            "activation; pass activation='relu', 'sigmoid' or 'tanh' (--activation)")
     if activation is None:
-        if entry.name != "mlpcore":
-            raise CheckpointError(
-                f"checkpoint {file} is in the {entry.name} format, which does not record the "
-                "activation; pass activation='relu', 'sigmoid' or 'tanh' (--activation)")
         activation = ckpt.read_checkpoint(file).spec.activation
     values = import_variables(file, format=entry.name, name_map=name_map)
     wide = {array.dtype for array in values.values()} == {np.dtype("float64")}
@@ -179,17 +169,13 @@ def import_model(path: PathArg, backend: str | Backend | None = None, *,
 
 def load_into(model: MLP, path: PathArg, *, include: Collection[str] | None = None,
               name_map: Mapping[str, str] | None = None, format: str | None = None) -> None:
-    """Replace ``model``'s variables with the checkpoint's (any format), all or nothing.
-
-    Without ``include`` and ``name_map`` the checkpoint must hold exactly the model's variables.
-    For finetuning, ``name_map`` (checkpoint name -> model name) takes exactly the mapped ones
-    and ``include`` (model names) keeps only those. Every misfit is listed in one
-    :class:`CheckpointError` naming the file; nothing is assigned then.
-    """
+    """Replace ``model``'s variables with the checkpoint's (any format), all or nothing: all of
+    them, or (finetuning) exactly those ``name_map`` maps (checkpoint name -> model name) and
+    ``include`` names. Every misfit is listed in one :class:`CheckpointError` naming the file."""
     file = Path(os.fspath(path))
     whole = include is None and name_map is None
     try:
-        entry = _format_of(file, format)
+        entry = detect_format(file, format=format)
     except CheckpointError:
         if format is not None or not whole:
             raise
@@ -204,14 +190,11 @@ def load_into(model: MLP, path: PathArg, *, include: Collection[str] | None = No
     expected = model.spec.variable_shapes()
     chosen = select(file, source, expected, include=include, name_map=name_map,
                     default=default_map(entry, list(source)) if name_map is None else None)
-    missing = [name for name in expected if name not in chosen]
-    if whole and missing:
+    if whole and (missing := [name for name in expected if name not in chosen]):
         raise CheckpointError(f"checkpoint {file} does not fit the model with sizes "
                               f"{ckpt.shape_text(model.spec.sizes)}: missing {', '.join(missing)}; "
                               "pass include=[...] or a name_map to load only some variables")
-    values = model.variables
-    values.update(ckpt.cast_variables(file, chosen, dtype))
-    model.assign(values)
+    model.assign({**model.variables, **ckpt.cast_variables(file, chosen, dtype)})
 
 
 def export_checkpoint(model: MLP, path: PathArg, *, format: str | None = None,
@@ -219,11 +202,11 @@ def export_checkpoint(model: MLP, path: PathArg, *, format: str | None = None,
     """Write ``model``'s variables to ``path`` in ``format`` (default: by the extension);
     ``name_map`` maps every canonical name to the stored one (default: the format's own)."""
     file = Path(os.fspath(path))
-    entry = _format_of(file, format, writing=True)
+    entry = detect_format(file, writing=True, format=format)
+    if entry.name == "mlpcore" and name_map is not None:
+        raise CheckpointError(f"cannot save {file}: an mlpcore checkpoint always uses "
+                              "canonical names, so it takes no name map")
     if entry.name == "mlpcore":
-        if name_map is not None:
-            raise CheckpointError(f"cannot save {file}: an mlpcore checkpoint always uses "
-                                  "canonical names, so it takes no name map")
         return ckpt.save(model, file)
     if entry.writer is None:
         raise CheckpointError(f"cannot save {file}: the {entry.name} format cannot be written")
@@ -231,15 +214,12 @@ def export_checkpoint(model: MLP, path: PathArg, *, format: str | None = None,
     names = dict(name_map) if name_map is not None else (
         _resolve(entry.export_names, entry)(list(variables)) if entry.export_names
         else {n: n for n in variables})
-    missing = [n for n in variables if n not in names]
-    unknown = [n for n in names if n not in variables]
-    if missing or unknown:
-        raise CheckpointError(
-            f"cannot save {file}: the export name map must map every canonical variable"
-            + (f"; not mapped: {', '.join(missing)}" if missing else "")
-            + (f"; not variables of the model: {', '.join(unknown)}" if unknown else ""))
-    if len(set(names.values())) != len(names):
-        raise CheckpointError(f"cannot save {file}: the export name map gives one name twice")
+    problems = [f"{n!r} is not mapped" for n in variables if n not in names]
+    problems += [f"{n!r} is not a variable of the model" for n in names if n not in variables]
+    if problems := problems + collisions(names):
+        raise CheckpointError(f"cannot save {file}: the export name map must map every "
+                              "canonical variable to its own name:\n"
+                              + "\n".join(f"  - {p}" for p in problems))
     _resolve(entry.writer, entry)(file, {names[n]: variables[n] for n in variables})
     return file
 
@@ -250,44 +230,31 @@ def convert(source: PathArg, target: PathArg, *, source_format: str | None = Non
     """Convert ``source`` to ``target`` (formats by contents or extension); ``name_map``:
     source -> canonical, ``export_map``: canonical -> target; an mlpcore target from a foreign
     file needs ``activation``."""
-    src = Path(os.fspath(source))
-    entry = _format_of(src, source_format)
-    target_entry = _format_of(Path(os.fspath(target)), target_format, writing=True)
+    entry = detect_format(source, format=source_format)
+    target_entry = detect_format(target, writing=True, format=target_format)
     if activation is None and target_entry.name != "mlpcore":
         activation = "relu"  # not stored by the target format, only needed to build the model
-    model = import_model(src, "numpy", format=entry.name, name_map=name_map,
+    model = import_model(source, "numpy", format=entry.name, name_map=name_map,
                          activation=activation)
     return export_checkpoint(model, target, format=target_entry.name, name_map=export_map)
 
 
-# --- the built-in formats ---------------------------------------------------------------------
+# --- the built-in formats' readers and sniffers (a sniffer that raises says no) ---------------
 
 
 def read_mlpcore(path: Path) -> Arrays:
-    """Reader of ``mlpcore``: the verified variables of :func:`read_checkpoint`."""
+    """The verified variables of :func:`~mlpcore.io.checkpoint.read_checkpoint`."""
     return dict(ckpt.read_checkpoint(path, mmap=True).variables)
 
 
-def _sniff(path: Path, manifest: bool) -> bool:
-    """A safetensors file with (``manifest``) or without an mlpcore manifest."""
-    try:
-        with ckpt.open_regular(path) as stream:
-            metadata, _ = ckpt.read_header(stream, path)
-    except CheckpointError:
-        return False
-    return (ckpt.MANIFEST_KEY in metadata) == manifest
+def read_plain(path: Path) -> Arrays:
+    """Copies of every tensor of a plain safetensors file, its header checked first."""
+    return {name: np.array(array) for name, array in ckpt.read_safetensors(path)[1].items()}
 
 
-sniff_mlpcore = functools.partial(_sniff, manifest=True)
-sniff_safetensors = functools.partial(_sniff, manifest=False)
+def sniff_mlpcore(path: Path) -> bool:
+    return ckpt.MANIFEST_KEY in ckpt.read_safetensors(path)[0]
 
 
-def read_safetensors(path: Path) -> Arrays:
-    """Reader of plain safetensors: every tensor, its header checked first."""
-    with ckpt.open_regular(path) as stream:
-        return ckpt.read_tensors(stream, path, ckpt.read_header(stream, path)[1])
-
-
-def canonical_map(names: list[str]) -> dict[str, str] | None:
-    """The identity map when every name is canonical, else ``None``."""
-    return {n: n for n in names} if all(CANONICAL.match(n) for n in names) else None
+def sniff_plain(path: Path) -> bool:
+    return ckpt.MANIFEST_KEY not in ckpt.read_safetensors(path)[0]

@@ -16,8 +16,8 @@ from mlpcore.errors import CheckpointError
 from mlpcore.io.checkpoint import shape_text
 from mlpcore.spec import MLPSpec, bias_name, weights_name
 
-__all__ = ["CANONICAL", "complete_model", "format_map", "parse_map", "select", "spec_from",
-           "suggest_map"]
+__all__ = ["CANONICAL", "canonical_map", "collisions", "complete_model", "format_map",
+           "parse_map", "select", "spec_from", "suggest_map"]
 
 CANONICAL: Final = re.compile(r"^dense_(0|[1-9][0-9]*)/(weights|bias)$")
 """A canonical variable name; group 1 is the layer index, group 2 the kind."""
@@ -35,6 +35,11 @@ def parse_map(pairs: Collection[str]) -> dict[str, str]:
             raise ValueError(f"the name map gives {old!r} twice")
         result[old] = new
     return result
+
+
+def canonical_map(names: list[str]) -> dict[str, str] | None:
+    """The identity map when every name is canonical, else ``None``."""
+    return {n: n for n in names} if all(CANONICAL.match(n) for n in names) else None
 
 
 def suggest_map(shapes: Mapping[str, tuple[int, ...]]) -> dict[str, str]:
@@ -64,7 +69,7 @@ def suggest_map(shapes: Mapping[str, tuple[int, ...]]) -> dict[str, str]:
 
 def format_map(name_map: Mapping[str, str], shapes: Mapping[str, tuple[int, ...]] | None = None,
                ) -> str:
-    """``name_map`` as CLI flags and as a Python dict, for an error message."""
+    """``name_map`` as a Python dict and as CLI flags, for an error message."""
     if not name_map:
         return "  (no suggestion: no 2-D tensor to start from)"
     width = max(len(k) for k in name_map) + 2
@@ -75,6 +80,60 @@ def format_map(name_map: Mapping[str, str], shapes: Mapping[str, tuple[int, ...]
     return "  name_map = {\n" + "\n".join(lines) + "\n  }\n  or on the command line:\n    " + flags
 
 
+def collisions(name_map: Mapping[str, str]) -> list[str]:
+    """A problem for each name that ``name_map`` gives to two sources."""
+    seen: dict[str, str] = {}
+    return [f"{seen[new]!r} and {old!r} are both mapped to {new!r}" for old, new in
+            name_map.items() if seen.setdefault(new, old) != old]
+
+
+def complete_model(file: Path, source: Mapping[str, Any], name_map: Mapping[str, str] | None,
+                   convention: str) -> dict[str, Any]:
+    """The variables of a whole MLP, canonical names, from ``source`` through ``name_map``
+    (``None``: the names do not follow the format's ``convention``)."""
+    if name_map is None:
+        raise _suggestion_error(file, f"checkpoint {file}: its variable names do not follow the "
+                                f"{convention} convention; pass a name map (source name -> "
+                                "dense_i/weights or dense_i/bias)", source)
+    problems = [f"{old!r} is not in the file" for old in name_map if old not in source]
+    problems += [f"{old!r} -> {new!r}: {new!r} is not a canonical name (dense_i/weights or "
+                 "dense_i/bias)" for old, new in name_map.items() if not CANONICAL.match(new)]
+    problems += collisions(name_map)
+    values = {new: source[old] for old, new in name_map.items() if old in source}
+    problems = problems or _model_problems(values)
+    if problems:
+        raise _suggestion_error(file, "\n".join([f"checkpoint {file}: the name map does not "
+                                                 "give a whole MLP:",
+                                                 *(f"  - {p}" for p in problems)]), source)
+    return values
+
+
+def _model_problems(values: Mapping[str, Any]) -> list[str]:
+    """What keeps ``values`` (canonical names) from being a whole MLP, whose layer ``i`` has
+    weights (d_i, d_{i+1}) and bias (d_{i+1},)."""
+    layers = 1 + max((int(m[1]) for n in values if (m := CANONICAL.match(n))), default=-1)
+    names = [name for i in range(layers) for name in (weights_name(i), bias_name(i))]
+    shapes = {name: np.shape(values[name]) for name in names if name in values}
+    problems = [f"missing {name}" for name in names if name not in values] or [
+        f"{name} has shape {shape_text(shapes[name])}, expected 2-D" for name in names[::2]
+        if len(shapes[name]) != 2]
+    if problems or not layers:
+        return problems or ["no variable is mapped"]
+    d = _sizes(values)
+    expected: dict[str, tuple[int, ...]] = {weights_name(i): (d[i], d[i + 1])
+                                            for i in range(layers)}
+    expected |= {bias_name(i): (d[i + 1],) for i in range(layers)}
+    return [f"{name} has shape {shape_text(shapes[name])}, expected {shape_text(shape)}"
+            for name, shape in expected.items() if shapes[name] != shape]
+
+
+def _sizes(values: Mapping[str, Any]) -> tuple[int, ...]:
+    """``(d_0, ..., d_L)`` of the weights of ``values``."""
+    layers = sum(1 for name in values if name.endswith("/weights"))
+    return (int(np.shape(values[weights_name(0)])[0]),
+            *(int(np.shape(values[weights_name(i)])[1]) for i in range(layers)))
+
+
 def _suggestion_error(file: Path, text: str, source: Mapping[str, Any]) -> CheckpointError:
     shapes = {name: tuple(array.shape) for name, array in source.items()}
     listing = "\n".join(f"    {name} {shape_text(shape)}" for name, shape in shapes.items())
@@ -83,70 +142,9 @@ def _suggestion_error(file: Path, text: str, source: Mapping[str, Any]) -> Check
         f"check it):\n{format_map(suggest_map(shapes), shapes)}")
 
 
-def complete_model(file: Path, source: Mapping[str, Any], name_map: Mapping[str, str] | None,
-                   default: Mapping[str, str] | None, convention: str) -> dict[str, Any]:
-    """The variables of a whole MLP, canonical names, from ``source`` through ``name_map`` (or
-    ``default``, the format's convention, ``None`` when the names do not follow it)."""
-    chosen = name_map if name_map is not None else default
-    if chosen is None:
-        raise _suggestion_error(file, f"checkpoint {file}: its variable names do not follow the "
-                                f"{convention} convention; pass a name map (source name -> "
-                                "dense_i/weights or dense_i/bias)", source)
-    problems = [f"{old!r} is not in the file" for old in chosen if old not in source]
-    problems += [f"{old!r} -> {new!r}: {new!r} is not a canonical name (dense_i/weights or "
-                 "dense_i/bias)" for old, new in chosen.items() if not CANONICAL.match(new)]
-    problems += _collisions(chosen)
-    result = {new: source[old] for old, new in chosen.items() if old in source}
-    problems = problems or _model_problems(result)
-    if problems:
-        raise _suggestion_error(file, "\n".join([f"checkpoint {file}: the name map does not "
-                                                 "give a whole MLP:",
-                                                 *(f"  - {p}" for p in problems)]), source)
-    return result
-
-
-def _collisions(name_map: Mapping[str, str]) -> list[str]:
-    seen: dict[str, str] = {}
-    problems = []
-    for old, new in name_map.items():
-        if new in seen:
-            problems.append(f"{seen[new]!r} and {old!r} are both mapped to {new!r}")
-        seen[new] = old
-    return problems
-
-
-def _model_problems(values: Mapping[str, Any]) -> list[str]:
-    layers = {int(m.group(1)) for n in values if (m := CANONICAL.match(n))}
-    if not layers:
-        return ["no variable is mapped"]
-    missing = [f"missing {name}" for layer in range(max(layers) + 1)
-               for name in (weights_name(layer), bias_name(layer)) if name not in values]
-    if missing:
-        return missing
-    problems: list[str] = []
-    shapes = [(np.shape(values[weights_name(i)]), np.shape(values[bias_name(i)]))
-              for i in range(len(layers))]
-    for layer, (w, b) in enumerate(shapes):
-        if len(w) != 2:
-            problems.append(f"{weights_name(layer)} has shape {shape_text(w)}, expected 2-D")
-            continue
-        if b != (w[1],):
-            problems.append(f"{bias_name(layer)} has shape {shape_text(b)}, but "
-                            f"{weights_name(layer)} {shape_text(w)} needs ({w[1]},)")
-        following: tuple[int, ...] = shapes[layer + 1][0] if layer + 1 < len(shapes) else ()
-        if len(following) == 2 and following[0] != w[1]:
-            problems.append(f"{weights_name(layer + 1)} {shape_text(following)} does not follow "
-                            f"{weights_name(layer)} {shape_text(w)}: fan_in {following[0]} != "
-                            f"fan_out {w[1]}")
-    return problems
-
-
-def spec_from(values: Mapping[str, Any], activation: str, dropout: float = 0.0) -> MLPSpec:
+def spec_from(values: Mapping[str, Any], activation: str) -> MLPSpec:
     """The spec whose variables ``values`` (a whole MLP, canonical names) are."""
-    n_layers = sum(1 for n in values if n.endswith("/weights"))
-    sizes = [int(np.shape(values[weights_name(0)])[0])]
-    sizes += [int(np.shape(values[weights_name(i)])[1]) for i in range(n_layers)]
-    return MLPSpec(sizes=tuple(sizes), activation=activation, dropout=dropout)  # type: ignore[arg-type]
+    return MLPSpec(sizes=_sizes(values), activation=activation)  # type: ignore[arg-type]
 
 
 def select(file: Path, source: Mapping[str, Any], expected: Mapping[str, tuple[int, ...]], *,
@@ -159,27 +157,25 @@ def select(file: Path, source: Mapping[str, Any], expected: Mapping[str, tuple[i
                    default if default is not None else {n: n for n in source})
     problems = [f"{old!r} is not in the checkpoint" for old in renamed
                 if old not in source and name_map is not None]
-    problems += _collisions(renamed)
+    problems += collisions(renamed)
     by_target = {new: old for old, new in renamed.items() if old in source}
-    targets = list(include) if include is not None else list(by_target)
     chosen: dict[str, Any] = {}
-    for target in targets:
+    for target in include if include is not None else list(by_target):
+        old = by_target.get(target)
         if target not in expected:
             problems.append(f"{target!r} is not a variable of the model (it has "
                             f"{', '.join(expected)})")
-        elif target not in by_target:
+        elif old is None:
             problems.append(f"{target!r} is not in the checkpoint")
-        elif tuple(source[by_target[target]].shape) != expected[target]:
-            old = by_target[target]
+        elif tuple(source[old].shape) != expected[target]:
             label = f"checkpoint {old!r}" if old != target else "the checkpoint"
             problems.append(f"variable {target!r}: {label} has shape "
                             f"{shape_text(source[old].shape)}, the model expects "
                             f"{shape_text(expected[target])}")
         else:
-            chosen[target] = source[by_target[target]]
-    if not targets and not problems:
-        problems.append("nothing was selected (empty include list or name map)")
-    if problems:
+            chosen[target] = source[old]
+    if problems or not chosen:
         raise CheckpointError(f"cannot load {file} into the model; nothing was assigned:\n"
-                              + "\n".join(f"  - {p}" for p in problems))
+                              + "\n".join(f"  - {p}" for p in problems or [
+                                  "nothing was selected (empty include list or name map)"]))
     return chosen
