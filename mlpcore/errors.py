@@ -1,22 +1,11 @@
-"""The exceptions mlpcore raises.
+"""The exceptions mlpcore raises on purpose (docs/contracts.md, "Errors").
 
-Errors about backends, data, model inputs and checkpoints derive from :class:`MlpcoreError` and
-also from the built-in class a Python programmer would expect (``ValueError`` for bad values,
-``LookupError`` for unknown names), so ``except ValueError`` keeps working for code that does not
-know about mlpcore. An invalid argument to a constructor or function (a negative learning rate, a
-dropout rate of 1.5) raises a plain ``ValueError`` naming the argument.
+Each also derives from the built-in class a Python programmer would expect, so ``except
+ValueError`` keeps working; an invalid argument raises a plain ``ValueError`` naming it.
 """
 
-from __future__ import annotations
-
-__all__ = [
-    "BackendLoadError",
-    "BackendNotFoundError",
-    "CheckpointError",
-    "DataError",
-    "InvalidInputError",
-    "MlpcoreError",
-]
+__all__ = ["BackendLoadError", "BackendNotFoundError", "CheckpointError", "DataError",
+           "InvalidInputError", "MlpcoreError"]
 
 
 class MlpcoreError(Exception):

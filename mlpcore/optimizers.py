@@ -1,9 +1,7 @@
-"""Optimisers. Only stochastic gradient descent, with optional momentum.
+"""SGD with optional momentum μ, for every variable ``w`` with gradient ``g`` of the objective::
 
-For every variable ``w`` with gradient ``g`` (of the batch-mean loss plus penalties)::
-
-    momentum = 0:   w <- w - lr * g
-    momentum = μ:   v <- μ * v + g ;  w <- w - lr * v     (v starts at 0; torch.optim.SGD's form)
+    w <- w - lr * g                      momentum = 0
+    v <- μ * v + g ;  w <- w - lr * v    v starts at 0 (torch.optim.SGD's form)
 """
 
 from __future__ import annotations

@@ -10,18 +10,15 @@ __all__ = ["ProgressBar"]
 
 
 class ProgressBar:
-    """Draws ``Epoch 003 [#########.........] 412/860 steps 1.2 s`` on one terminal line.
-
-    Draws only when ``stream`` is a terminal (unless ``force``), so logs and pipes stay clean.
-    Call :meth:`update` as a ``fit`` progress callback and :meth:`clear` before printing a line.
-    """
+    """``Epoch 003 [#########.........] 412/860 steps 1.2 s`` on one line of ``stream``, if it is
+    a terminal or ``force``; :meth:`update` is a ``fit`` progress callback, call :meth:`clear`
+    before printing a line."""
 
     def __init__(self, stream: TextIO | None = None, width: int = 30, force: bool = False):
         self._stream = sys.stderr if stream is None else stream
         self._width = width
         self._enabled = force or self._stream.isatty()
-        self._epoch_started = time.perf_counter()
-        self._epoch = 0
+        self._epoch, self._epoch_started = 0, time.perf_counter()
         self._drawn = False
 
     def update(self, epoch: int, done: int, total: int) -> None:

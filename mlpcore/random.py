@@ -1,14 +1,8 @@
-"""Counter-based random streams shared by every backend.
+"""Counter-based random streams shared by every backend (docs/contracts.md, "Random streams").
 
-Initial weights and portable dropout masks are drawn here, in NumPy, from the Philox counter-based
-generator. A stream is addressed by the user's seed plus a *path* of small integers (what the
-numbers are for, which layer, which step), so any backend can reproduce any stream on its own,
-in any order, without sharing generator state::
-
-    rng = stream(seed, Purpose.INIT, layer, 0)       # the weights of dense_{layer}
-    rng = stream(seed, Purpose.DROPOUT, step, layer)  # a dropout mask
-
-Two different paths give statistically independent streams (NumPy's ``SeedSequence`` hashing).
+``stream(seed, purpose, *path)`` is a Philox generator keyed by the seed and a path of small
+integers, e.g. ``(seed, INIT, layer, 0)`` for a layer's weights: any backend can reproduce any
+stream on its own, in any order, and different paths give independent streams.
 """
 
 from __future__ import annotations
@@ -29,10 +23,7 @@ class Purpose(IntEnum):
 
 
 def stream(seed: int, purpose: Purpose, *path: int) -> np.random.Generator:
-    """Return a fresh Philox generator for ``(seed, purpose, *path)``.
-
-    ``seed`` and every element of ``path`` must be non-negative integers.
-    """
+    """A fresh Philox generator for ``(seed, purpose, *path)``, all non-negative integers."""
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     key = (int(purpose), *(int(p) for p in path))

@@ -1,5 +1,4 @@
-"""Versions: the installed mlpcore's, and the backend contract's (a light module: the registry and
-the plugins' entry-point modules import it without importing NumPy)."""
+"""Versions: the installed mlpcore's and the backend contract's (light: imports no NumPy)."""
 
 from importlib.metadata import PackageNotFoundError, version
 
@@ -9,5 +8,4 @@ except PackageNotFoundError:  # running from a source tree that was never instal
     __version__ = "0+unknown"
 
 CONTRACT_VERSION = 1
-"""The version of the backend contract (:mod:`mlpcore.backend`). A backend states the version it
-implements."""
+"""The version of the backend contract (:mod:`mlpcore.backend`) that a backend states."""
