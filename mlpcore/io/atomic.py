@@ -1,10 +1,8 @@
 """Atomic, durable replacement of a checkpoint's file(s): each path holds its old or new bytes.
 
-A writer (safetensors, ``torch.save``, TensorFlow) writes into a private folder
-``.<target name>.<random>.tmp`` beside the target; its files are ``fsync``-ed, renamed over
-their targets in order (if one rename fails, those done are put back from hard links, so
-TensorFlow's data and index are never mixed), and the folder is ``fsync``-ed. A failed save
-leaves the previous files and no temporary folder (a killed one at worst that folder).
+A writer writes into a private folder ``.<target name>.<random>.tmp`` beside the target; its
+files are ``fsync``-ed and renamed over their targets in order (if one fails, those done are put
+back from hard links: TensorFlow's data and index are never mixed), then the folder is synced.
 """
 
 from __future__ import annotations

@@ -357,10 +357,8 @@ def _manifest(file: Path, metadata: dict[str, str]) -> tuple[dict[str, Any], MLP
     """The manifest of ``metadata`` and its spec, checked; all invalid fields listed at once."""
     text, here = metadata.get(MANIFEST_KEY), f"checkpoint {file}:"
     if text is None:
-        raise CheckpointError(
-            f"{file} is a safetensors file without an mlpcore manifest (no {MANIFEST_KEY!r} key "
-            "in its __metadata__), so it was not written by mlpcore.save; import it with "
-            "format='safetensors' and a name map")
+        raise CheckpointError(f"{file} is a safetensors file without an mlpcore manifest (not "
+                              "written by mlpcore.save): import it with format='safetensors'")
     manifest = _parse_json(text, f"{here} the mlpcore manifest")
     fields: dict[str, Any] = manifest if isinstance(manifest, dict) else {}
     version, missing = fields.get("format_version"), [

@@ -1,10 +1,8 @@
 """Checkpoint formats (:class:`~mlpcore.hookspecs.FormatEntry`): read, written, loaded, converted.
 
-Built in: ``"mlpcore"`` (:mod:`mlpcore.io.checkpoint`) and ``"safetensors"`` (plain, its header
-checked the same way); plugins add more through the ``mlpcore_checkpoint_formats`` hook (a
-failing plugin is named in "unknown format" errors, never fatal). No framework is imported until
-a format's reader or writer runs; they convert layouts, names are mapped here
-(:mod:`mlpcore.io.namemap`).
+Built in: ``"mlpcore"`` and plain ``"safetensors"``; plugins add more through the
+``mlpcore_checkpoint_formats`` hook (a failing one is named in "unknown format" errors). A
+format's framework is imported only when its reader or writer runs; names are mapped here.
 """
 
 from __future__ import annotations
