@@ -1,12 +1,8 @@
-"""The shared base of the built-in backends: what every framework does alike, written once.
+"""What the built-in backends share, as Keras 3's ``backend/common``; imports no framework.
 
-As Keras 3's ``keras/src/backend/common``: the framework-neutral logic lives here and imports no
-framework; a backend folder holds only what differs. :class:`Table` maps the contract's names to a
-framework's functions and refuses any other name; :class:`ModelBase`, :class:`TrainerBase` and
-:class:`BackendBase` hold the variables, the training plumbing and the backend object; an autodiff
-framework supplies :class:`AutodiffOps`, on which :class:`AutodiffModel` and
-:class:`AutodiffBackend` build everything else. Inheriting is optional: the Protocols of
-:mod:`mlpcore.backend` are the contract, and a backend written against them alone works the same.
+:class:`ModelBase`, :class:`TrainerBase` and :class:`BackendBase` work through an autodiff
+framework's :class:`AutodiffOps`; a backend with hand-written passes overrides them. Inheriting is
+optional: the Protocols of :mod:`mlpcore.backend` are the contract (docs/writing-a-backend.md).
 """
 
 from __future__ import annotations
@@ -19,40 +15,24 @@ from typing import Any, ClassVar, Generic, Protocol, TypeVar
 import numpy as np
 import numpy.typing as npt
 
-from mlpcore.activations import ACTIVATIONS, ActivationName, ActivationOps
+from mlpcore.activations import ActivationName, ActivationOps
 from mlpcore.backend import CONTRACT_VERSION, Trainer, TrainingConfig, batch_blocks
-from mlpcore.dropout import DropoutOps, check_rate, keep_scale, portable_keep_mask
-from mlpcore.losses import LOSSES, LossName, LossOps, check_loss
+from mlpcore.dropout import DropoutOps, check_rate, dropout_widths, portable_keep_mask, scaled_mask
+from mlpcore.losses import LossName, LossOps, check_loss
 from mlpcore.regularisers import REGULARISERS, Regulariser, RegulariserOps
 from mlpcore.spec import DTypeName, MLPSpec
 
-__all__ = [
-    "Activations", "AutodiffBackend", "AutodiffModel", "AutodiffOps", "BackendBase", "Dropout",
-    "Losses", "ModelBase", "Network", "Objective", "Penalty", "Regularisers", "Table",
-    "TrainerBase", "dropout_widths", "floating", "interleave", "labels", "network", "penalties",
-    "scaled_mask",
-]
-
 F = TypeVar("F")
-Native = Any
-"""A framework's array (a NumPy array, a ``torch.Tensor``, a ``tf.Tensor``, a ``jax.Array``)."""
+Native = Any  # a framework's array: NumPy array, torch.Tensor, tf.Tensor, jax.Array
 FloatArray = npt.NDArray[np.floating]
 BoolArray = npt.NDArray[np.bool_]
-Terms = tuple[tuple[float, Callable[[Native], Native]], ...]
-"""``(λ, term)`` per regulariser: its penalty is ``λ Σ_i term(W_i)``."""
-
-_NAMES = {"activation": ACTIVATIONS, "loss": LOSSES, "regulariser": REGULARISERS}
 
 
 class Table(dict[str, F], Generic[F]):
     """A framework's function for each name of one contract (``what``: ``"activation"``,
-    ``"loss"`` or ``"regulariser"``), exactly those names. Looking up any other name raises
-    ``ValueError`` naming it and the choices: there is no fallback."""
+    ``"loss"``, ``"regulariser"``); any other name raises ``ValueError``: no fallback."""
 
     def __init__(self, what: str, entries: Mapping[str, F]) -> None:
-        if set(entries) != set(_NAMES[what]):
-            raise ValueError(f"a {what} table needs exactly {', '.join(_NAMES[what])}, "
-                             f"got {', '.join(entries)}")
         super().__init__(entries)
         self.what = what
 
@@ -68,18 +48,6 @@ def interleave(weights: Sequence[Native], biases: Sequence[Native]) -> list[Nati
     return [v for pair in zip(weights, biases, strict=True) for v in pair]
 
 
-def dropout_widths(spec: MLPSpec) -> tuple[int, ...]:
-    """The widths of the hidden layers dropout follows; none when ``spec.dropout`` is 0."""
-    return spec.sizes[1:-1] if spec.dropout > 0.0 else ()
-
-
-def scaled_mask(keep: BoolArray, rate: float, dtype: npt.DTypeLike) -> FloatArray:
-    """``keep · keep_scale(rate)`` in ``dtype``, the scale rounded to ``dtype`` first: what a
-    kept unit is multiplied by, the same values on every backend."""
-    scaled: FloatArray = keep.astype(dtype) * np.asarray(keep_scale(rate), dtype)
-    return scaled
-
-
 def floating(x: Any) -> FloatArray:
     """``x`` as a NumPy array; ``TypeError`` unless its dtype is floating-point."""
     array = np.asarray(x)
@@ -89,7 +57,7 @@ def floating(x: Any) -> FloatArray:
 
 
 def labels(targets: Any, dtype: npt.DTypeLike) -> npt.NDArray[Any]:
-    """Targets as backends take them: integer labels as int64, float targets in ``dtype``."""
+    """Integer labels as int64, float targets in ``dtype``."""
     array = np.asarray(targets)
     return array.astype(dtype if array.dtype.kind == "f" else np.int64, copy=False)
 
@@ -103,7 +71,7 @@ def penalties(table: Table[F], regularisers: Sequence[Regulariser]) -> tuple[tup
 class Penalty:
     """``Σ_(λ, term) λ Σ_i term(W_i)`` over the weight matrices (0 without terms), hashable."""
 
-    terms: Terms = ()
+    terms: tuple[tuple[float, Callable[[Native], Native]], ...] = ()
 
     def __call__(self, *weights: Native) -> Native:
         return sum((strength * term(w) for strength, term in self.terms for w in weights), 0)
@@ -111,15 +79,13 @@ class Penalty:
 
 @dataclass(frozen=True)
 class Network:
-    """The MLP as functions of one framework's arrays, for backends whose gradients are autodiff's.
+    """The MLP as functions of one framework's arrays (weights in its own layout)::
 
-    For a batch ``a_0 = x`` (N, d_0), with weights in the backend's own layout::
+        a_0 = x (N, d_0);  a_{i+1} = f(dense(a_i, W_i, b_i)) · s_i    (s_i: scaled masks, if any)
+        logits = dense(a_{L-1}, W_{L-1}, b_{L-1}) (N, K);  objective = loss + penalty(W_0, …)
 
-        z_i = dense(a_i, W_i, b_i);   a_{i+1} = f(z_i) · s_i     hidden layers; s_i a scaled mask
-        logits = z_{L-1}                                           (N, K): a linear output layer
-        objective = loss(logits, targets) + penalty(W_0, …, W_{L-1})
-
-    Frozen and hashable, so a JIT can take it as a static argument; :func:`network` builds it.
+    Frozen and hashable, so a JIT can take it as a static argument and
+    :meth:`AutodiffOps.gradients` can cache the gradient of :meth:`__call__`.
     """
 
     dense: Callable[[Native, Native, Native], Native]
@@ -129,7 +95,6 @@ class Network:
 
     def forward(self, weights: Sequence[Native], biases: Sequence[Native], x: Native,
                 masks: Sequence[Native] = ()) -> Native:
-        """Logits (N, K); ``masks``: one scaled mask per hidden layer, or none in eval mode."""
         a = x
         for i in range(len(weights) - 1):
             a = self.activation(self.dense(a, weights[i], biases[i]))
@@ -139,23 +104,14 @@ class Network:
 
     def objective(self, weights: Sequence[Native], biases: Sequence[Native], x: Native,
                   targets: Native, masks: Sequence[Native] = ()) -> Native:
-        """Batch-mean loss plus every penalty over the weight matrices, a scalar."""
         assert self.loss is not None, "a network built without a loss"
         value = self.loss(self.forward(weights, biases, x, masks), targets)
         return value + self.penalty(*weights) if self.penalty.terms else value
 
-
-@dataclass(frozen=True)
-class Objective:
-    """``net``'s objective as a hashable function of the flat arrays
-    ``(W_0, b_0, …, W_{L-1}, b_{L-1}, x, targets, *masks)``, ``L = layers``."""
-
-    net: Network
-    layers: int
-
     def __call__(self, *args: Native) -> Native:
-        k = 2 * self.layers
-        return self.net.objective(args[0:k:2], args[1:k:2], args[k], args[k + 1], args[k + 2:])
+        """:meth:`objective` of ``(W_0, b_0, …, W_{L-1}, b_{L-1}, x, targets, masks)``."""
+        *params, x, targets, masks = args
+        return self.objective(params[0::2], params[1::2], x, targets, masks)
 
 
 def network(ops: AutodiffOps, activation: str, loss: str | None = None,
@@ -167,51 +123,43 @@ def network(ops: AutodiffOps, activation: str, loss: str | None = None,
 
 
 class AutodiffOps(Protocol):
-    """What an autodiff framework supplies, once, in its backend's ``ops.py``.
+    """What an autodiff framework supplies in its ``ops.py``:
 
-    ``activations[name](z)``; ``losses[name](outputs, targets)``, the batch mean, targets int64
-    labels (N,) or floats (N, K) in the outputs' dtype; ``penalties[kind](W)`` before ``λ``:
-    ``l2`` is ``Σ W² / 2``, ``l1`` is ``Σ |W|`` (whose gradient at 0 must be ``sign(0) = 0``).
+    - ``activations[name](z)``; ``losses[name](outputs, targets)``, the batch mean, targets int64
+      (N,) or floats (N, K); ``penalties[kind](W)`` before λ (L1: gradient 0 at 0);
+    - ``dense(a, W, b) = a W + b``, ``W`` in the backend's own layout;
+    - ``tensor(array)``, ``numpy(value)``: conversions keeping values, dtype and shape, the latter
+      sharing no caller's memory;
+    - ``gradients(fn, args, n)``: ``fn(*args)`` and the gradients of the sum of its entries in the
+      first ``n`` args (the others pass through); ``fn`` is hashable (a table entry, a
+      :class:`Penalty`, a :class:`Network`), so a framework may cache by it;
+    - ``keep_mask(seed, shape, rate)``: a bool ``u >= float32(p)`` from its RNG keyed by ``seed``;
+    - ``dropout(x, keep, rate)``: ``where(keep, x · keep_scale(rate), 0)`` in ``x``'s dtype, so a
+      dropped entry is exactly 0 even where ``x`` is infinite or NaN.
     """
 
     activations: Table[Callable[[Native], Native]]
     losses: Table[Callable[[Native, Native], Native]]
     penalties: Table[Callable[[Native], Native]]
 
-    def dense(self, a: Native, w: Native, b: Native) -> Native:
-        """``a W + b`` for ``W`` in the backend's own layout."""
-
-    def tensor(self, array: npt.NDArray[Any]) -> Native:
-        """A native array with ``array``'s values, dtype and shape."""
-
-    def numpy(self, value: Native) -> npt.NDArray[Any]:
-        """A NumPy array with ``value``'s values, dtype and shape, sharing no caller's memory."""
-
+    def dense(self, a: Native, w: Native, b: Native) -> Native: ...
+    def tensor(self, array: npt.NDArray[Any]) -> Native: ...
+    def numpy(self, value: Native) -> npt.NDArray[Any]: ...
     def gradients(self, fn: Callable[..., Native], args: Sequence[Native],
-                  n: int) -> tuple[Native, list[Native]]:
-        """``fn(*args)`` and the gradient of the sum of its entries with respect to each of the
-        first ``n`` args. ``fn`` is hashable and the same object for the same function (a table
-        entry, a :class:`Penalty`, an :class:`Objective`), so a framework may cache by it."""
-
-    def keep_mask(self, seed: int, shape: tuple[int, ...], rate: float) -> Native:
-        """A bool keep-mask from the framework's RNG keyed by ``seed``: ``u >= float32(p)``."""
-
-    def dropout(self, x: Native, keep: Native, rate: float) -> Native:
-        """``where(keep, x · keep_scale(rate), 0)``, the scale in ``x``'s dtype: a dropped
-        entry is exactly 0 even where ``x`` is infinite or NaN."""
+                  n: int) -> tuple[Native, list[Native]]: ...
+    def keep_mask(self, seed: int, shape: tuple[int, ...], rate: float) -> Native: ...
+    def dropout(self, x: Native, keep: Native, rate: float) -> Native: ...
 
 
 class ModelBase:
-    """:class:`~mlpcore.backend.BackendModel` over variables held as a framework's arrays.
-
-    ``_weights[i]`` and ``_biases[i]`` hold layer ``i`` (in the layout of the subclass, which
-    converts one array each way: :meth:`_native`, :meth:`_canonical`). A subclass supplies the
-    eval-mode forward pass of one block of rows, the objective's gradients and its trainer.
-    """
+    """:class:`~mlpcore.backend.BackendModel` over native variables ``_weights[i]``,
+    ``_biases[i]`` in the subclass's layout (:meth:`_native`, :meth:`_canonical` convert one array
+    each way; :meth:`_assign` writes in place, so a running trainer sees it). The passes are the
+    :class:`Network`'s through ``ops``; :meth:`forward` runs blocks of ``forward_rows`` rows."""
 
     training_methods: ClassVar[tuple[str, ...]]
     forward_rows: ClassVar[int] = 8192
-    """Rows per forward-pass block, bounding the memory of :meth:`forward` on a large dataset."""
+    ops: ClassVar[AutodiffOps]
 
     def __init__(self, spec: MLPSpec, variables: Mapping[str, FloatArray], dtype: DTypeName):
         self.spec = spec
@@ -219,28 +167,31 @@ class ModelBase:
         self._weights, self._biases = self._convert(variables)
 
     def _native(self, array: FloatArray) -> Native:
-        """A new native array (never a view) of a canonical one in the model dtype."""
         return np.array(array, order="C")
 
     def _canonical(self, value: Native) -> FloatArray:
-        """A new C-contiguous NumPy array in canonical layout from a native one."""
         return np.array(value, order="C")
 
     def _assign(self, weights: list[Native], biases: list[Native]) -> None:
-        """Make these the variables: copied in place, so a running trainer sees them."""
         for target, source in zip(self._weights + self._biases, weights + biases, strict=True):
             target[...] = source
 
     def _forward(self, x: FloatArray) -> FloatArray:
         """Eval-mode logits of one block of rows."""
-        raise NotImplementedError
+        net = network(self.ops, self.spec.activation)
+        return self.ops.numpy(net.forward(self._weights, self._biases, self.ops.tensor(x)))
 
     def _gradients(self, x: FloatArray, targets: npt.NDArray[Any], loss: LossName,
                    regularisers: Sequence[Regulariser],
                    masks: Sequence[BoolArray]) -> tuple[float, list[Native]]:
-        """The objective and its native gradients in :func:`interleave` order; ``masks`` as in
-        :meth:`loss_and_gradients`, empty for eval mode."""
-        raise NotImplementedError
+        """The objective and its native gradients in :func:`interleave` order (no masks: eval)."""
+        params = interleave(self._weights, self._biases)
+        scaled = tuple(self.ops.tensor(scaled_mask(m, self.spec.dropout, self.dtype))
+                       for m in masks)
+        value, grads = self.ops.gradients(
+            network(self.ops, self.spec.activation, loss, regularisers),
+            [*params, self.ops.tensor(x), self.ops.tensor(targets), scaled], len(params))
+        return float(value), grads
 
     def _trainer(self, config: TrainingConfig, x: FloatArray,
                  targets: npt.NDArray[Any]) -> Trainer:
@@ -256,10 +207,12 @@ class ModelBase:
         arrays = [self._native(np.asarray(values[name], dtype=self.dtype)) for name in shapes]
         return arrays[0::2], arrays[1::2]
 
+    def _named(self, arrays: Sequence[Native]) -> dict[str, FloatArray]:
+        """Native arrays in :func:`interleave` order, as canonical NumPy arrays by name."""
+        return dict(zip(self.spec.variable_shapes(), map(self._canonical, arrays), strict=True))
+
     def read_variables(self) -> dict[str, FloatArray]:
-        return {name: self._canonical(value) for name, value in
-                zip(self.spec.variable_shapes(), interleave(self._weights, self._biases),
-                    strict=True)}
+        return self._named(interleave(self._weights, self._biases))
 
     def write_variables(self, values: Mapping[str, FloatArray]) -> None:
         self._assign(*self._convert(values))
@@ -268,8 +221,8 @@ class ModelBase:
         x = np.asarray(x, dtype=self.dtype)
         out = np.empty((x.shape[0], self.spec.n_outputs), self.dtype)
         for start in range(0, x.shape[0], self.forward_rows):
-            out[start:start + self.forward_rows] = self._forward(
-                x[start:start + self.forward_rows])
+            rows = slice(start, start + self.forward_rows)
+            out[rows] = self._forward(x[rows])
         return out
 
     def loss_and_gradients(self, x: FloatArray, targets: npt.NDArray[Any], loss: LossName,
@@ -280,8 +233,7 @@ class ModelBase:
         value, grads = self._gradients(np.asarray(x, dtype=self.dtype),
                                        labels(targets, self.dtype), loss, tuple(regularisers),
                                        masks)
-        return value, {name: self._canonical(g)
-                       for name, g in zip(self.spec.variable_shapes(), grads, strict=True)}
+        return value, self._named(grads)
 
     def start_training(self, config: TrainingConfig, x: FloatArray,
                        targets: npt.NDArray[Any]) -> Trainer:
@@ -296,10 +248,9 @@ class ModelBase:
 
 
 class TrainerBase:
-    """:class:`~mlpcore.backend.Trainer` plumbing: :meth:`run` checks the rows and runs them as
-    at most two rectangular blocks (:func:`~mlpcore.backend.batch_blocks`), each by the
-    subclass's :meth:`_block`. ``dropout`` is ``"off"`` (no hidden layer or rate 0),
-    ``"portable"`` or ``"native"``."""
+    """:class:`~mlpcore.backend.Trainer` plumbing: :meth:`run` checks the rows and runs the
+    :func:`~mlpcore.backend.batch_blocks` by the subclass's :meth:`_block`. ``dropout`` is
+    ``"off"`` (no hidden layer or rate 0), ``"portable"`` or ``"native"``."""
 
     def __init__(self, spec: MLPSpec, config: TrainingConfig, n_rows: int) -> None:
         self.spec, self.config, self.n_rows = spec, config, n_rows
@@ -317,8 +268,8 @@ class TrainerBase:
         return np.concatenate(parts) if parts else np.empty(0, np.float64)
 
     def _block(self, rows: npt.NDArray[np.int64], first_step: int) -> npt.NDArray[np.float64]:
-        """Run ``rows.shape[0]`` steps, step ``j`` on rows ``rows[j]``, numbered
-        ``first_step + j``; their objectives (before each update) as float64."""
+        """Run step ``first_step + j`` on rows ``rows[j]`` for every ``j``; their objectives
+        (before each update) as float64."""
         raise NotImplementedError
 
     def step_masks(self, step: int, n: int) -> list[BoolArray]:
@@ -328,8 +279,8 @@ class TrainerBase:
 
     def block_masks(self, first_step: int, n_steps: int, batch: int,
                     capacity: int = 0) -> list[BoolArray]:
-        """The portable keep-masks of ``n_steps`` steps from ``first_step``: one bool
-        (max(capacity, n_steps), batch, d_l) array per hidden layer, rows past ``n_steps`` False."""
+        """:meth:`step_masks` of ``n_steps`` steps: one bool (max(capacity, n_steps), batch, d_l)
+        array per hidden layer, rows past ``n_steps`` False."""
         blocks = [np.zeros((max(capacity, n_steps), batch, w), bool) for w in self.widths]
         for j in range(n_steps):
             for block, mask in zip(blocks, self.step_masks(first_step + j, batch), strict=True):
@@ -337,77 +288,28 @@ class TrainerBase:
         return blocks
 
 
-class BackendBase:
-    """:class:`~mlpcore.backend.Backend` boilerplate. A subclass sets ``name``, ``capabilities``,
-    ``framework`` (the framework's module), ``model`` (its :class:`ModelBase`), the model's
-    ``training_methods`` and the four ops objects."""
-
-    name: str
-    contract_version: int = CONTRACT_VERSION
-    capabilities: frozenset[str] = frozenset()
-    training_methods: tuple[str, ...]
-    framework: ModuleType
-    model: ClassVar[type[ModelBase]]
-    activations: ActivationOps
-    losses: LossOps
-    regularisers: RegulariserOps
-    dropout: DropoutOps
-
-    def framework_version(self) -> str:
-        return str(self.framework.__version__)
-
-    def build(self, spec: MLPSpec, variables: Mapping[str, FloatArray],
-              dtype: DTypeName) -> ModelBase:
-        return self.model(spec, variables, dtype)
-
-    def __repr__(self) -> str:
-        return (f"<mlpcore backend {self.name!r} "
-                f"({self.framework.__name__} {self.framework_version()})>")
-
-
-class AutodiffModel(ModelBase):
-    """A model whose forward pass and gradients are its :class:`Network`'s, through ``ops``."""
-
-    ops: ClassVar[AutodiffOps]
-
-    def _forward(self, x: FloatArray) -> FloatArray:
-        net = network(self.ops, self.spec.activation)
-        return self.ops.numpy(net.forward(self._weights, self._biases, self.ops.tensor(x)))
-
-    def _gradients(self, x: FloatArray, targets: npt.NDArray[Any], loss: LossName,
-                   regularisers: Sequence[Regulariser],
-                   masks: Sequence[BoolArray]) -> tuple[float, list[Native]]:
-        objective = Objective(network(self.ops, self.spec.activation, loss, regularisers),
-                              self.spec.n_layers)
-        params = interleave(self._weights, self._biases)
-        data = [x, targets, *(scaled_mask(m, self.spec.dropout, self.dtype) for m in masks)]
-        value, grads = self.ops.gradients(objective, [*params, *map(self.ops.tensor, data)],
-                                          len(params))
-        return float(value), grads
-
-
+@dataclass(frozen=True)
 class _Through:
-    """An ops object of the contract that works through an :class:`AutodiffOps`."""
+    """An ops object of the contract working through ``ops``, NumPy in and out; a derivative is
+    the gradient of the sum of a function's entries."""
 
-    def __init__(self, ops: AutodiffOps) -> None:
-        self.ops = ops
+    ops: AutodiffOps
+
+    def _grads(self, fn: Callable[..., Native], arrays: Sequence[Any],
+               n: int) -> list[npt.NDArray[Any]]:
+        _, grads = self.ops.gradients(fn, [self.ops.tensor(np.asarray(a)) for a in arrays], n)
+        return [self.ops.numpy(g) for g in grads]
 
 
 class Activations(_Through):
-    """:class:`~mlpcore.activations.ActivationOps` through ``ops``: ``f'(x)`` is the gradient
-    of ``Σ f(x)``, as ``f`` is element-wise."""
-
     def value(self, name: ActivationName, x: FloatArray) -> FloatArray:
         return self.ops.numpy(self.ops.activations[name](self.ops.tensor(floating(x))))
 
     def derivative(self, name: ActivationName, x: FloatArray) -> FloatArray:
-        f = self.ops.activations[name]
-        return self.ops.numpy(self.ops.gradients(f, [self.ops.tensor(floating(x))], 1)[1][0])
+        return self._grads(self.ops.activations[name], [floating(x)], 1)[0]
 
 
 class Losses(_Through):
-    """:class:`~mlpcore.losses.LossOps` through ``ops``, gradients by its autodiff."""
-
     def value(self, name: LossName, outputs: FloatArray, targets: npt.NDArray[Any]) -> float:
         z = np.asarray(outputs)
         return float(self.ops.losses[name](self.ops.tensor(z),
@@ -415,14 +317,11 @@ class Losses(_Through):
 
     def gradient(self, name: LossName, outputs: FloatArray,
                  targets: npt.NDArray[Any]) -> FloatArray:
-        loss, z = self.ops.losses[name], np.asarray(outputs)
-        args = [self.ops.tensor(z), self.ops.tensor(labels(targets, z.dtype))]
-        return self.ops.numpy(self.ops.gradients(loss, args, 1)[1][0])
+        z = np.asarray(outputs)
+        return self._grads(self.ops.losses[name], [z, labels(targets, z.dtype)], 1)[0]
 
 
 class Regularisers(_Through):
-    """:class:`~mlpcore.regularisers.RegulariserOps` through ``ops``, gradients by autodiff."""
-
     def value(self, regulariser: Regulariser, weights: Sequence[FloatArray]) -> float:
         fn = Penalty(penalties(self.ops.penalties, (regulariser,)))
         return float(fn(*(self.ops.tensor(np.asarray(w)) for w in weights)))
@@ -430,16 +329,10 @@ class Regularisers(_Through):
     def gradient(self, regulariser: Regulariser,
                  weights: Sequence[FloatArray]) -> list[FloatArray]:
         fn = Penalty(penalties(self.ops.penalties, (regulariser,)))
-        if not weights:
-            return []
-        ws = [self.ops.tensor(np.asarray(w)) for w in weights]
-        return [self.ops.numpy(g) for g in self.ops.gradients(fn, ws, len(ws))[1]]
+        return self._grads(fn, weights, len(weights)) if weights else []
 
 
 class Dropout(_Through):
-    """:class:`~mlpcore.dropout.DropoutOps` through ``ops``; without a mask it draws one from
-    the framework's RNG keyed by ``seed``."""
-
     def apply(self, x: FloatArray, rate: float, *, training: bool,
               keep_mask: BoolArray | None = None, seed: int = 0) -> FloatArray:
         rate = check_rate(rate)
@@ -451,11 +344,34 @@ class Dropout(_Through):
         return self.ops.numpy(self.ops.dropout(self.ops.tensor(array), keep, rate))
 
 
-class AutodiffBackend(BackendBase):
-    """A backend whose four ops objects work through its :class:`AutodiffOps` (``ops``)."""
+class BackendBase:
+    """:class:`~mlpcore.backend.Backend` boilerplate. A subclass sets ``name``, ``capabilities``,
+    ``training_methods``, ``framework`` (its module), ``model`` and ``ops``, through which the
+    four ops objects work (or sets those itself)."""
 
+    name: str
+    contract_version: int = CONTRACT_VERSION
+    capabilities: frozenset[str] = frozenset()
+    training_methods: tuple[str, ...]
+    framework: ModuleType
+    model: ClassVar[type[ModelBase]]
     ops: ClassVar[AutodiffOps]
+    activations: ActivationOps
+    losses: LossOps
+    regularisers: RegulariserOps
+    dropout: DropoutOps
 
     def __init__(self) -> None:
         self.activations, self.losses = Activations(self.ops), Losses(self.ops)
         self.regularisers, self.dropout = Regularisers(self.ops), Dropout(self.ops)
+
+    def framework_version(self) -> str:
+        return str(self.framework.__version__)
+
+    def build(self, spec: MLPSpec, variables: Mapping[str, FloatArray],
+              dtype: DTypeName) -> ModelBase:
+        return self.model(spec, variables, dtype)
+
+    def __repr__(self) -> str:
+        return (f"<mlpcore backend {self.name!r} "
+                f"({self.framework.__name__} {self.framework_version()})>")

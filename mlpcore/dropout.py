@@ -9,10 +9,10 @@ import numpy as np
 import numpy.typing as npt
 
 from mlpcore.random import Purpose, stream
-from mlpcore.spec import check_rate
+from mlpcore.spec import MLPSpec, check_rate
 
-__all__ = ["DROPOUT_MODES", "DropoutMode", "DropoutOps", "check_rate", "keep_scale",
-           "portable_keep_mask"]
+__all__ = ["DROPOUT_MODES", "DropoutMode", "DropoutOps", "check_rate", "dropout_widths",
+           "keep_scale", "portable_keep_mask", "scaled_mask"]
 
 DropoutMode = Literal["portable", "native"]
 DROPOUT_MODES: tuple[str, ...] = get_args(DropoutMode)
@@ -21,6 +21,18 @@ DROPOUT_MODES: tuple[str, ...] = get_args(DropoutMode)
 def keep_scale(rate: float) -> float:
     """The factor applied to kept units: ``1 / (1 - p)``, and 0 for ``p = 1``."""
     return 0.0 if rate >= 1.0 else 1.0 / (1.0 - rate)
+
+
+def scaled_mask(keep: npt.NDArray[np.bool_], rate: float,
+                dtype: npt.DTypeLike) -> npt.NDArray[np.floating]:
+    """``keep · keep_scale(rate)`` in ``dtype``, the scale rounded to ``dtype`` first."""
+    scaled: npt.NDArray[np.floating] = keep.astype(dtype) * np.asarray(keep_scale(rate), dtype)
+    return scaled
+
+
+def dropout_widths(spec: MLPSpec) -> tuple[int, ...]:
+    """The widths of the hidden layers dropout follows; none when ``spec.dropout`` is 0."""
+    return spec.sizes[1:-1] if spec.dropout > 0.0 else ()
 
 
 def portable_keep_mask(seed: int, step: int, layer: int, shape: tuple[int, ...],

@@ -24,8 +24,8 @@ torch = pytest.importorskip("torch")
 import mlpcore  # noqa: E402
 from mlpcore import L1, L2, MLP, SGD, Capability, MLPSpec, fit  # noqa: E402
 from mlpcore.backend import Backend, TrainingConfig  # noqa: E402
-from mlpcore.backend_common import network, scaled_mask  # noqa: E402
-from mlpcore.dropout import keep_scale, portable_keep_mask  # noqa: E402
+from mlpcore.backend_common import network  # noqa: E402
+from mlpcore.dropout import keep_scale, portable_keep_mask, scaled_mask  # noqa: E402
 from mlpcore.training import epoch_order  # noqa: E402
 from mlpcore_torch.backend import TorchBackend, TorchModel  # noqa: E402
 from mlpcore_torch.ops import OPS  # noqa: E402

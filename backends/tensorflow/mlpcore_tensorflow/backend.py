@@ -14,14 +14,14 @@ import numpy.typing as npt
 import tensorflow as tf
 
 from mlpcore.backend import Capability, TrainingConfig
-from mlpcore.backend_common import AutodiffBackend, AutodiffModel
+from mlpcore.backend_common import BackendBase, ModelBase
 from mlpcore_tensorflow.ops import OPS
 from mlpcore_tensorflow.training import TensorflowTrainer
 
 FloatArray = npt.NDArray[np.floating]
 
 
-class TensorflowModel(AutodiffModel):
+class TensorflowModel(ModelBase):
     """:class:`mlpcore.backend.BackendModel` holding ``tf.Variable`` objects, assigned in place
     (a running trainer sees every write)."""
 
@@ -45,7 +45,7 @@ class TensorflowModel(AutodiffModel):
                                  tf.convert_to_tensor(x), tf.convert_to_tensor(targets))
 
 
-class TensorflowBackend(AutodiffBackend):
+class TensorflowBackend(BackendBase):
     """:class:`mlpcore.backend.Backend` on TensorFlow: ``tf.GradientTape`` gradients and whole
     chunks of training steps inside one ``tf.function`` (optionally XLA-compiled)."""
 

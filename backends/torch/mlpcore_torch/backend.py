@@ -9,14 +9,14 @@ import numpy.typing as npt
 import torch
 
 from mlpcore.backend import Capability, TrainingConfig
-from mlpcore.backend_common import AutodiffBackend, AutodiffModel
+from mlpcore.backend_common import BackendBase, ModelBase
 from mlpcore_torch.ops import OPS, as_tensor
 from mlpcore_torch.training import TorchTrainer
 
 FloatArray = npt.NDArray[np.floating]
 
 
-class TorchModel(AutodiffModel):
+class TorchModel(ModelBase):
     """:class:`mlpcore.backend.BackendModel` holding CPU tensors in torch's native layout.
 
     ``dense_{i}/weights`` is the ``(fan_out, fan_in)`` tensor of ``nn.Linear.weight`` and
@@ -51,7 +51,7 @@ class TorchModel(AutodiffModel):
                             as_tensor(targets))
 
 
-class TorchBackend(AutodiffBackend):
+class TorchBackend(BackendBase):
     """:class:`mlpcore.backend.Backend` in PyTorch (CPU): autograd, ``torch.optim``,
     ``torch.compile``."""
 

@@ -14,10 +14,10 @@ import numpy.typing as npt
 from mlpcore.backend import Capability, TrainingConfig
 from mlpcore.backend_common import (
     Activations,
-    AutodiffBackend,
-    AutodiffModel,
+    BackendBase,
     Dropout,
     Losses,
+    ModelBase,
     Regularisers,
 )
 
@@ -28,17 +28,17 @@ from mlpcore_jax.training import JaxTrainer
 FloatArray = npt.NDArray[np.floating]
 
 
-class JaxModel(AutodiffModel):
+class JaxModel(ModelBase):
     """:class:`mlpcore.backend.BackendModel` holding JAX arrays in canonical layout. JAX arrays
     are immutable, so a write replaces them all at once, after every conversion succeeded."""
 
     training_methods = ("autodiff",)
     ops = OPS
-    read_variables = in_x64_scope(AutodiffModel.read_variables)
-    write_variables = in_x64_scope(AutodiffModel.write_variables)
-    forward = in_x64_scope(AutodiffModel.forward)
-    loss_and_gradients = in_x64_scope(AutodiffModel.loss_and_gradients)
-    start_training = in_x64_scope(AutodiffModel.start_training)
+    read_variables = in_x64_scope(ModelBase.read_variables)
+    write_variables = in_x64_scope(ModelBase.write_variables)
+    forward = in_x64_scope(ModelBase.forward)
+    loss_and_gradients = in_x64_scope(ModelBase.loss_and_gradients)
+    start_training = in_x64_scope(ModelBase.start_training)
 
     def _native(self, array: FloatArray) -> jax.Array:
         return OPS.tensor(array)
@@ -71,7 +71,7 @@ class JaxDropout(Dropout):
     apply = in_x64_scope(Dropout.apply)
 
 
-class JaxBackend(AutodiffBackend):
+class JaxBackend(BackendBase):
     """:class:`mlpcore.backend.Backend` in JAX (CPU or whatever ``jaxlib`` runs on).
 
     Capabilities: float64 (in the x64 scope), gradients (``jax.value_and_grad``), native dropout
@@ -87,7 +87,7 @@ class JaxBackend(AutodiffBackend):
     framework = jax
     model = JaxModel
     ops = OPS
-    build = in_x64_scope(AutodiffBackend.build)
+    build = in_x64_scope(BackendBase.build)
 
     def __init__(self) -> None:
         self.activations = JaxActivations(OPS)
