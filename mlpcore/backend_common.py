@@ -79,14 +79,9 @@ class Penalty:
 
 @dataclass(frozen=True)
 class Network:
-    """The MLP as functions of one framework's arrays (weights in its own layout)::
-
-        a_0 = x (N, d_0);  a_{i+1} = f(dense(a_i, W_i, b_i)) · s_i    (s_i: scaled masks, if any)
-        logits = dense(a_{L-1}, W_{L-1}, b_{L-1}) (N, K);  objective = loss + penalty(W_0, …)
-
-    Frozen and hashable, so a JIT can take it as a static argument and
-    :meth:`AutodiffOps.gradients` can cache the gradient of :meth:`__call__`.
-    """
+    """The MLP in one framework's arrays: ``a_{i+1} = f(dense(a_i, W_i, b_i)) · s_i`` (``s_i``
+    scaled masks, if any), linear logits (N, K), ``objective = loss + penalty(W_0, …)``.
+    Hashable: a JIT can take it as a static argument, a framework cache its gradient."""
 
     dense: Callable[[Native, Native, Native], Native]
     activation: Callable[[Native], Native]
@@ -268,8 +263,7 @@ class TrainerBase:
         return np.concatenate(parts) if parts else np.empty(0, np.float64)
 
     def _block(self, rows: npt.NDArray[np.int64], first_step: int) -> npt.NDArray[np.float64]:
-        """Run step ``first_step + j`` on rows ``rows[j]`` for every ``j``; their objectives
-        (before each update) as float64."""
+        """Step ``first_step + j`` on rows ``rows[j]`` for each ``j``; objectives as float64."""
         raise NotImplementedError
 
     def step_masks(self, step: int, n: int) -> list[BoolArray]:
@@ -356,14 +350,12 @@ class BackendBase:
     framework: ModuleType
     model: ClassVar[type[ModelBase]]
     ops: ClassVar[AutodiffOps]
-    activations: ActivationOps
-    losses: LossOps
-    regularisers: RegulariserOps
-    dropout: DropoutOps
 
     def __init__(self) -> None:
-        self.activations, self.losses = Activations(self.ops), Losses(self.ops)
-        self.regularisers, self.dropout = Regularisers(self.ops), Dropout(self.ops)
+        self.activations: ActivationOps = Activations(self.ops)
+        self.losses: LossOps = Losses(self.ops)
+        self.regularisers: RegulariserOps = Regularisers(self.ops)
+        self.dropout: DropoutOps = Dropout(self.ops)
 
     def framework_version(self) -> str:
         return str(self.framework.__version__)
