@@ -103,10 +103,23 @@ def fuzz(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def three_ways(session: nox.Session) -> None:
-    """The notebook's three ways on every backend; writes docs/three-ways.md."""
+    """The notebook's three ways on every backend; writes build/three-ways.md."""
     install_all(session)
-    session.run("python", "scripts/three_ways.py", "--out", "docs/three-ways.md",
+    session.run("python", "scripts/three_ways.py", "--out", "build/three-ways.md",
                 *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def docs(session: nox.Session) -> None:
+    """The documentation site in build/site (``mkdocs build --strict``), with the reports it
+    embeds generated first: the three ways (build/three-ways.md) and the conformance report of
+    the built-in backends (build/conformance/builtin.md)."""
+    install_all(session, "docs", "test")
+    session.run("python", "scripts/three_ways.py", "--out", "build/three-ways.md")
+    session.run("pytest", "--pyargs", "mlpcore_conformance", "-p", "no:cacheprovider", "-q",
+                "--mlpcore-backend", ",".join(FRAMEWORKS), "--mlpcore-report",
+                "build/conformance/builtin")
+    session.run("mkdocs", "build", "--strict", env={"NO_MKDOCS_2_WARNING": "1"})
 
 
 BUILTIN_BACKENDS = ("numpy", "torch", "tensorflow")
