@@ -7,12 +7,5 @@ from mlpcore.hookspecs import BackendEntry, hookimpl
 
 @hookimpl
 def mlpcore_backends() -> list[BackendEntry]:
-    return [
-        BackendEntry(
-            name="numpy",
-            factory="mlpcore_numpy.backend:NumpyBackend",
-            framework="numpy",
-            framework_distributions=("numpy",),
-            install_hint='pip install mlpcore',
-        )
-    ]
+    return [BackendEntry("numpy", "mlpcore_numpy.backend:NumpyBackend", framework="numpy",
+                         framework_distributions=("numpy",), install_hint="pip install mlpcore")]
