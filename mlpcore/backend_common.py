@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from mlpcore.activations import ActivationName, ActivationOps
-from mlpcore.backend import CONTRACT_VERSION, Trainer, TrainingConfig, batch_blocks
+from mlpcore.backend import CONTRACT_VERSION, Capability, Trainer, TrainingConfig, batch_blocks
 from mlpcore.dropout import DropoutOps, check_rate, dropout_widths, portable_keep_mask, scaled_mask
 from mlpcore.losses import LossName, LossOps, check_loss
 from mlpcore.regularisers import REGULARISERS, Regulariser, RegulariserOps
@@ -115,6 +115,12 @@ def network(ops: AutodiffOps, activation: str, loss: str | None = None,
     return Network(ops.dense, ops.activations[activation],
                    None if loss is None else ops.losses[loss],
                    Penalty(penalties(ops.penalties, regularisers)))
+
+
+AUTODIFF_CAPABILITIES: frozenset[str] = frozenset({
+    Capability.FLOAT64, Capability.GRADIENTS, Capability.NATIVE_DROPOUT, Capability.COMPILE})
+"""What a framework backend on :class:`AutodiffOps` offers: float64, gradients, its own RNG's
+dropout masks and a compiled step."""
 
 
 class AutodiffOps(Protocol):

@@ -13,8 +13,8 @@ import numpy as np
 import numpy.typing as npt
 import tensorflow as tf
 
-from mlpcore.backend import Capability, TrainingConfig
-from mlpcore.backend_common import BackendBase, ModelBase
+from mlpcore.backend import TrainingConfig
+from mlpcore.backend_common import AUTODIFF_CAPABILITIES, BackendBase, ModelBase
 from mlpcore_tensorflow.ops import OPS
 from mlpcore_tensorflow.training import TensorflowTrainer
 
@@ -50,8 +50,7 @@ class TensorflowBackend(BackendBase):
     chunks of training steps inside one ``tf.function`` (optionally XLA-compiled)."""
 
     name = "tensorflow"
-    capabilities: frozenset[str] = frozenset({Capability.FLOAT64, Capability.GRADIENTS,
-                                              Capability.NATIVE_DROPOUT, Capability.COMPILE})
+    capabilities = AUTODIFF_CAPABILITIES
     training_methods = TensorflowModel.training_methods
     framework = tf
     model = TensorflowModel

@@ -8,8 +8,8 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
-from mlpcore.backend import Capability, TrainingConfig
-from mlpcore.backend_common import BackendBase, ModelBase
+from mlpcore.backend import TrainingConfig
+from mlpcore.backend_common import AUTODIFF_CAPABILITIES, BackendBase, ModelBase
 from mlpcore_torch.ops import OPS, as_tensor
 from mlpcore_torch.training import TorchTrainer
 
@@ -56,8 +56,7 @@ class TorchBackend(BackendBase):
     ``torch.compile``."""
 
     name = "torch"
-    capabilities: frozenset[str] = frozenset({Capability.FLOAT64, Capability.GRADIENTS,
-                                              Capability.NATIVE_DROPOUT, Capability.COMPILE})
+    capabilities = AUTODIFF_CAPABILITIES
     training_methods = TorchModel.training_methods
     framework = torch
     model = TorchModel

@@ -11,8 +11,9 @@ from typing import Any
 import jax
 import numpy as np
 import numpy.typing as npt
-from mlpcore.backend import Capability, TrainingConfig
+from mlpcore.backend import TrainingConfig
 from mlpcore.backend_common import (
+    AUTODIFF_CAPABILITIES,
     Activations,
     BackendBase,
     Dropout,
@@ -81,8 +82,7 @@ class JaxBackend(BackendBase):
 
     name = "jax"
     contract_version = CONTRACT_VERSION
-    capabilities: frozenset[str] = frozenset({Capability.FLOAT64, Capability.GRADIENTS,
-                                              Capability.NATIVE_DROPOUT, Capability.COMPILE})
+    capabilities = AUTODIFF_CAPABILITIES
     training_methods = JaxModel.training_methods
     framework = jax
     model = JaxModel
