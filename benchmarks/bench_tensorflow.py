@@ -55,7 +55,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # this script's own process 
 
 import numpy as np
 import tensorflow as tf
-from bench_data import training_images
+from bench_data import LR, WORKLOADS, Workload, training_images
 from bench_stats import paired_ratio
 
 import mlpcore
@@ -65,26 +65,10 @@ THREADS = 2
 GOAL_VS_HANDWRITTEN = 1.1
 GOAL_VS_KERAS = 3.0
 N_TRAIN = 55_000
-LR = 0.1
 SEED = 0
 VARIABLE_NAMES = ("dense_0/weights", "dense_0/bias", "dense_1/weights", "dense_1/bias")
 
 Array = np.ndarray[Any, Any]
-
-
-@dataclass(frozen=True)
-class Workload:
-    name: str
-    sizes: tuple[int, int, int]
-    activation: str
-    dropout: float
-    batch: int
-
-
-WORKLOADS = (
-    Workload("notebook", (784, 128, 10), "sigmoid", 0.0, 64),
-    Workload("dropout", (784, 256, 10), "relu", 0.5, 128),
-)
 
 
 @dataclass
@@ -397,7 +381,7 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--quick", action="store_true",
                         help="a smoke run: 11,000 rows, 1 timed epoch, 1 repeat")
-    parser.add_argument("--workload", choices=[w.name for w in WORKLOADS], action="append")
+    parser.add_argument("--workload", choices=[w.name for w in WORKLOADS.values()], action="append")
     args = parser.parse_args()
     tf.config.threading.set_intra_op_parallelism_threads(THREADS)
     tf.config.threading.set_inter_op_parallelism_threads(THREADS)
@@ -408,7 +392,7 @@ def main() -> int:
           f"{len(y)} rows of {source}; {epochs} timed epoch(s) after 1 warm-up x {repeats} "
           f"repeat(s); SGD {LR}")
     ok = True
-    for work in WORKLOADS:
+    for work in WORKLOADS.values():
         if args.workload and work.name not in args.workload:
             continue
         print(f"{work.name}: {'-'.join(map(str, work.sizes))} {work.activation}, dropout "

@@ -50,12 +50,11 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
-from bench_data import training_images
+from bench_data import LR, WORKLOADS, Workload, training_images
 from bench_stats import paired_ratio, run_means
 from torch.nn import functional
 
@@ -68,34 +67,6 @@ GOAL_EAGER_RATIO = 1.1
 GOAL_KERAS_RATIO = 3.0
 N_TRAIN = 55_000
 QUICK_ROWS = 12_000
-LR = 0.1
-
-
-@dataclass(frozen=True)
-class Workload:
-    """One benchmark workload: layer sizes, activation, dropout rate and batch size."""
-
-    name: str
-    sizes: tuple[int, int, int]
-    activation: str
-    dropout: float
-    batch: int
-
-    @property
-    def spec(self) -> mlpcore.MLPSpec:
-        return mlpcore.MLPSpec(self.sizes, self.activation, self.dropout)  # type: ignore[arg-type]
-
-    def describe(self) -> str:
-        drop = f", dropout {self.dropout}" if self.dropout else ""
-        return (f"{'-'.join(map(str, self.sizes))} {self.activation}{drop}, batch {self.batch}, "
-                f"SGD {LR}")
-
-
-WORKLOADS = {
-    "notebook": Workload("notebook", (784, 128, 10), "sigmoid", 0.0, 64),
-    "dropout": Workload("dropout", (784, 256, 10), "relu", 0.5, 128),
-}
-
 Array = np.ndarray[Any, Any]
 
 
