@@ -107,6 +107,20 @@ def test_the_numpy_backend_passes_the_whole_suite(whole_suite: tuple[str, dict[s
     assert all(row["used"] <= 1 for row in numpy_results["errors"])
 
 
+def test_the_report_counts_what_pytest_counts(whole_suite: tuple[str, dict[str, Any]]) -> None:
+    """The report's outcomes, summed over its backends and matrix cells, are pytest's own."""
+    output, report = whole_suite
+    said = pytest.RunResult.parse_summary_nouns(output.splitlines())
+    counted = dict.fromkeys(("passed", "failed", "skipped", "xfailed", "xpassed", "errors"), 0)
+    for entry in report["backends"]:
+        for outcome, n in entry["outcomes"].items():
+            counted["errors" if outcome == "error" else outcome] += n
+    for cell in report["matrix"]["cells"]:
+        counted[cell["outcome"]] += 1
+    assert {k: v for k, v in counted.items() if v} == \
+        {k: v for k, v in said.items() if k in counted}, output.splitlines()[-1]
+
+
 @pytest.mark.parametrize("module", sorted(BROKEN))
 def test_each_breakage_is_caught_by_the_expected_test(whole_suite: tuple[str, dict[str, Any]],
                                                       module: str) -> None:
@@ -302,6 +316,7 @@ def test_the_report_has_errors_per_op_and_the_checkpoint_matrix(pytester: pytest
     assert "| `forward` | float32 | 3 |" in markdown
     assert "| saved by ↓ / loaded by → | `numpy` | `broken_weights_not_transposed` |" in markdown
     assert "✅ bit-exact" in markdown and "❌ failed" in markdown
+    assert "| checkpoint matrix |  |  | 1 | 3 | 0 | 0 |  |" in markdown  # pytest's 5 = 4 + 1
 
 
 def test_the_docs_state_the_tolerance_table() -> None:

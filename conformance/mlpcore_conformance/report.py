@@ -192,18 +192,25 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         "",
     ]
     backends = report.get("backends", [])
-    if backends:
+    matrix = report.get("matrix", {})
+    cells = matrix.get("cells", [])
+    if backends or cells:
         lines += ["| backend | framework | capabilities | passed | failed | xfailed | skipped | "
                   "test time |",
                   "|---|---|---|--:|--:|--:|--:|--:|"]
-        for b in backends:
-            o = b["outcomes"]
-            lines.append(
-                f"| `{b['name']}` | {b['framework_version']} | "
-                f"{', '.join(b['capabilities']) or '-'} | {o['passed']} | "
-                f"{o['failed'] + o['error'] + o['xpassed']} | {o['xfailed']} | {o['skipped']} | "
-                f"{b['seconds']:.1f} s |")
+        rows = [(f"`{b['name']}`", b["framework_version"], ", ".join(b["capabilities"]) or "-",
+                 b["outcomes"], f"{b['seconds']:.1f} s") for b in backends]
+        if cells:  # one test per cell: with these rows the counts add up to pytest's
+            counts = dict.fromkeys(OUTCOMES, 0)
+            for cell in cells:
+                counts[cell["outcome"]] += 1
+            rows.append(("checkpoint matrix", "", "", counts, ""))
+        for name, framework, capabilities, o, seconds in rows:
+            lines.append(f"| {name} | {framework} | {capabilities} | {o['passed']} | "
+                         f"{o['failed'] + o['error'] + o['xpassed']} | {o['xfailed']} | "
+                         f"{o['skipped']} | {seconds} |")
         lines.append("")
+    if backends:
         lines += ["Errors against the float64 reference, per op and dtype: the largest absolute "
                   "and relative error over all comparisons, the allowed tolerance, and *used*, "
                   "the largest fraction of the allowed error any comparison needed (a test fails "
@@ -226,10 +233,9 @@ def render_markdown(report: Mapping[str, Any]) -> str:
                 f"{_number(row['atol'])} | {_number(row['rtol'])} | {_used(row['used'])}{flag} | "
                 f"{row['worst']} |")
         lines.append("")
-    matrix = report.get("matrix", {})
     names = matrix.get("backends", [])
     if names:
-        cells = {(c["saver"], c["loader"]): c for c in matrix.get("cells", [])}
+        by_pair = {(c["saver"], c["loader"]): c for c in cells}
         lines += ["### Checkpoint matrix", "",
                   "Row: the backend that saved the checkpoint; column: the backend that loaded "
                   "it. A cell passes when every variable loads bit-exact and the outputs agree "
@@ -237,7 +243,7 @@ def render_markdown(report: Mapping[str, Any]) -> str:
                   "| saved by ↓ / loaded by → | " + " | ".join(f"`{n}`" for n in names) + " |",
                   "|---|" + "---|" * len(names)]
         for saver in names:
-            row = [_cell(cells.get((saver, loader))) for loader in names]
+            row = [_cell(by_pair.get((saver, loader))) for loader in names]
             lines.append(f"| `{saver}` | " + " | ".join(row) + " |")
         lines.append("")
     return "\n".join(lines)

@@ -232,7 +232,7 @@ class ConformanceSession:
     def pytest_collection_modifyitems(self, config: pytest.Config,
                                       items: list[pytest.Item]) -> None:
         """Apply xfails (before ``-k``/``-m`` deselect anything, so staleness is judged on the
-        whole suite) and, when only the matrix was asked for, deselect the other tests."""
+        whole suite) and deselect what was not asked for (:meth:`_asked_for`)."""
         suite = [item for item in items if is_suite_item(item)]
         for item in suite:
             name = _param(item, "backend")
@@ -263,13 +263,20 @@ class ConformanceSession:
                     warnings.warn(xfails.StaleXfailWarning(
                         f"stale xfails entry {entry.describe()} matches no test of the "
                         f"conformance suite for backend {name!r}; remove it"), stacklevel=1)
-        if not self.under_test:
-            keep = [item for item in items
-                    if not is_suite_item(item) or _param(item, "checkpoint_pair") is not None]
-            dropped = [item for item in items if item not in keep]
-            if dropped:
-                config.hook.pytest_deselected(items=dropped)
-                items[:] = keep
+        keep = [item for item in items if self._asked_for(item)]
+        if len(keep) < len(items):
+            config.hook.pytest_deselected(
+                items=[item for item in items if not self._asked_for(item)])
+            items[:] = keep
+
+    def _asked_for(self, item: pytest.Item) -> bool:
+        """The matrix test runs only with the matrix, the others only with a backend under test;
+        what is not asked for is deselected, not skipped, so the report counts what pytest does."""
+        if not is_suite_item(item):
+            return True
+        if "checkpoint_pair" in getattr(item, "fixturenames", ()):
+            return self.matrix_enabled
+        return bool(self.under_test)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
