@@ -1,9 +1,8 @@
 """Backend discovery on pluggy; a broken plugin is reported, never fatal (see docs/hooks.md).
 
-Each entry point of the ``mlpcore`` group names a plugin module, registered with one
-:class:`pluggy.PluginManager` under its label (``set_blocked`` for those in
-``$MLPCORE_DISABLE_PLUGINS``, never imported). Hooks are called one plugin at a time, so every
-failure is recorded against its plugin or backend. Listing imports no framework, nor NumPy.
+Plugins are registered under their label, blocked if named in ``$MLPCORE_DISABLE_PLUGINS``; each
+hookimpl is called on its own, so every failure is recorded against its plugin or backend.
+Listing imports no framework, nor NumPy.
 """
 
 from __future__ import annotations
@@ -17,7 +16,7 @@ import re
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol, get_type_hints
 
 import pluggy
 
@@ -48,8 +47,8 @@ PluginState = Literal["ok", "failed", "disabled"]
 
 @dataclass(frozen=True)
 class BackendStatus:
-    """One row of ``mlpcore backends``: a backend, or a failed or disabled plugin (then ``name``
-    is the plugin's label). Fields and statuses are described in docs/hooks.md."""
+    """One row of ``mlpcore backends``: a backend, or a problem of a failed or disabled plugin
+    (then ``name`` is the plugin's label). The fields are described in docs/hooks.md."""
 
     name: str
     status: Status
@@ -64,7 +63,7 @@ class BackendStatus:
 @dataclass(frozen=True)
 class PluginStatus:
     """One entry point of the ``mlpcore`` group: its module (``value``), distribution, status
-    (``ok``, ``failed`` with ``detail``, ``disabled``) and the backend names it offered and kept."""
+    (``detail`` says why it failed or is disabled) and the backend names it offered and kept."""
 
     name: str
     value: str
@@ -77,8 +76,8 @@ class PluginStatus:
 
 @dataclass
 class _Plugin:
-    """An entry point and what became of it; ``label`` is ``"<distribution> (<module>)"`` for an
-    installed distribution, else the entry-point name, and is its name in the PluginManager."""
+    """An entry point and what became of it; ``label``, its name in the PluginManager, is
+    ``"<distribution> (<module>)"``, or the entry-point name without a distribution."""
 
     point: importlib.metadata.EntryPoint
     label: str
@@ -91,12 +90,6 @@ class _Plugin:
     def fail(self, reason: str, contract_version: int | None = None) -> None:
         self.status = "failed"
         self.problems.append((reason, contract_version))
-
-    @classmethod
-    def of(cls, point: importlib.metadata.EntryPoint) -> _Plugin:
-        dist = point.dist  # a broken distribution may lack a name
-        return (cls(point, f"{dist.name} ({point.value})", dist.name, dist.version or "")
-                if dist is not None and dist.name else cls(point, point.name))
 
 
 def _normalise(name: str) -> str:
@@ -111,10 +104,9 @@ def _describe(error: BaseException) -> str:
 
 def _installed(entry: BackendEntry) -> bool:
     """Whether the framework's top-level package can be found, without importing it."""
-    if entry.framework is None:
-        return True
     try:
-        return importlib.util.find_spec(entry.framework.partition(".")[0]) is not None
+        return entry.framework is None or \
+            importlib.util.find_spec(entry.framework.partition(".")[0]) is not None
     except (ImportError, ValueError):
         return False
 
@@ -124,6 +116,13 @@ def _framework_version(entry: BackendEntry) -> str:
         with contextlib.suppress(importlib.metadata.PackageNotFoundError):
             return importlib.metadata.version(name)
     return ""
+
+
+def _order(point: importlib.metadata.EntryPoint) -> tuple[bool, str, str]:
+    """mlpcore's own entry points first, then by distribution and name: which of two plugins
+    offering one backend name wins never depends on ``sys.path``."""
+    distribution = _normalise(point.dist.name or "") if point.dist is not None else ""
+    return distribution != "mlpcore", distribution, point.name
 
 
 class Registry:
@@ -136,41 +135,37 @@ class Registry:
         self._manager: pluggy.PluginManager | None = None
         self._plugins: list[_Plugin] = []
         self._entries: dict[str, tuple[BackendEntry, _Plugin]] = {}
-        self._refused: dict[str, str] = {}  # backend name -> why its entry was refused
+        self._unavailable: dict[str, str] = {}  # name -> why (plugin disabled, entry refused)
         self._failed: dict[str, str] = {}  # backend name -> why it failed to load
         self._backends: dict[str, Backend] = {}
 
-    def _entry_points(self) -> list[importlib.metadata.EntryPoint]:
-        """The given entry points, else the installed ones: mlpcore's own first, then by
-        distribution and name, so that which of two plugins offering one backend name wins never
-        depends on ``sys.path``, and no third-party plugin displaces a built-in backend."""
-        if self._given is not None:
-            return self._given
-
-        def order(point: importlib.metadata.EntryPoint) -> tuple[bool, str, str]:
-            distribution = _normalise(point.dist.name or "") if point.dist is not None else ""
-            return distribution != "mlpcore", distribution, point.name
-
-        return sorted(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP), key=order)
-
     def _discover(self) -> pluggy.PluginManager:
-        """Register every enabled plugin (pluggy validates its hookimpls), then keep the entries
-        their ``mlpcore_backends`` hooks offer."""
+        """Register every enabled plugin (pluggy checks its hookimpls against the hookspecs),
+        then keep the entries their ``mlpcore_backends`` hooks offer."""
         with self._lock:
             if self._manager is not None:
                 return self._manager
-            manager = pluggy.PluginManager(hookspecs.PROJECT)
+            self._manager = manager = pluggy.PluginManager(hookspecs.PROJECT)
             manager.add_hookspecs(hookspecs)
-            known = sorted(name for name, caller in vars(manager.hook).items() if caller.spec)
             disabled = {_normalise(part) for part in
                         os.environ.get(ENV_DISABLE_PLUGINS, "").split(",") if part.strip()}
-            for point in self._entry_points():
-                plugin = _Plugin.of(point)
+            points = self._given
+            if points is None:
+                points = sorted(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP),
+                                key=_order)
+            for point in points:
+                dist = point.dist  # a broken distribution may lack a name
+                plugin = (_Plugin(point, f"{dist.name} ({point.value})", dist.name,
+                                  dist.version or "")
+                          if dist is not None and dist.name else _Plugin(point, point.name))
                 self._plugins.append(plugin)
                 if {_normalise(point.name), _normalise(plugin.distribution)} & disabled:
                     manager.set_blocked(plugin.label)
                     plugin.status = "disabled"
                     plugin.problems.append((f"named in ${ENV_DISABLE_PLUGINS}", None))
+                    self._unavailable.setdefault(point.name, (
+                        f"mlpcore plugin {point.name!r} is disabled by ${ENV_DISABLE_PLUGINS}; "
+                        "remove it from there to use it"))
                     continue
                 try:  # a broken plugin is reported, never fatal
                     module = point.load()
@@ -180,13 +175,13 @@ class Registry:
                     continue
                 if not any(caller.spec for caller in manager.get_hookcallers(module) or []):
                     manager.unregister(module)
+                    known = sorted(n for n, caller in vars(manager.hook).items() if caller.spec)
                     plugin.fail("the plugin module implements no mlpcore hook (expected at least "
                                 f"one of {', '.join(known)}, marked with "
                                 "mlpcore.hookspecs.hookimpl)")
-            self._manager = manager  # set first: the lock keeps other threads out until done
             by_label = {p.label: p for p in self._plugins}
-            for label, result in self.call("mlpcore_backends"):
-                self._add_entries(by_label[label], result)
+            for label, entries in self.call("mlpcore_backends"):
+                self._add_entries(by_label[label], entries)
             return manager
 
     def _add_entries(self, plugin: _Plugin, entries: object) -> None:
@@ -207,28 +202,27 @@ class Registry:
                 reason = (f"backend {entry.name!r} implements contract version "
                           f"{entry.contract_version!r}; this mlpcore supports {supported}")
                 plugin.fail(reason, entry.contract_version)
-                self._refused.setdefault(entry.name, f"{reason} (plugin {plugin.label})")
+                self._unavailable.setdefault(entry.name, f"mlpcore backend {entry.name!r} was "
+                                             f"found but refused: {reason} (plugin {plugin.label})")
             else:
                 self._entries[entry.name] = (entry, plugin)
                 plugin.backends.append(entry.name)
 
     def call(self, hook_name: str) -> list[tuple[str, object]]:
         """``(plugin label, result)`` for each registered plugin implementing ``hook_name``, in
-        discovery order; ``result`` is the hook's return value or the exception it raised. Each
-        hookimpl is called on its own: pluggy's ``pm.hook.<name>()`` would stop at the first that
-        raises, and order them by ``tryfirst``/``trylast``, not by discovery."""
+        discovery order; ``result`` is the hook's return value or the exception it raised.
+        Unlike ``pm.hook.<name>()``, one hookimpl raising never stops the others, and
+        ``tryfirst``/``trylast`` change no order."""
         with self._lock:
-            manager = self._discover()
-            order = {p.label: i for i, p in enumerate(self._plugins)}
-            caller = getattr(manager.hook, hook_name, None)
-            impls = [] if caller is None else caller.get_hookimpls()
+            caller = getattr(self._discover().hook, hook_name, None)
+            impls = {impl.plugin_name: impl for impl in caller.get_hookimpls()} if caller else {}
             results: list[tuple[str, object]] = []
-            for impl in sorted(impls, key=lambda i: order[manager.get_name(i.plugin) or ""]):
+            for label in [p.label for p in self._plugins if p.label in impls]:
                 try:
-                    result: object = impl.function()
+                    result: object = impls[label].function()
                 except Exception as error:  # a broken plugin is reported, never fatal
                     result = error
-                results.append((manager.get_name(impl.plugin) or "", result))
+                results.append((label, result))
             return results
 
     def names(self) -> list[str]:
@@ -268,23 +262,26 @@ class Registry:
                 for p in self._plugins]
 
     def get(self, name: str | None = None) -> Backend:
-        """The backend called ``name``, loaded once; ``None`` means ``$MLPCORE_BACKEND`` or
-        ``"numpy"``. Raises :class:`~mlpcore.errors.BackendNotFoundError` for an unknown or
-        not-installed name (listing the installed backends and the install command) and
-        :class:`~mlpcore.errors.BackendLoadError` when the plugin fails to build it."""
+        """The backend called ``name`` (``None``: :func:`default_backend_name`), loaded once.
+
+        Raises :class:`~mlpcore.errors.BackendNotFoundError` for an unknown, refused, disabled or
+        not installed name (listing the installed backends and how to install the others), and
+        :class:`~mlpcore.errors.BackendLoadError` when its plugin fails to build it."""
         name = default_backend_name() if name is None else name
         self._discover()
         with self._lock:
             if name in self._backends:
                 return self._backends[name]
             if name not in self._entries:
-                message = self._not_found_message(name)
-                if any(p.status == "disabled" and p.point.name == name for p in self._plugins):
-                    message = (f"mlpcore plugin {name!r} is disabled by ${ENV_DISABLE_PLUGINS}; "
-                               f"remove it from there to use it. {message}")
-                elif name in self._refused:
-                    message = (f"mlpcore backend {name!r} was found but refused: "
-                               f"{self._refused[name]}. {message}")
+                missing = [f"{n} ({e.install_hint})" for n, (e, _) in sorted(self._entries.items())
+                           if not _installed(e)]
+                message = (f"no mlpcore backend named {name!r}. "
+                           f"Installed backends: {', '.join(self.names()) or 'none'}."
+                           + (f" Known but not installed: {'; '.join(missing)}." if missing else "")
+                           + " A third-party backend is installed with pip as its own "
+                             "distribution; run 'mlpcore backends' to see what was found.")
+                if name in self._unavailable:
+                    message = f"{self._unavailable[name]}. {message}"
                 raise BackendNotFoundError(message)
             entry, plugin = self._entries[name]
             if not _installed(entry):
@@ -302,23 +299,22 @@ class Registry:
                 raise BackendLoadError(failed + self._failed[name]) from error
             return self._backends[name]
 
-    def _not_found_message(self, name: str) -> str:
-        missing = [f"{n} ({e.install_hint})" for n, (e, _) in sorted(self._entries.items())
-                   if not _installed(e)]
-        return (f"no mlpcore backend named {name!r}. "
-                f"Installed backends: {', '.join(self.names()) or 'none'}."
-                + (f" Known but not installed: {'; '.join(missing)}." if missing else "")
-                + " A third-party backend is installed with pip as its own distribution;"
-                  " run 'mlpcore backends' to see what was found.")
-
 
 def _load(entry: BackendEntry) -> Backend:
-    """Import and call ``entry.factory``; check the object against the contract and the entry."""
-    module_name, _, attribute = entry.factory.partition(":")
-    if not attribute:
+    """Import and call ``entry.factory``; check the object against the Backend protocol (its
+    operations objects against theirs: ``dropout.apply``) and against the entry."""
+    from mlpcore.backend import Backend  # imports NumPy: with the first backend, never by listing
+
+    module, _, factory = entry.factory.partition(":")
+    if not factory:
         raise ValueError(f"factory {entry.factory!r} must look like 'module:callable'")
-    backend: Any = getattr(importlib.import_module(module_name), attribute)()
-    missing = _missing_members(backend)
+    backend: Any = getattr(importlib.import_module(module), factory)()
+    missing = [name for name in _members(Backend) if not hasattr(backend, name)]
+    for attribute, kind in get_type_hints(Backend).items():
+        ops = getattr(backend, attribute, None)
+        if Protocol in getattr(kind, "__mro__", ()) and ops is not None:
+            missing += [f"{attribute}.{name}" for name in _members(kind)
+                        if not callable(getattr(ops, name, None))]
     if missing:
         raise TypeError(f"{entry.factory} returned an object that does not implement the "
                         f"backend contract: it lacks {', '.join(missing)}")
@@ -336,26 +332,6 @@ def _members(protocol: type) -> list[str]:
     names = [name for klass in reversed(protocol.__mro__)
              for name in [*getattr(klass, "__annotations__", {}), *vars(klass)]]
     return [name for name in dict.fromkeys(names) if not name.startswith("_")]
-
-
-def _missing_members(backend: object) -> list[str]:
-    """What ``backend`` lacks of the Backend protocol and of its operations objects' protocols,
-    as ``build`` or ``dropout.apply``."""
-    # the contract modules import NumPy: imported with the first backend, never by listing
-    from mlpcore.activations import ActivationOps
-    from mlpcore.backend import Backend
-    from mlpcore.dropout import DropoutOps
-    from mlpcore.losses import LossOps
-    from mlpcore.regularisers import RegulariserOps
-
-    missing = [name for name in _members(Backend) if not hasattr(backend, name)]
-    for attribute, protocol in (("activations", ActivationOps), ("losses", LossOps),
-                                ("regularisers", RegulariserOps), ("dropout", DropoutOps)):
-        ops = getattr(backend, attribute, None)
-        if ops is not None:
-            missing += [f"{attribute}.{name}" for name in _members(protocol)
-                        if not callable(getattr(ops, name, None))]
-    return missing
 
 
 def default_backend_name() -> str:
