@@ -188,10 +188,11 @@ def _backends(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
     from mlpcore.io.checkpoint import save
     from mlpcore.model import MLP
     from mlpcore.optimizers import SGD
-    from mlpcore.progress import ProgressBar
     from mlpcore.regularisers import L1, L2, Regulariser
     from mlpcore.spec import MLPSpec
     from mlpcore.training import EpochRecord, fit
@@ -214,12 +215,21 @@ def _train(args: argparse.Namespace) -> int:
           f"{len(splits.test.labels)} test)")
     print(f"Model: {'-'.join(map(str, spec.sizes))} {spec.activation}, dropout {spec.dropout}, "
           f"backend {model.backend.name} {model.backend.framework_version()}, {model.dtype}")
-    bar = ProgressBar(force=False) if not args.no_progress else None
     n_steps = math.ceil(n_train / args.batch_size)
+    bar: tqdm[Any] | None = None  # the running epoch's, drawn only if stderr is a terminal
+
+    def progress(epoch: int, done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=total, desc=f"Epoch {epoch:03d}", unit="step", leave=False,
+                       disable=None)
+        bar.update(done - bar.n)
 
     def report(record: EpochRecord) -> None:
+        nonlocal bar
         if bar is not None:
-            bar.clear()
+            bar.close()  # leave=False: its line is cleared for the epoch's
+            bar = None
         valid = "-" if record.valid_accuracy is None else f"{record.valid_accuracy:.3f}"
         print(f"Epoch: {record.epoch:03d} | AvgCost: {record.loss:.3f} | "
               f"Train/Valid ACC: {record.train_accuracy:.3f}/{valid} | {record.seconds:.1f} s",
@@ -229,7 +239,7 @@ def _train(args: argparse.Namespace) -> int:
     fit(model, splits.train, optimizer=SGD(args.lr, args.momentum), regulariser=regularisers,
         epochs=args.epochs, batch_size=args.batch_size, validation=splits.valid,
         seed=args.seed, steps_per_call=max(1, n_steps // 50),
-        progress=None if bar is None else bar.update, on_epoch=report)
+        progress=None if args.no_progress else progress, on_epoch=report)
     print(f"Total training time: {time.perf_counter() - started:.1f} s")
     if args.save:  # before the test evaluation: what was trained is kept whatever follows
         print(f"Saved checkpoint: {save(model, args.save)}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
+import io
 import os
 import re
 import subprocess
@@ -72,6 +73,30 @@ def test_train_flags_reach_the_model(capsys: pytest.CaptureFixture[str], tmp_pat
     model = mlpcore.load(checkpoint)
     assert model.spec == mlpcore.MLPSpec((784, 32, 16, 10), "relu", 0.2)
     assert model.dtype == "float64"
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize(("stream", "flags"), [(_Terminal, ()), (_Terminal, ("--no-progress",)),
+                                               (io.StringIO, ())])
+def test_train_draws_a_progress_bar_on_a_terminal_only(
+        monkeypatch: pytest.MonkeyPatch, stream: type[io.StringIO], flags: tuple[str, ...]) -> None:
+    """stdout and stderr on one stream, as on a terminal: each epoch's bar is cleared (carriage
+    return, blanks, carriage return) just before that epoch's line."""
+    screen = stream()
+    monkeypatch.setattr(sys, "stdout", screen)
+    monkeypatch.setattr(sys, "stderr", screen)
+    assert main(["train", "--epochs", "2", "--sizes", "784,8,10", *flags]) == 0
+    text = screen.getvalue()
+    drawn = isinstance(screen, _Terminal) and not flags
+    for epoch in ("001", "002"):
+        assert (f"\rEpoch {epoch}:" in text) == drawn
+        assert bool(re.search(rf"\r +\rEpoch: {epoch} \|", text)) == drawn
+        assert re.search(rf"^Epoch: {epoch} \|", text.replace("\r", "\n"), re.MULTILINE)
+    assert ("\r" in text) == drawn
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -44,3 +45,18 @@ def test_importing_a_name_from_the_package_imports_its_module_then() -> None:
                             timeout=60, check=False)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "mlpcore.model"
+
+
+def test_listing_backends_from_the_command_imports_no_progress_bar() -> None:
+    """tqdm is the ``train`` command's: neither ``import mlpcore`` nor ``mlpcore backends``
+    imports it (nor does ``import mlpcore`` import NumPy)."""
+    code = ("import sys\n"
+            "import mlpcore\n"
+            "assert not {'numpy', 'tqdm'} & set(sys.modules), 'import mlpcore'\n"
+            "from mlpcore.cli import main\n"
+            "assert main(['backends']) == 0\n"
+            "assert 'tqdm' not in sys.modules, 'mlpcore backends'\n")
+    env = {**os.environ, "MLPCORE_DISABLE_PLUGINS": "torch,tensorflow"}  # no framework start-up
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=60, check=False, env=env)
+    assert result.returncode == 0, result.stderr
