@@ -52,6 +52,10 @@ BROKEN: dict[str, tuple[set[str], set[str]]] = {
     "partial_write": (
         {"test_checkpoints.py::test_failed_write_changes_nothing"},
         {"test_checkpoints.py"}),
+    "one_hot_only": (  # raises instead of returning: the failures must still reproduce
+        {"test_losses.py::test_huge_logits_stay_finite",
+         "test_losses.py::test_integer_labels_equal_their_one_hot_rows"},
+        {"test_losses.py"}),
 }
 
 
@@ -182,6 +186,29 @@ def test_a_failure_names_op_dtype_errors_tolerance_and_reproduces(
         sys.path.remove(str(TESTS))
     error = np.abs(namespace["got"] - namespace["want"])
     assert np.isclose(error.max(), 1e-3, rtol=1e-3), snippet
+
+
+def test_a_failure_where_the_backend_raised_reproduces_the_error(
+        whole_suite: tuple[str, dict[str, Any]]) -> None:
+    """The one-hot-only loss raises on integer labels: no comparison runs, yet the failure
+    shows Python (the test's last snippet) that raises the same error."""
+    output, _ = whole_suite
+    header = "test_huge_logits_stay_finite[broken_one_hot_only-float32]"
+    lines = output.splitlines()
+    start = next(i for i, line in enumerate(lines) if header in line and line.startswith("_"))
+    end = next(i for i in range(start + 1, len(lines)) if lines[i].startswith(("_", "=")))
+    failure = lines[start:end]
+    assert any(line.startswith("E   ValueError: operands could not be broadcast together with "
+                               "shapes (6,) (6,3)") for line in failure), "\n".join(failure)
+    python = failure[failure.index("in Python, the test's last call:") + 1:]
+    assert "from broken_backends.one_hot_only import Backend" in python
+    sys.path.insert(0, str(TESTS))
+    try:
+        with pytest.raises(ValueError, match=r"could not be broadcast together with shapes "
+                                             r"\(6,\) \(6,3\)"):
+            exec(compile("\n".join(python), "<reproduce>", "exec"), {})
+    finally:
+        sys.path.remove(str(TESTS))
 
 
 def test_without_a_backend_every_test_skips_with_one_reason(pytester: pytest.Pytester,

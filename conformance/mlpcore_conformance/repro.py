@@ -5,20 +5,24 @@ import of a ``module:factory``); calling it with code lines and named values giv
 :class:`Snippet`, which formats itself (values as exact literals) only when printed, so a passing
 comparison pays nothing for it::
 
-    repro = Repro.for_backend("numpy")
+    repro = Repro(setup_lines("numpy"))
     print(repro("got = backend.activations.value('relu', x)", x=np.zeros(3, np.float32)))
+
+A test makes its snippet *before* it calls the backend: the session is told of every snippet
+(``note``) and prints the test's last one when the test fails without showing it, e.g. because
+the backend raised.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-__all__ = ["Code", "Repro", "Snippet", "literal"]
+__all__ = ["Code", "Repro", "Snippet", "literal", "setup_lines"]
 
 PREAMBLE = (
     "import numpy as np",
@@ -97,22 +101,32 @@ class Snippet:
         return "\n".join(body)
 
 
-@dataclass(frozen=True)
+def setup_lines(spec: str, attribute_is_factory: bool = True,
+                variable: str = "backend") -> tuple[str, ...]:
+    """Code assigning the backend named by ``spec`` to ``variable``: a registered name
+    (``"torch"``) or a ``"module:attribute"`` reference (a factory, or the backend itself)."""
+    module, colon, attribute = spec.partition(":")
+    if not colon:
+        return (f"{variable} = mlpcore.get_backend({spec!r})",)
+    if attribute_is_factory:
+        return (f"from {module} import {attribute}", f"{variable} = {attribute}()")
+    return (f"from {module} import {attribute} as {variable}",)
+
+
 class Repro:
-    """Makes :class:`Snippet` objects that start by getting the backend under test."""
+    """Makes :class:`Snippet` objects that start with ``setup`` (getting the backend), and
+    hands each one to ``note``."""
 
-    setup: tuple[str, ...] = field(default=("backend = mlpcore.get_backend()",))
+    def __init__(self, setup: tuple[str, ...] = ("backend = mlpcore.get_backend()",),
+                 note: Callable[[Snippet], None] | None = None) -> None:
+        self.setup, self.note = setup, note
 
-    @classmethod
-    def for_backend(cls, spec: str, attribute_is_factory: bool = True) -> Repro:
-        """For a registered name (``"torch"``) or a ``"module:attribute"`` reference."""
-        module, colon, attribute = spec.partition(":")
-        if not colon:
-            return cls((f"backend = mlpcore.get_backend({spec!r})",))
-        if attribute_is_factory:
-            return cls((f"from {module} import {attribute}", f"backend = {attribute}()"))
-        return cls((f"from {module} import {attribute} as backend",))
+    def __repr__(self) -> str:
+        return f"Repro({self.setup!r})"
 
     def __call__(self, *lines: str, **values: Any) -> Snippet:
         """A snippet assigning ``values`` (as literals) and then running ``lines``."""
-        return Snippet(self.setup, tuple(values.items()), lines)
+        snippet = Snippet(self.setup, tuple(values.items()), lines)
+        if self.note is not None:
+            self.note(snippet)
+        return snippet

@@ -29,7 +29,7 @@ import mlpcore_conformance.xfails as xfails
 from mlpcore.backend import Backend
 from mlpcore.errors import BackendLoadError, BackendNotFoundError
 from mlpcore_conformance.report import BackendResults, build_report, write_report
-from mlpcore_conformance.repro import Repro
+from mlpcore_conformance.repro import Repro, Snippet, setup_lines
 
 __all__ = [
     "SUITE_MODULE_PREFIX",
@@ -58,9 +58,9 @@ class ResolvedBackend:
         """The backend's own name (its test id)."""
         return str(self.backend.name)
 
-    def repro(self) -> Repro:
-        """Snippets for this backend start by getting it the way the user named it."""
-        return Repro.for_backend(self.origin, self.from_factory)
+    def setup(self, variable: str = "backend") -> tuple[str, ...]:
+        """Code getting this backend the way the user named it, into ``variable``."""
+        return setup_lines(self.origin, self.from_factory, variable)
 
 
 def _load_factory(origin: str) -> ResolvedBackend:
@@ -176,6 +176,8 @@ class ConformanceSession:
         self.item_backend: dict[str, str] = {}
         self.item_pair: dict[str, tuple[str, str]] = {}
         self.written: tuple[Path, Path] | None = None
+        self.last_snippet: Snippet | None = None
+        """The last reproduction snippet the running test made."""
 
     @classmethod
     def start(cls, config: pytest.Config, spec: str | None, matrix: bool) -> ConformanceSession:
@@ -204,6 +206,17 @@ class ConformanceSession:
     def backend(self, name: str) -> ResolvedBackend:
         """The backend under test (or in the matrix) called ``name``."""
         return self.under_test.get(name) or self.matrix[name]
+
+    def repro(self, *names: str) -> Repro:
+        """Snippets that start by getting these backends (one: ``backend``; two: ``saver`` and
+        ``loader``), each noted as the running test's last."""
+        variables = ("backend",) if len(names) == 1 else ("saver", "loader")
+        setup = [line for name, variable in zip(names, variables, strict=True)
+                 for line in self.backend(name).setup(variable)]
+        return Repro(tuple(setup), note=self._note)
+
+    def _note(self, snippet: Snippet) -> None:
+        self.last_snippet = snippet
 
     def matrix_pairs(self) -> list[tuple[str, str]]:
         """Every ordered pair (saver, loader) of the matrix, the diagonal included."""
@@ -306,6 +319,7 @@ class ConformanceSession:
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, None, None]:
         """Record every tolerance comparison of the test against its backend."""
+        self.last_snippet = None
         name = _param(item, "backend") if is_suite_item(item) else None
         if name is None or name not in self.results:
             return (yield)
@@ -315,10 +329,18 @@ class ConformanceSession:
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item,
                                   call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
-        """Add a ``reproduce`` section (the pytest command for this one test) to failures."""
+        """Add a ``reproduce`` section to failures: the pytest command for this one test and,
+        unless the failure message shows it already, the test's last snippet (so a test whose
+        backend raised still shows the Python that raises)."""
         report = yield
         if is_suite_item(item) and report.failed:
-            report.sections.append(("mlpcore conformance: reproduce", self._command(item)))
+            text = self._command(item)
+            snippet = self.last_snippet if report.when == "call" else None
+            if snippet is not None and call.excinfo is not None:
+                python = str(snippet)
+                if " ".join(python.split()) not in " ".join(str(call.excinfo.value).split()):
+                    text += "\nin Python, the test's last call:\n" + python
+            report.sections.append(("mlpcore conformance: reproduce", text))
         return report
 
     def _command(self, item: pytest.Item) -> str:

@@ -66,6 +66,8 @@ def configure(*, max_examples: int, derandomize: bool) -> None:
         "derandomize": bool(derandomize),
         "deadline": None,
         "print_blob": True,
+        # one failure per test, replayed last: the session shows that replay's snippet
+        "report_multiple_bugs": False,
         "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large],
     }
     if derandomize:

@@ -13,6 +13,7 @@ relu_derivative_at_zero       relu' uses ``x >= 0``, so relu'(0) = 1
 naive_softmax                 softmax cross-entropy exponentiates raw logits (no max subtracted)
 weights_not_transposed        torch-style (out, in) storage read back with ``reshape``, not ``.T``
 partial_write                 ``write_variables`` converts and assigns one variable at a time
+one_hot_only                  cross-entropy for one-hot rows only: integer labels make it raise
 ============================  ================================================================
 
 ``no_capabilities`` is not broken: it declares no optional capability, so the tests gated on

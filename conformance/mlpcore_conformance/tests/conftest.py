@@ -72,7 +72,7 @@ def backend(request: pytest.FixtureRequest, conformance: ConformanceSession) -> 
 @pytest.fixture(scope="session")
 def repro(backend: Backend, conformance: ConformanceSession) -> Repro:
     """Reproduction snippets that start by getting the backend under test."""
-    return conformance.backend(backend.name).repro()
+    return conformance.repro(backend.name)
 
 
 @pytest.fixture(scope="session")

@@ -40,10 +40,11 @@ def _check_array(got: object, x: np.ndarray, what: str) -> np.ndarray:
 def test_values_match_reference(backend: Backend, repro: Repro, name: ActivationName, dtype: str,
                                 data: st.DataObject) -> None:
     x = data.draw(activation_inputs(dtype), label="x")
+    snippet = repro(f"got = backend.activations.value({name!r}, x)",
+                    f"want = reference.activation({name!r}, x)", x=x)
     got = _check_array(backend.activations.value(name, x), x, f"activations.value({name!r})")
     assert_close(got, reference.activation(name, x), "activation", dtype, what=f"{name} value",
-                 reproduce=repro(f"got = backend.activations.value({name!r}, x)",
-                                 f"want = reference.activation({name!r}, x)", x=x))
+                 reproduce=snippet)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -53,12 +54,12 @@ def test_values_match_reference(backend: Backend, repro: Repro, name: Activation
 def test_derivatives_match_reference(backend: Backend, repro: Repro, name: ActivationName,
                                      dtype: str, data: st.DataObject) -> None:
     x = data.draw(activation_inputs(dtype), label="x")
+    snippet = repro(f"got = backend.activations.derivative({name!r}, x)",
+                    f"want = reference.activation_derivative({name!r}, x)", x=x)
     got = _check_array(backend.activations.derivative(name, x), x,
                        f"activations.derivative({name!r})")
     assert_close(got, reference.activation_derivative(name, x), "activation_derivative", dtype,
-                 what=f"{name} derivative",
-                 reproduce=repro(f"got = backend.activations.derivative({name!r}, x)",
-                                 f"want = reference.activation_derivative({name!r}, x)", x=x))
+                 what=f"{name} derivative", reproduce=snippet)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -97,10 +98,11 @@ def test_extremes_are_finite_exact_and_silent(backend: Backend, repro: Repro, na
 def test_relu_derivative_at_zero_is_zero(backend: Backend, repro: Repro, dtype: str) -> None:
     tiny = float(np.finfo(np.dtype(dtype)).tiny)  # the smallest normal number
     x = np.array([0.0, -0.0, tiny, -tiny, 1.0, -1.0], dtype=dtype)
+    snippet = repro("got = backend.activations.derivative('relu', x)", x=x)
     got = backend.activations.derivative("relu", x)
     want = np.array([0.0, 0.0, 1.0, 0.0, 1.0, 0.0], dtype=dtype)
     assert_bit_identical(np.abs(got), want, f"relu'({x.tolist()}) ({dtype}); relu'(0) must be 0",
-                         repro("got = backend.activations.derivative('relu', x)", x=x))
+                         snippet)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -108,7 +110,8 @@ def test_relu_derivative_at_zero_is_zero(backend: Backend, repro: Repro, dtype: 
 def test_nan_in_gives_nan_out(backend: Backend, repro: Repro, name: ActivationName,
                               dtype: str) -> None:
     x = np.array([[np.nan, 1.0], [-2.0, np.nan]], dtype=dtype)
+    snippet = repro(f"got = backend.activations.value({name!r}, x)", x=x)
     got = backend.activations.value(name, x)
     assert np.array_equal(np.isnan(got), np.isnan(x)), (
         f"{name}({x.tolist()}) = {got.tolist()} ({dtype}): NaN must give NaN, only there\n"
-        f"reproduce:\n{repro(f'got = backend.activations.value({name!r}, x)', x=x)}")
+        f"reproduce:\n{snippet}")

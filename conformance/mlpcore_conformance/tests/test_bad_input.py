@@ -44,23 +44,21 @@ CALLS: dict[str, Callable[[mlpcore.MLP, Any, Any, str], object]] = {
                                                  batch_size=2),
     "loss_and_gradients": lambda model, x, y, loss: model.loss_and_gradients(x, y, loss),
 }
-BAD_ARGUMENTS: dict[str, Callable[[Backend], object]] = {
-    "dtype float16": lambda b: mlpcore.MLP(SPEC, backend=b, dtype="float16"),
-    "negative seed": lambda b: mlpcore.MLP(SPEC, backend=b, seed=-1),
-    "epochs 0": lambda b: mlpcore.fit(mlpcore.MLP(SPEC, backend=b), (GOOD_X, GOOD_Y), epochs=0),
-    "batch size 0": lambda b: mlpcore.fit(mlpcore.MLP(SPEC, backend=b), (GOOD_X, GOOD_Y),
-                                          batch_size=0),
-    "unknown dropout mode": lambda b: mlpcore.fit(mlpcore.MLP(SPEC, backend=b),
-                                                  (GOOD_X, GOOD_Y),
-                                                  dropout_mode="bogus"),  # type: ignore[arg-type]
-    "unknown loss": lambda b: mlpcore.MLP(SPEC, backend=b).evaluate(GOOD_X, GOOD_Y, "hinge"),
-    "unknown training method": lambda b: mlpcore.fit(mlpcore.MLP(SPEC, backend=b),
-                                                     (GOOD_X, GOOD_Y), method="no-such-method"),
-    "activation op: unknown name": lambda b: b.activations.value(
-        "swish", GOOD_X),  # type: ignore[arg-type]
-    "loss op: unknown name": lambda b: b.losses.value("hinge", GOOD_X,  # type: ignore[arg-type]
-                                                      GOOD_Y),
-    "dropout op: rate 1.5": lambda b: b.dropout.apply(GOOD_X, 1.5, training=True),
+BAD_ARGUMENTS: dict[str, str] = {
+    # case: a call that must raise ValueError, run as written (given backend, spec, x, y), so a
+    # failure's snippet is exactly what ran
+    "dtype float16": "mlpcore.MLP(spec, backend=backend, dtype='float16')",
+    "negative seed": "mlpcore.MLP(spec, backend=backend, seed=-1)",
+    "epochs 0": "mlpcore.fit(mlpcore.MLP(spec, backend=backend), (x, y), epochs=0)",
+    "batch size 0": "mlpcore.fit(mlpcore.MLP(spec, backend=backend), (x, y), batch_size=0)",
+    "unknown dropout mode": "mlpcore.fit(mlpcore.MLP(spec, backend=backend), (x, y), "
+                            "dropout_mode='bogus')",
+    "unknown loss": "mlpcore.MLP(spec, backend=backend).evaluate(x, y, 'hinge')",
+    "unknown training method": "mlpcore.fit(mlpcore.MLP(spec, backend=backend), (x, y), "
+                               "method='no-such-method')",
+    "activation op: unknown name": "backend.activations.value('swish', x)",
+    "loss op: unknown name": "backend.losses.value('hinge', x, y)",
+    "dropout op: rate 1.5": "backend.dropout.apply(x, 1.5, training=True)",
 }
 
 
@@ -71,11 +69,11 @@ def test_bad_data_raises_invalid_input_error_and_changes_nothing(backend: Backen
     if call == "loss_and_gradients" and mlpcore.Capability.GRADIENTS not in backend.capabilities:
         pytest.skip(f"backend {backend.name!r} does not declare capability 'gradients'")
     x, y, loss = BAD_DATA[case]
-    model = mlpcore.MLP(SPEC, backend=backend, seed=4)
-    before = model.variables
     snippet = repro("model = mlpcore.MLP(spec, backend=backend, seed=4)",
                     f"# {call} with {case}: must raise mlpcore.InvalidInputError",
                     spec=SPEC, x=x, y=y, loss=loss)
+    model = mlpcore.MLP(SPEC, backend=backend, seed=4)
+    before = model.variables
     try:
         CALLS[call](model, x, y, loss)
     except mlpcore.InvalidInputError:
@@ -91,19 +89,21 @@ def test_bad_data_raises_invalid_input_error_and_changes_nothing(backend: Backen
 
 
 @pytest.mark.parametrize("case", list(BAD_ARGUMENTS))
-def test_bad_arguments_raise_value_error(backend: Backend, case: str) -> None:
+def test_bad_arguments_raise_value_error(backend: Backend, repro: Repro, case: str) -> None:
+    call = BAD_ARGUMENTS[case]
+    repro(f"{call}  # must raise ValueError", spec=SPEC, x=GOOD_X, y=GOOD_Y)
     with pytest.raises(ValueError):
-        BAD_ARGUMENTS[case](backend)
+        eval(call, {"mlpcore": mlpcore, "backend": backend, "spec": SPEC, "x": GOOD_X,
+                    "y": GOOD_Y})
 
 
 def test_nan_row_gives_nan_outputs_in_that_row_only(backend: Backend, repro: Repro) -> None:
-    model = mlpcore.MLP(SPEC, backend=backend, seed=4)
     x = cases.normal(102, (4, 4), "float32")
     x[2, 1] = np.nan
-    outputs = model.predict(x)
+    snippet = repro("model = mlpcore.MLP(spec, backend=backend, seed=4)",
+                    "outputs = model.predict(x)", spec=SPEC, x=x)
+    outputs = mlpcore.MLP(SPEC, backend=backend, seed=4).predict(x)
     rows = np.asarray(np.isnan(outputs).any(axis=1))
     assert np.isnan(outputs[2]).all() and not rows[[0, 1, 3]].any(), (
         f"predict with NaN in row 2 gave NaN in rows {np.flatnonzero(rows).tolist()}: "
-        f"{outputs.tolist()}\nreproduce:\n"
-        + str(repro("model = mlpcore.MLP(spec, backend=backend, seed=4)",
-                    "outputs = model.predict(x)", spec=SPEC, x=x)))
+        f"{outputs.tolist()}\nreproduce:\n{snippet}")

@@ -18,8 +18,8 @@ import mlpcore
 from mlpcore.backend import Backend, Capability
 from mlpcore.spec import DTypeName
 from mlpcore_conformance import cases, reference
-from mlpcore_conformance.repro import Repro
-from mlpcore_conformance.session import MATRIX_PROPERTY
+from mlpcore_conformance.repro import Repro, Snippet
+from mlpcore_conformance.session import MATRIX_PROPERTY, ConformanceSession
 from mlpcore_conformance.strategies import DTYPES
 from mlpcore_conformance.tolerances import assert_bit_identical, assert_close, measure
 
@@ -41,6 +41,13 @@ def _model(backend: Backend, dtype: str, values: dict[str, np.ndarray]) -> mlpco
     return model
 
 
+def _with_model(repro: Repro, dtype: str, values: dict[str, np.ndarray], *lines: str,
+                backend: str = "backend") -> Snippet:
+    """A snippet making :func:`_model` on ``backend``, then running ``lines``."""
+    return repro(f"model = mlpcore.MLP(spec, backend={backend}, dtype=dtype)",
+                 "model.assign(values)", *lines, spec=SPEC, dtype=dtype, values=values)
+
+
 def _snapshot(model: mlpcore.MLP, x: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
     return model.variables, model.predict(x)
 
@@ -59,14 +66,12 @@ def _assert_unchanged(model: mlpcore.MLP, x: np.ndarray,
 def test_round_trip_is_bit_exact(backend: Backend, repro: Repro, tmp_path: Path,
                                  dtype: str) -> None:
     values = _values(dtype)
+    snippet = _with_model(repro, dtype, values, "mlpcore.save(model, 'model.safetensors')",
+                          "stored = mlpcore.read_checkpoint('model.safetensors').variables",
+                          "loaded = mlpcore.load('model.safetensors', backend=backend)")
     model = _model(backend, dtype, values)
     x = cases.normal(82, (7, 5), dtype)
     path = mlpcore.save(model, tmp_path / "model.safetensors")
-    snippet = repro("model = mlpcore.MLP(spec, backend=backend, dtype=dtype)",
-                    "model.assign(values)", "mlpcore.save(model, 'model.safetensors')",
-                    "stored = mlpcore.read_checkpoint('model.safetensors').variables",
-                    "loaded = mlpcore.load('model.safetensors', backend=backend)",
-                    spec=SPEC, dtype=dtype, values=values)
     checkpoint = mlpcore.read_checkpoint(path)
     assert checkpoint.backend == backend.name, f"manifest names backend {checkpoint.backend!r}"
     assert checkpoint.dtype == dtype
@@ -87,9 +92,11 @@ def test_round_trip_is_bit_exact(backend: Backend, repro: Repro, tmp_path: Path,
 
 
 def test_saved_by_one_backend_loaded_by_another(checkpoint_pair: tuple[Backend, Backend],
+                                                conformance: ConformanceSession,
                                                 request: pytest.FixtureRequest,
                                                 tmp_path: Path) -> None:
     saver, loader = checkpoint_pair
+    repro = conformance.repro(saver.name, loader.name)
     request.node.user_properties.append(("mlpcore_matrix_pair", (saver.name, loader.name)))
     dtypes = ["float32"]
     if all(Capability.FLOAT64 in b.capabilities for b in checkpoint_pair):
@@ -98,6 +105,9 @@ def test_saved_by_one_backend_loaded_by_another(checkpoint_pair: tuple[Backend, 
     for dtype in dtypes:
         values = _values(dtype, seed=91)
         values["dense_1/bias"][:] = cases.normal(92, (6,), dtype)  # finite outputs to compare
+        _with_model(repro, dtype, values, "mlpcore.save(model, 'model.safetensors')",
+                    "loaded = mlpcore.load('model.safetensors', backend=loader)",
+                    backend="saver")
         model = _model(saver, dtype, values)
         path = mlpcore.save(model, tmp_path / f"{saver.name}-{dtype}.safetensors")
         loaded = mlpcore.load(path, backend=loader)
@@ -122,23 +132,28 @@ def test_saved_by_one_backend_loaded_by_another(checkpoint_pair: tuple[Backend, 
 def test_strict_load_reports_every_problem_and_changes_nothing(backend: Backend, repro: Repro,
                                                                tmp_path: Path,
                                                                dtype: str) -> None:
-    model = _model(backend, dtype, _values(dtype))
+    values = _values(dtype)
+    _with_model(repro, dtype, values)
+    model = _model(backend, dtype, values)
     x = cases.normal(83, (4, 5), dtype)
     before = _snapshot(model, x)
-    wrong_width = mlpcore.MLP(mlpcore.MLPSpec((5, 7, 6, 3)), backend=backend, dtype=dtype)
-    fewer_layers = mlpcore.MLP(mlpcore.MLPSpec((5, 6, 3)), backend=backend, dtype=dtype)
-    more_layers = mlpcore.MLP(mlpcore.MLPSpec((5, 6, 6, 3, 3)), backend=backend, dtype=dtype)
     expected = {
-        "wrong width": (wrong_width, ["wrong shape: dense_0/weights", "wrong shape: dense_0/bias",
-                                      "wrong shape: dense_1/weights"]),
-        "fewer layers": (fewer_layers, ["missing: dense_2/weights", "missing: dense_2/bias",
-                                        "wrong shape: dense_1/weights"]),
-        "more layers": (more_layers, ["unexpected: dense_3/weights", "unexpected: dense_3/bias"]),
+        "wrong width": ((5, 7, 6, 3), ["wrong shape: dense_0/weights",
+                                       "wrong shape: dense_0/bias",
+                                       "wrong shape: dense_1/weights"]),
+        "fewer layers": ((5, 6, 3), ["missing: dense_2/weights", "missing: dense_2/bias",
+                                     "wrong shape: dense_1/weights"]),
+        "more layers": ((5, 6, 6, 3, 3), ["unexpected: dense_3/weights",
+                                          "unexpected: dense_3/bias"]),
     }
-    for label, (other, phrases) in expected.items():
-        path = mlpcore.save(other, tmp_path / f"{label.replace(' ', '-')}.safetensors")
-        snippet = repro("model = mlpcore.MLP(spec, backend=backend, dtype=dtype)",
-                        f"mlpcore.load_into(model, {str(path)!r})", spec=SPEC, dtype=dtype)
+    for label, (sizes, phrases) in expected.items():
+        name = f"{label.replace(' ', '-')}.safetensors"
+        snippet = _with_model(
+            repro, dtype, values,
+            f"mlpcore.save(mlpcore.MLP(MLPSpec({sizes}), backend=backend, dtype=dtype), {name!r})",
+            f"mlpcore.load_into(model, {name!r})  # must raise, naming every problem")
+        path = mlpcore.save(mlpcore.MLP(mlpcore.MLPSpec(sizes), backend=backend, dtype=dtype),
+                            tmp_path / name)
         with pytest.raises(mlpcore.CheckpointError) as error:
             mlpcore.load_into(model, path)
         message = str(error.value)
@@ -149,8 +164,17 @@ def test_strict_load_reports_every_problem_and_changes_nothing(backend: Backend,
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_corrupt_checkpoint_changes_nothing(backend: Backend, tmp_path: Path, dtype: str) -> None:
-    model = _model(backend, dtype, _values(dtype))
+def test_corrupt_checkpoint_changes_nothing(backend: Backend, repro: Repro, tmp_path: Path,
+                                            dtype: str) -> None:
+    values = _values(dtype)
+    snippet = _with_model(
+        repro, dtype, values,
+        "path = mlpcore.save(mlpcore.MLP(spec, backend=backend, dtype=dtype, seed=2), "
+        "'corrupt.safetensors')",
+        "data = bytearray(path.read_bytes())", "data[-1] ^= 0xFF",
+        "path.write_bytes(bytes(data))",
+        "mlpcore.load_into(model, path)  # must raise CheckpointError (checksum)")
+    model = _model(backend, dtype, values)
     x = cases.normal(84, (4, 5), dtype)
     before = _snapshot(model, x)
     path = mlpcore.save(mlpcore.MLP(SPEC, backend=backend, dtype=dtype, seed=2),
@@ -160,12 +184,13 @@ def test_corrupt_checkpoint_changes_nothing(backend: Backend, tmp_path: Path, dt
     path.write_bytes(bytes(data))
     with pytest.raises(mlpcore.CheckpointError, match="checksum"):
         mlpcore.load_into(model, path)
-    _assert_unchanged(model, x, before, "loading a corrupt checkpoint")
+    _assert_unchanged(model, x, before, "loading a corrupt checkpoint", snippet)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_failed_write_changes_nothing(backend: Backend, repro: Repro, dtype: DTypeName) -> None:
     values = _values(dtype)
+    repro("model = backend.build(spec, values, dtype)", spec=SPEC, values=values, dtype=dtype)
     model = backend.build(SPEC, values, dtype)
     x = cases.normal(85, (4, 5), dtype)
     outputs = model.forward(x)

@@ -32,24 +32,28 @@ INITIALISERS: dict[str, tuple[Any, Any]] = {
 def test_initial_variables_equal_the_reference(backend: Backend, repro: Repro, dtype: str,
                                                init: str) -> None:
     weights, bias = INITIALISERS[init]
-    model = mlpcore.MLP(SPEC, backend=backend, seed=123, dtype=dtype, weights_init=weights,
-                        bias_init=bias)
-    want = reference.initial_variables(SPEC.sizes, 123, weights, bias, dtype=dtype)
-    got = model.variables
-    assert list(got) == list(want), f"variables {list(got)}, expected {list(want)}"
     snippet = repro("model = mlpcore.MLP(spec, backend=backend, seed=123, dtype=dtype, "
                     "weights_init=weights, bias_init=bias)",
                     "got = model.variables",
                     "want = reference.initial_variables(spec.sizes, 123, weights, bias, "
                     "dtype=dtype)",
                     spec=SPEC, dtype=dtype, weights=weights, bias=bias)
+    model = mlpcore.MLP(SPEC, backend=backend, seed=123, dtype=dtype, weights_init=weights,
+                        bias_init=bias)
+    want = reference.initial_variables(SPEC.sizes, 123, weights, bias, dtype=dtype)
+    got = model.variables
+    assert list(got) == list(want), f"variables {list(got)}, expected {list(want)}"
     for name, value in want.items():
         assert_bit_identical(got[name], value, f"{name} of MLP(seed=123, {init}, {dtype})",
                              snippet)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_same_seed_same_values_other_seed_other_values(backend: Backend, dtype: str) -> None:
+def test_same_seed_same_values_other_seed_other_values(backend: Backend, repro: Repro,
+                                                       dtype: str) -> None:
+    repro(*[f"{name} = mlpcore.MLP(spec, backend=backend, seed={seed}, dtype=dtype).variables"
+            for name, seed in (("first", 7), ("again", 7), ("other", 8))],
+          spec=SPEC, dtype=dtype)
     first = mlpcore.MLP(SPEC, backend=backend, seed=7, dtype=dtype).variables
     again = mlpcore.MLP(SPEC, backend=backend, seed=7, dtype=dtype).variables
     other = mlpcore.MLP(SPEC, backend=backend, seed=8, dtype=dtype).variables
@@ -68,10 +72,9 @@ def test_build_keeps_the_given_variables_bit_for_bit(backend: Backend, repro: Re
         flat = value.reshape(-1)
         count = min(flat.size, special.size)
         flat[:count] = special[:count]
-    model = backend.build(SPEC, values, dtype)
-    got = model.read_variables()
     snippet = repro("got = backend.build(spec, values, dtype).read_variables()",
                     spec=SPEC, values=values, dtype=dtype)
+    got = backend.build(SPEC, values, dtype).read_variables()
     for name, value in values.items():
         assert_bit_identical(got[name], value, f"{name} read back after build ({dtype})",
                              snippet)

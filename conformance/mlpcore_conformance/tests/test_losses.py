@@ -72,13 +72,14 @@ def test_huge_logits_stay_finite(backend: Backend, repro: Repro, dtype: str) -> 
     outputs = np.array(HUGE_LOGITS, dtype=dtype)
     for targets, kind in ((np.array(HUGE_LABELS), "labels"),
                           (np.eye(3, dtype=dtype)[HUGE_LABELS], "one-hot")):
+        snippet = repro("value = backend.losses.value('softmax_cross_entropy', outputs, targets)",
+                        "gradient = backend.losses.gradient('softmax_cross_entropy', outputs, "
+                        "targets)", outputs=outputs, targets=targets)
         value = backend.losses.value("softmax_cross_entropy", outputs, targets)
         gradient = backend.losses.gradient("softmax_cross_entropy", outputs, targets)
         assert np.isfinite(value) and np.all(np.isfinite(gradient)), (
             f"softmax_cross_entropy ({dtype}, {kind}) of logits up to 1e30 is not finite: "
-            f"value {value}, gradient {np.asarray(gradient).tolist()}\nreproduce:\n"
-            + str(repro("value = backend.losses.value('softmax_cross_entropy', outputs, "
-                        "targets)", outputs=outputs, targets=targets)))
+            f"value {value}, gradient {np.asarray(gradient).tolist()}\nreproduce:\n{snippet}")
         _value_and_gradient(backend, repro, "softmax_cross_entropy", outputs, targets, dtype,
                             f"huge logits, {kind}")
 

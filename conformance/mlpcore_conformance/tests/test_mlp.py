@@ -31,17 +31,15 @@ FD_CASES = [(name, dtype) for name in reference.ACTIVATIONS for dtype in DTYPES
 def test_forward_matches_reference(backend: Backend, repro: Repro, dtype: DTypeName,
                                    data: st.DataObject) -> None:
     problem = data.draw(mlp_problems(dtype, training=False), label="problem")
-    model = backend.build(problem.spec, problem.variables, dtype)
-    got = model.forward(problem.x)
+    snippet = repro("got = backend.build(spec, variables, dtype).forward(x)",
+                    "want = reference.forward(spec, variables, x)",
+                    spec=problem.spec, variables=problem.variables, dtype=dtype, x=problem.x)
+    got = backend.build(problem.spec, problem.variables, dtype).forward(problem.x)
     assert isinstance(got, np.ndarray) and got.dtype == np.dtype(dtype) \
         and got.shape == (len(problem.x), problem.spec.n_outputs), (
             f"forward gave {getattr(got, 'dtype', '?')} {getattr(got, 'shape', '?')}")
     assert_close(got, reference.forward(problem.spec, problem.variables, problem.x), "forward",
-                 dtype, what=f"logits of {problem.spec}",
-                 reproduce=repro("got = backend.build(spec, variables, dtype).forward(x)",
-                                 "want = reference.forward(spec, variables, x)",
-                                 spec=problem.spec, variables=problem.variables, dtype=dtype,
-                                 x=problem.x))
+                 dtype, what=f"logits of {problem.spec}", reproduce=snippet)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -50,26 +48,26 @@ def test_forward_is_eval_mode_whatever_the_dropout_rate(backend: Backend, repro:
     spec = mlpcore.MLPSpec((6, 8, 8, 4), activation="sigmoid", dropout=0.5)
     variables = cases.variables(spec, 51, dtype)
     x = cases.normal(52, (10, 6), dtype)
+    snippet = repro("got = backend.build(spec, variables, dtype).forward(x)",
+                    spec=spec, variables=variables, dtype=dtype,
+                    x=cases.code("normal", 52, (10, 6), dtype))
     got = backend.build(spec, variables, dtype).forward(x)
     assert_close(got, reference.forward(spec, variables, x), "forward", dtype,
                  what="forward with dropout 0.5 in the spec (no dropout in eval mode)",
-                 reproduce=repro("got = backend.build(spec, variables, dtype).forward(x)",
-                                 spec=spec, variables=variables, dtype=dtype,
-                                 x=cases.code("normal", 52, (10, 6), dtype)))
+                 reproduce=snippet)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_predict_through_the_mlp_api_matches_reference(backend: Backend, repro: Repro,
                                                        dtype: str) -> None:
     spec = mlpcore.MLPSpec((6, 5, 4), activation="relu")
+    snippet = repro("model = mlpcore.MLP(spec, backend=backend, seed=3, dtype=dtype)",
+                    "got = model.predict(x)", spec=spec, dtype=dtype,
+                    x=cases.code("normal", 53, (9, 6), dtype))
     model = mlpcore.MLP(spec, backend=backend, seed=3, dtype=dtype)
     x = cases.normal(53, (9, 6), dtype)
     assert_close(model.predict(x), reference.forward(spec, model.variables, x), "forward", dtype,
-                 what="MLP.predict",
-                 reproduce=repro("model = mlpcore.MLP(spec, backend=backend, seed=3, "
-                                 "dtype=dtype)", "got = model.predict(x)",
-                                 spec=spec, dtype=dtype,
-                                 x=cases.code("normal", 53, (9, 6), dtype)))
+                 what="MLP.predict", reproduce=snippet)
 
 
 @pytest.mark.mlpcore_requires("gradients")
@@ -80,17 +78,17 @@ def test_gradients_match_reference(backend: Backend, repro: Repro, dtype: DTypeN
                                    data: st.DataObject) -> None:
     p = data.draw(mlp_problems(dtype, training=True), label="problem")
     assume(reference.clear_of_relu_kinks(p.spec, p.variables, p.x, dtype, p.keep_masks))
-    model = backend.build(p.spec, p.variables, dtype)
-    objective, grads = model.loss_and_gradients(p.x, p.targets, p.loss,
-                                                p.regularisers, p.keep_masks)
-    want_objective, want = reference.loss_and_gradients(p.spec, p.variables, p.x, p.targets,
-                                                        p.loss, p.regularisers, p.keep_masks)
     snippet = repro("model = backend.build(spec, variables, dtype)",
                     "objective, grads = model.loss_and_gradients(x, targets, loss, regs, masks)",
                     "want = reference.loss_and_gradients(spec, variables, x, targets, loss, "
                     "regs, masks)",
                     spec=p.spec, variables=p.variables, dtype=dtype, x=p.x, targets=p.targets,
                     loss=p.loss, regs=p.regularisers, masks=p.keep_masks)
+    model = backend.build(p.spec, p.variables, dtype)
+    objective, grads = model.loss_and_gradients(p.x, p.targets, p.loss,
+                                                p.regularisers, p.keep_masks)
+    want_objective, want = reference.loss_and_gradients(p.spec, p.variables, p.x, p.targets,
+                                                        p.loss, p.regularisers, p.keep_masks)
     assert_close(objective, want_objective, "loss", dtype, what=f"{p.loss} objective",
                  reproduce=snippet)
     assert list(grads) == list(want), f"gradients named {list(grads)}, expected {list(want)}"
@@ -111,6 +109,12 @@ def test_gradients_match_finite_differences(backend: Backend, repro: Repro,
     masks = [reference.keep_mask(64, 0, layer, (5, width), spec.dropout)
              for layer, width in enumerate(spec.sizes[1:-1])]
     regs = (mlpcore.L2(0.1),)  # smooth: L1 has a kink at 0 that a step could cross
+    snippet = repro("model = backend.build(spec, variables, dtype)",
+                    "_, grads = model.loss_and_gradients(x, labels, 'softmax_cross_entropy', "
+                    "regs, masks)",
+                    spec=spec, variables=variables, dtype=dtype,
+                    x=cases.code("normal", 62, (5, 3), dtype),
+                    labels=cases.code("labels", 63, 5, 2), regs=regs, masks=masks)
     model = backend.build(spec, variables, dtype)
     _, grads = model.loss_and_gradients(x, labels, "softmax_cross_entropy", regs, masks)
 
@@ -119,12 +123,6 @@ def test_gradients_match_finite_differences(backend: Backend, repro: Repro,
         return model.loss_and_gradients(x, labels, "softmax_cross_entropy", regs, masks)[0]
 
     want = reference.finite_difference_gradients(objective, variables, FD_STEP[dtype])
-    snippet = repro("model = backend.build(spec, variables, dtype)",
-                    "_, grads = model.loss_and_gradients(x, labels, 'softmax_cross_entropy', "
-                    "regs, masks)",
-                    spec=spec, variables=variables, dtype=dtype,
-                    x=cases.code("normal", 62, (5, 3), dtype),
-                    labels=cases.code("labels", 63, 5, 2), regs=regs, masks=masks)
     for name, value in want.items():
         assert_close(grads[name], value, "finite_differences", dtype,
                      what=f"d objective / d {name} ({activation}) vs central differences",

@@ -55,19 +55,19 @@ def test_penalty_and_gradient_match_reference(backend: Backend, repro: Repro, dt
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_l1_gradient_of_zero_is_zero(backend: Backend, repro: Repro, dtype: str) -> None:
     weights = [np.array([[0.0, -0.0, 2.0], [-3.0, 0.0, 1e-30]], dtype=dtype)]
-    regulariser = mlpcore.L1(0.5)
-    got = backend.regularisers.gradient(regulariser, weights)[0]
+    snippet = repro("got = backend.regularisers.gradient(L1(0.5), weights)", weights=weights)
+    got = backend.regularisers.gradient(mlpcore.L1(0.5), weights)[0]
     want = np.array([[0.0, 0.0, 0.5], [-0.5, 0.0, 0.5]], dtype=dtype)
     assert_bit_identical(got + np.zeros_like(got), want, f"L1(0.5) gradient ({dtype}); "
-                         "sign(0) must be 0",
-                         repro("got = backend.regularisers.gradient(L1(0.5), weights)",
-                               weights=weights))
+                         "sign(0) must be 0", snippet)
 
 
 @pytest.mark.parametrize("kind", ["L1", "L2"])
 @pytest.mark.parametrize("strength", INVALID_STRENGTHS, ids=repr)
-def test_invalid_strength_raises_value_error(backend: Backend, kind: str, strength: Any) -> None:
+def test_invalid_strength_raises_value_error(backend: Backend, repro: Repro, kind: str,
+                                             strength: Any) -> None:
     del backend  # the same on every backend: the core refuses λ before a backend sees it
+    repro(f"{kind}(strength)  # must raise ValueError", strength=strength)
     make = mlpcore.L1 if kind == "L1" else mlpcore.L2
     with pytest.raises(ValueError):
         make(strength)
@@ -82,9 +82,6 @@ def test_penalties_act_on_weights_not_biases(backend: Backend, repro: Repro,
     x = cases.normal(22, (6, 4), dtype)
     labels = cases.labels(23, 6, 3)
     regs = (mlpcore.L2(0.3), mlpcore.L1(0.05))
-    model = backend.build(spec, variables, dtype)
-    plain, plain_grads = model.loss_and_gradients(x, labels, "softmax_cross_entropy", (), None)
-    penalised, grads = model.loss_and_gradients(x, labels, "softmax_cross_entropy", regs, None)
     snippet = repro("model = backend.build(spec, variables, dtype)",
                     "plain = model.loss_and_gradients(x, labels, 'softmax_cross_entropy')",
                     "penalised = model.loss_and_gradients(x, labels, 'softmax_cross_entropy', "
@@ -92,6 +89,9 @@ def test_penalties_act_on_weights_not_biases(backend: Backend, repro: Repro,
                     spec=spec, variables=variables, dtype=dtype,
                     x=cases.code("normal", 22, (6, 4), dtype),
                     labels=cases.code("labels", 23, 6, 3), regs=regs)
+    model = backend.build(spec, variables, dtype)
+    plain, plain_grads = model.loss_and_gradients(x, labels, "softmax_cross_entropy", (), None)
+    penalised, grads = model.loss_and_gradients(x, labels, "softmax_cross_entropy", regs, None)
     weights = [variables[name] for name in spec.weight_names()]
     extra = sum(reference.penalty(r, weights) for r in regs)
     assert_close(penalised - plain, extra, "regulariser", dtype,

@@ -21,6 +21,7 @@ from mlpcore.losses import LossOps
 from mlpcore.regularisers import RegulariserOps
 from mlpcore.spec import DTypeName
 from mlpcore_conformance import cases
+from mlpcore_conformance.repro import Repro
 from mlpcore_conformance.session import ConformanceSession
 
 DTYPES = ("float32", "float64")
@@ -65,7 +66,9 @@ def _check_binds(function: Callable[..., Any], label: str, args: tuple[Any, ...]
                              f"{label}({shown}): {error}") from None
 
 
-def test_backend_has_every_contract_attribute(backend: Backend) -> None:
+def test_backend_has_every_contract_attribute(backend: Backend, repro: Repro) -> None:
+    repro(f"print({{name: hasattr(backend, name) for name in {ATTRIBUTES}}})",
+          "print(backend.name, backend.contract_version)")
     missing = [name for name in ATTRIBUTES if not hasattr(backend, name)]
     assert not missing, f"backend {backend.name!r} lacks {', '.join(missing)}"
     assert isinstance(backend, Backend)
@@ -76,7 +79,8 @@ def test_backend_has_every_contract_attribute(backend: Backend) -> None:
     assert callable(backend.build)
 
 
-def test_capabilities_are_declared_capability_values(backend: Backend) -> None:
+def test_capabilities_are_declared_capability_values(backend: Backend, repro: Repro) -> None:
+    repro("print(repr(backend.capabilities))")
     assert isinstance(backend.capabilities, frozenset), (
         f"capabilities must be a frozenset, got {type(backend.capabilities).__name__}")
     known = {str(c) for c in mlpcore.Capability}
@@ -84,7 +88,8 @@ def test_capabilities_are_declared_capability_values(backend: Backend) -> None:
     assert not unknown, f"unknown capabilities {sorted(unknown)}; known: {sorted(known)}"
 
 
-def test_training_methods_are_known_and_nonempty(backend: Backend) -> None:
+def test_training_methods_are_known_and_nonempty(backend: Backend, repro: Repro) -> None:
+    repro("print(repr(backend.training_methods))")
     methods = backend.training_methods
     assert isinstance(methods, tuple) and methods, "training_methods must be a non-empty tuple"
     unknown = [m for m in methods if m not in KNOWN_METHODS]
@@ -92,13 +97,15 @@ def test_training_methods_are_known_and_nonempty(backend: Backend) -> None:
     assert len(set(methods)) == len(methods), f"duplicate training methods in {methods}"
 
 
-def test_framework_version_is_a_nonempty_string(backend: Backend) -> None:
+def test_framework_version_is_a_nonempty_string(backend: Backend, repro: Repro) -> None:
+    repro("print(repr(backend.framework_version()))")
     version = backend.framework_version()
     assert isinstance(version, str) and version.strip(), f"framework_version() gave {version!r}"
 
 
-def test_registered_backend_resolves_by_name(backend: Backend,
+def test_registered_backend_resolves_by_name(backend: Backend, repro: Repro,
                                              conformance: ConformanceSession) -> None:
+    repro("print(mlpcore.list_backends(), mlpcore.get_backend(backend.name) is backend)")
     origin = conformance.backend(backend.name).origin
     if ":" in origin:
         pytest.skip(f"{origin} was given as module:factory, not by a registered name")
@@ -107,8 +114,11 @@ def test_registered_backend_resolves_by_name(backend: Backend,
 
 
 @pytest.mark.parametrize("concept", sorted(OPS_CALLS))
-def test_ops_objects_satisfy_their_protocols(backend: Backend, concept: str) -> None:
+def test_ops_objects_satisfy_their_protocols(backend: Backend, repro: Repro,
+                                            concept: str) -> None:
     protocol, calls = OPS_CALLS[concept]
+    repro("import inspect", *[f"print(inspect.signature(backend.{concept}.{method}))"
+                              for method in calls])
     ops = getattr(backend, concept)
     assert isinstance(ops, protocol), (
         f"backend.{concept} does not satisfy {protocol.__name__} (methods: {', '.join(calls)})")
@@ -117,7 +127,9 @@ def test_ops_objects_satisfy_their_protocols(backend: Backend, concept: str) -> 
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_build_gives_a_backend_model(backend: Backend, dtype: DTypeName) -> None:
+def test_build_gives_a_backend_model(backend: Backend, repro: Repro, dtype: DTypeName) -> None:
+    repro("model = backend.build(spec, cases.variables(spec, 1, dtype), dtype)",
+          "print(type(model).__mro__, model.spec, model.dtype)", spec=SPEC, dtype=dtype)
     values = cases.variables(SPEC, 1, dtype)
     model = backend.build(SPEC, values, dtype)
     assert isinstance(model, BackendModel), "build() must return a BackendModel"
@@ -138,7 +150,10 @@ def test_build_gives_a_backend_model(backend: Backend, dtype: DTypeName) -> None
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_read_variables_returns_canonical_copies(backend: Backend, dtype: DTypeName) -> None:
+def test_read_variables_returns_canonical_copies(backend: Backend, repro: Repro,
+                                                 dtype: DTypeName) -> None:
+    repro("model = backend.build(spec, cases.variables(spec, 3, dtype), dtype)",
+          "got = model.read_variables()", spec=SPEC, dtype=dtype)
     values = cases.variables(SPEC, 3, dtype)
     model = backend.build(SPEC, values, dtype)
     got = model.read_variables()
@@ -160,7 +175,10 @@ def test_read_variables_returns_canonical_copies(backend: Backend, dtype: DTypeN
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_forward_returns_logits_of_the_model_dtype(backend: Backend, dtype: DTypeName) -> None:
+def test_forward_returns_logits_of_the_model_dtype(backend: Backend, repro: Repro,
+                                                   dtype: DTypeName) -> None:
+    repro("model = backend.build(spec, cases.variables(spec, 4, dtype), dtype)",
+          "out = model.forward(cases.normal(5, (6, 4), dtype))", spec=SPEC, dtype=dtype)
     model = backend.build(SPEC, cases.variables(SPEC, 4, dtype), dtype)
     out = model.forward(cases.normal(5, (6, 4), dtype))
     assert isinstance(out, np.ndarray), f"forward() gave a {type(out).__name__}, not ndarray"
@@ -171,7 +189,11 @@ def test_forward_returns_logits_of_the_model_dtype(backend: Backend, dtype: DTyp
 @pytest.mark.mlpcore_requires("gradients")
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_loss_and_gradients_returns_float_and_canonical_gradients(backend: Backend,
+                                                                  repro: Repro,
                                                                   dtype: DTypeName) -> None:
+    repro("model = backend.build(spec, cases.variables(spec, 6, dtype), dtype)",
+          "objective, grads = model.loss_and_gradients(cases.normal(7, (5, 4), dtype), "
+          "cases.labels(8, 5, 2), 'softmax_cross_entropy')", spec=SPEC, dtype=dtype)
     model = backend.build(SPEC, cases.variables(SPEC, 6, dtype), dtype)
     objective, grads = model.loss_and_gradients(cases.normal(7, (5, 4), dtype),
                                                 cases.labels(8, 5, 2), "softmax_cross_entropy")
@@ -186,11 +208,16 @@ def test_loss_and_gradients_returns_float_and_canonical_gradients(backend: Backe
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_trainer_runs_and_returns_float64_objectives(backend: Backend, dtype: DTypeName) -> None:
-    model = backend.build(SPEC, cases.variables(SPEC, 9, dtype), dtype)
-    x = cases.normal(10, (7, 4), dtype)
+def test_trainer_runs_and_returns_float64_objectives(backend: Backend, repro: Repro,
+                                                     dtype: DTypeName) -> None:
     config = TrainingConfig(loss="softmax_cross_entropy", optimizer=mlpcore.SGD(0.1),
                             method=backend.training_methods[0])
+    repro("model = backend.build(spec, cases.variables(spec, 9, dtype), dtype)",
+          "trainer = model.start_training(config, cases.normal(10, (7, 4), dtype), "
+          "cases.labels(11, 7, 2))", "losses = trainer.run(np.arange(7, dtype=np.int64), 3, 0)",
+          spec=SPEC, dtype=dtype, config=config)
+    model = backend.build(SPEC, cases.variables(SPEC, 9, dtype), dtype)
+    x = cases.normal(10, (7, 4), dtype)
     trainer = model.start_training(config, x, cases.labels(11, 7, 2))
     assert isinstance(trainer, Trainer), "start_training() must return a Trainer"
     _check_binds(trainer.run, "trainer.run", (np.arange(7, dtype=np.int64), 3, 0), {})

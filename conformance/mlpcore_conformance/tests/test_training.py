@@ -78,6 +78,16 @@ def _check_run(backend: Backend, repro: Repro, case_name: str, dtype: DTypeName,
     config = TrainingConfig(loss=case.loss, optimizer=case.optimizer,
                             regularisers=case.regularisers, dropout_mode="portable", seed=SEED,
                             method=method, compiled=compiled)
+    snippet = repro(
+        "model = backend.build(spec, reference.initial_variables(spec.sizes, 5, dtype=dtype), "
+        "dtype)",
+        "trainer = model.start_training(config, x, targets)",
+        *[f"objectives_{i} = trainer.run(reference.epoch_order({SEED}, {e}, {N_ROWS})"
+          f"[{a}:{b}], {BATCH}, {s})" for i, (e, a, b, s) in enumerate(CHUNKS)],
+        "variables = model.read_variables()",
+        spec=case.spec, dtype=dtype, config=config,
+        x=cases.code("normal", 71, (N_ROWS, case.spec.n_inputs), dtype),
+        targets=Code(targets_code))
     model = backend.build(case.spec, variables, dtype)
     trainer = model.start_training(config, x, targets)
     got: list[npt.NDArray[np.float64]] = []
@@ -93,16 +103,6 @@ def _check_run(backend: Backend, repro: Repro, case_name: str, dtype: DTypeName,
             regularisers=case.regularisers, seed=SEED, order=order, batch_size=BATCH,
             first_step=first_step, velocities=state.velocities or None)
         want.append(state.objectives)
-    snippet = repro(
-        "model = backend.build(spec, reference.initial_variables(spec.sizes, 5, dtype=dtype), "
-        "dtype)",
-        "trainer = model.start_training(config, x, targets)",
-        *[f"objectives_{i} = trainer.run(reference.epoch_order({SEED}, {e}, {N_ROWS})"
-          f"[{a}:{b}], {BATCH}, {s})" for i, (e, a, b, s) in enumerate(CHUNKS)],
-        "variables = model.read_variables()",
-        spec=case.spec, dtype=dtype, config=config,
-        x=cases.code("normal", 71, (N_ROWS, case.spec.n_inputs), dtype),
-        targets=Code(targets_code))
     label = f"{case_name}, method {method!r}{', compiled' if compiled else ''}"
     assert_close(np.concatenate(got), np.concatenate(want), "training", dtype,
                  what=f"per-step objectives ({label})", reproduce=snippet)
@@ -133,6 +133,14 @@ def test_fit_epoch_losses_follow_the_reference(backend: Backend, repro: Repro) -
     """``fit`` in chunks of two steps: epoch losses are the mean of the reference's steps."""
     case = CASES["dropout-momentum-l1-l2"]
     x, targets, _ = _data(case, "float32")
+    snippet = repro("model = mlpcore.MLP(spec, backend=backend, seed=17)",
+                    "history = mlpcore.fit(model, (x, targets), loss=loss, optimizer=optimizer, "
+                    "regulariser=regs, epochs=2, batch_size=8, steps_per_call=2, "
+                    "train_accuracy=False)",
+                    spec=case.spec, loss=case.loss, optimizer=case.optimizer,
+                    regs=list(case.regularisers),
+                    x=cases.code("normal", 71, (N_ROWS, case.spec.n_inputs), "float32"),
+                    targets=cases.code("one_hot", 72, N_ROWS, case.spec.n_outputs, "float32"))
     model = mlpcore.MLP(case.spec, backend=backend, seed=SEED)
     start = model.variables
     history = mlpcore.fit(model, (x, targets), loss=case.loss, optimizer=case.optimizer,
@@ -149,14 +157,6 @@ def test_fit_epoch_losses_follow_the_reference(backend: Backend, repro: Repro) -
             order=reference.epoch_order(SEED, epoch, N_ROWS), batch_size=BATCH,
             first_step=epoch * 5, velocities=state.velocities or None)
         means.append(float(state.objectives.mean()))
-    snippet = repro("model = mlpcore.MLP(spec, backend=backend, seed=17)",
-                    "history = mlpcore.fit(model, (x, targets), loss=loss, optimizer=optimizer, "
-                    "regulariser=regs, epochs=2, batch_size=8, steps_per_call=2, "
-                    "train_accuracy=False)",
-                    spec=case.spec, loss=case.loss, optimizer=case.optimizer,
-                    regs=list(case.regularisers),
-                    x=cases.code("normal", 71, (N_ROWS, case.spec.n_inputs), "float32"),
-                    targets=cases.code("one_hot", 72, N_ROWS, case.spec.n_outputs, "float32"))
     assert_close(history.loss, means, "training", "float32", what="fit's epoch losses",
                  reproduce=snippet)
     for name, value in state.variables.items():
@@ -171,6 +171,10 @@ def test_native_dropout_mode(backend: Backend, repro: Repro, dtype: DTypeName) -
     (native masks differ by design, so nothing else can be compared)."""
     x, labels, _ = _data(CASES["plain"], dtype)
     if Capability.NATIVE_DROPOUT not in backend.capabilities:
+        repro("model = mlpcore.MLP(MLPSpec((6, 8, 4), dropout=0.5), backend=backend)",
+              "mlpcore.fit(model, (x, labels), dropout_mode='native', epochs=1)  # must raise "
+              "ValueError", x=cases.code("normal", 71, (N_ROWS, 6), dtype),
+              labels=cases.code("labels", 72, N_ROWS, 4))
         refused = mlpcore.MLP(mlpcore.MLPSpec((6, 8, 4), dropout=0.5), backend=backend)
         with pytest.raises(ValueError):
             mlpcore.fit(refused, (x, labels), dropout_mode="native", epochs=1)
@@ -182,8 +186,6 @@ def test_native_dropout_mode(backend: Backend, repro: Repro, dtype: DTypeName) -
         config = TrainingConfig(loss="softmax_cross_entropy", optimizer=mlpcore.SGD(0.3),
                                 dropout_mode="native", seed=SEED,
                                 method=backend.training_methods[0])
-        model = backend.build(spec, variables, dtype)
-        objectives = np.asarray(model.start_training(config, x, labels).run(order, BATCH, 0))
         snippet = repro("model = backend.build(spec, reference.initial_variables(spec.sizes, 5, "
                         "dtype=dtype), dtype)",
                         "objectives = model.start_training(config, x, labels).run(order, 8, 0)",
@@ -191,6 +193,8 @@ def test_native_dropout_mode(backend: Backend, repro: Repro, dtype: DTypeName) -
                         x=cases.code("normal", 71, (N_ROWS, 6), dtype),
                         labels=cases.code("labels", 72, N_ROWS, 4),
                         order=Code(f"reference.epoch_order({SEED}, 0, {N_ROWS})"))
+        model = backend.build(spec, variables, dtype)
+        objectives = np.asarray(model.start_training(config, x, labels).run(order, BATCH, 0))
         assert objectives.shape == (5,) and np.all(np.isfinite(objectives)), (
             f"native dropout p={rate}: objectives {objectives.tolist()}\nreproduce:\n{snippet}")
         if rate == 0.0:
