@@ -1,9 +1,8 @@
-"""The ``mlpcore`` command: list backends, train the textbook MLP, evaluate a checkpoint, and
-check a backend against the contracts (``mlpcore conformance``, which runs the pytest suite).
+"""The ``mlpcore`` command: list backends, train, evaluate, convert and inspect checkpoints, and
+check a backend against the contracts (docs/user-guide.md).
 
-Every error a user can cause (a bad flag value, missing data, a bad checkpoint, an unknown
-backend) prints one message ``mlpcore: error: ...`` on stderr and exits with status 2 for usage
-errors or 1 otherwise, without a traceback.
+Every error a user can cause prints one line ``mlpcore: error: ...`` on stderr and exits with
+status 2 for usage errors (argparse's), 1 otherwise, without a traceback.
 """
 
 from __future__ import annotations
@@ -24,7 +23,6 @@ from mlpcore.errors import MlpcoreError
 
 __all__ = ["main"]
 
-USAGE_ERROR = 2
 RUN_ERROR = 1
 
 
@@ -32,18 +30,16 @@ def _sizes(text: str) -> tuple[int, ...]:
     try:
         sizes = tuple(int(part) for part in text.split(","))
     except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated positive integers like 784,128,10, got {text!r}") from None
+        sizes = ()
     if len(sizes) < 2 or min(sizes) < 1:
         raise argparse.ArgumentTypeError(
-            f"expected at least two positive integers like 784,128,10, got {text!r}")
+            f"expected two or more comma-separated positive integers like 784,128,10, got {text!r}")
     return sizes
 
 
-def _ranged(kind: type[float] | type[int], low: float, high: float = math.inf,
-            low_open: bool = False, high_open: bool = False) -> Any:
-    """An argparse type: a ``kind`` in [low, high], either end open as asked."""
-    left, right = "([" [not low_open], ")]" [not high_open and high < math.inf]
+def _ranged(kind: type[float] | type[int], interval: str) -> Any:
+    """An argparse type: a ``kind`` in ``interval``, written as ``"[0, 1)"`` or ``"(0, inf)"``."""
+    low, high = (float(end.strip("[]() ")) for end in interval.split(","))
     what = "a number" if kind is float else "an integer"
 
     def parse(text: str) -> float:
@@ -51,100 +47,79 @@ def _ranged(kind: type[float] | type[int], low: float, high: float = math.inf,
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
-        if not ((low < value if low_open else low <= value)
-                and (value < high if high_open else value <= high)):  # NaN fails both
-            raise argparse.ArgumentTypeError(
-                f"expected {what} in {left}{low}, {high}{right}, got {text!r}")
+        if not ((low < value if interval[0] == "(" else low <= value)
+                and (value < high if interval[-1] == ")" else value <= high)):  # NaN fails both
+            raise argparse.ArgumentTypeError(f"expected {what} in {interval}, got {text!r}")
         return value
     return parse
-
-
-DATA_HELP = ("directory of MNIST-format IDX files (gzipped or raw), or 'auto' to search "
-             "$MLPCORE_DATA, then Debian's dataset-fashion-mnist; default: the embedded "
-             "Fashion-MNIST subset")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mlpcore", description="A framework-agnostic multilayer perceptron.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
     backends = commands.add_parser(
         "backends", help="list backends: name, version, contract, plugin, status",
-        description="List every backend the installed plugins offer, loading each to show "
-                    "whether it works: NAME, VERSION (the framework's), CONTRACT (the backend "
-                    "contract version it implements), PLUGIN (distribution==version), STATUS "
-                    "(ok, available, not installed: how to install, failed: why, disabled). "
-                    "A plugin that failed or is disabled gets a row of its own. "
-                    "$MLPCORE_DISABLE_PLUGINS=name1,name2 switches plugins off by entry-point or "
-                    "distribution name.")
+        description="List the backends the installed plugins offer, loading each; a failed or "
+                    "disabled ($MLPCORE_DISABLE_PLUGINS=a,b) plugin gets a row of its own.")
     backends.add_argument("--plugins", action="store_true",
-                          help="list the plugins instead: one row per entry point of the "
-                               "'mlpcore' group, with its distribution, status and backends")
+                          help="list the plugins instead (entry points of the 'mlpcore' group)")
 
+    shared = argparse.ArgumentParser(add_help=False)  # train's and evaluate's
+    shared.add_argument("--backend", help="backend name (default: $MLPCORE_BACKEND or numpy)")
+    shared.add_argument("--data", help="directory of MNIST-format IDX files (gzipped or raw), or "
+                        "'auto' to search $MLPCORE_DATA, then Debian's dataset-fashion-mnist "
+                        "(default: the embedded Fashion-MNIST subset)")
     train = commands.add_parser(
-        "train", help="train an MLP and report per-epoch cost and accuracy",
-        description="Train an MLP with mini-batch SGD. Defaults reproduce the textbook run: "
-                    "784-128 (sigmoid)-10, truncated-normal(0.1) weights, SGD lr 0.1, "
-                    "batch 64, 10 epochs.")
-    train.add_argument("--backend", default=None,
-                       help="backend name (default: $MLPCORE_BACKEND or numpy)")
-    train.add_argument("--data", default=None, help=DATA_HELP)
+        "train", parents=[shared], help="train an MLP and report per-epoch cost and accuracy",
+        description="Train an MLP with mini-batch SGD; the defaults reproduce the textbook run "
+                    "(784-128 sigmoid-10, truncated-normal(0.1) weights).")
     train.add_argument("--sizes", type=_sizes, default=(784, 128, 10),
                        help="layer widths, input first (default: 784,128,10)")
     train.add_argument("--activation", choices=("relu", "sigmoid", "tanh"), default="sigmoid")
-    train.add_argument("--dropout", type=_ranged(float, 0.0, 1.0), default=0.0,
+    train.add_argument("--dropout", type=_ranged(float, "[0, 1]"), default=0.0,
                        help="dropout rate after each hidden layer, in [0, 1]")
-    train.add_argument("--l1", type=_ranged(float, 0.0), default=0.0, help="L1 strength λ >= 0")
-    train.add_argument("--l2", type=_ranged(float, 0.0), default=0.0, help="L2 strength λ >= 0")
-    train.add_argument("--lr", type=_ranged(float, 0.0, low_open=True), default=0.1,
+    train.add_argument("--l1", type=_ranged(float, "[0, inf)"), default=0.0, help="L1 λ >= 0")
+    train.add_argument("--l2", type=_ranged(float, "[0, inf)"), default=0.0, help="L2 λ >= 0")
+    train.add_argument("--lr", type=_ranged(float, "(0, inf)"), default=0.1,
                        help="SGD learning rate > 0")
-    train.add_argument("--momentum", type=_ranged(float, 0.0, 1.0, high_open=True), default=0.0)
-    train.add_argument("--batch-size", type=_ranged(int, 1), default=64)
-    train.add_argument("--epochs", type=_ranged(int, 1), default=10)
-    train.add_argument("--seed", type=_ranged(int, 0), default=123)
-    train.add_argument("--validation-size", type=_ranged(int, 0), default=None,
+    train.add_argument("--momentum", type=_ranged(float, "[0, 1)"), default=0.0)
+    train.add_argument("--batch-size", type=_ranged(int, "[1, inf)"), default=64)
+    train.add_argument("--epochs", type=_ranged(int, "[1, inf)"), default=10)
+    train.add_argument("--seed", type=_ranged(int, "[0, inf)"), default=123)
+    train.add_argument("--validation-size", type=_ranged(int, "[0, inf)"),
                        help="training images held back for validation "
                             "(default: 5000 for a full dataset, 10%% of the embedded one)")
     train.add_argument("--dtype", choices=("float32", "float64"), default="float32")
-    train.add_argument("--save", default=None, metavar="PATH",
-                       help="write the trained model to this checkpoint file")
+    train.add_argument("--save", metavar="PATH", help="write the trained model to this file")
     train.add_argument("--no-progress", action="store_true", help="do not draw a progress bar")
 
-    evaluate = commands.add_parser("evaluate", help="print the test accuracy of a checkpoint")
+    evaluate = commands.add_parser("evaluate", parents=[shared],
+                                   help="print the test accuracy of a checkpoint")
     evaluate.add_argument("checkpoint", help="checkpoint file written by 'mlpcore train --save'")
-    evaluate.add_argument("--backend", default=None,
-                          help="backend to load it into (default: $MLPCORE_BACKEND or numpy)")
-    evaluate.add_argument("--data", default=None, help=DATA_HELP)
 
     convert = commands.add_parser(
         "convert", help="convert a checkpoint between formats (mlpcore, torch, TensorFlow)",
-        description="Convert the checkpoint SRC to DST. Each format is picked from the file's "
-                    "contents (SRC) or extension (DST: .safetensors mlpcore, .pt/.pth torch "
-                    "state_dict, .ckpt tf1-saver, .tf2 tf2-checkpoint); --from/--to override. "
-                    "See docs/interop.md.")
+        description="Convert SRC to DST, formats picked from SRC's contents and DST's extension "
+                    "(.safetensors, .pt/.pth, .ckpt, .tf2) unless --from/--to say.")
     convert.add_argument("source", metavar="SRC", help="checkpoint to read")
     convert.add_argument("target", metavar="DST", help="checkpoint to write (replaced atomically)")
-    convert.add_argument("--map", action="append", default=None, metavar="OLD=NEW",
-                         help="name map entry: SRC's variable OLD is dense_i/weights or "
-                              "dense_i/bias NEW (repeatable; needed when SRC's names do not "
-                              "follow its format's convention, the error suggests a map)")
-    convert.add_argument("--export-map", action="append", default=None, metavar="CANON=NAME",
-                         help="store canonical variable CANON as NAME in DST (repeatable; "
-                              "all or none)")
-    convert.add_argument("--from", dest="source_format", default=None, metavar="FORMAT")
-    convert.add_argument("--to", dest="target_format", default=None, metavar="FORMAT")
-    convert.add_argument("--activation", choices=("relu", "sigmoid", "tanh"), default=None,
-                         help="activation recorded in an mlpcore DST when SRC is a foreign "
-                              "format (which does not store it)")
+    convert.add_argument("--map", action="append", metavar="OLD=NEW",
+                         help="SRC's variable OLD is dense_i/weights or dense_i/bias NEW "
+                              "(repeatable; when SRC's names are off its format's convention)")
+    convert.add_argument("--export-map", action="append", metavar="CANON=NAME",
+                         help="store variable CANON as NAME in DST (repeatable; all or none)")
+    convert.add_argument("--from", dest="source_format", metavar="FORMAT")
+    convert.add_argument("--to", dest="target_format", metavar="FORMAT")
+    convert.add_argument("--activation", choices=("relu", "sigmoid", "tanh"),
+                         help="activation recorded in an mlpcore DST from a foreign SRC")
 
     inspect = commands.add_parser(
         "inspect", help="print a checkpoint's format, variables (name, shape, dtype), manifest",
-        description="Read and verify the checkpoint at PATH (any known format) and print its "
-                    "format, each variable's name, shape and dtype, and its manifest "
-                    "(mlpcore checkpoints) or a suggested name map (foreign ones).")
+        description="Read and verify PATH; print its format, variables, and manifest (mlpcore) "
+                    "or a suggested name map (foreign names off their format's convention).")
     inspect.add_argument("path", metavar="PATH")
-    inspect.add_argument("--format", default=None, help="the format, instead of detecting it")
+    inspect.add_argument("--format", help="the format, instead of detecting it")
 
     from mlpcore_conformance.runner import add_parser
 
@@ -155,9 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _load_splits(data: str | None, validation_size: int | None) -> Any:
     from mlpcore.data import load_dataset
 
-    if data is None:
-        return load_dataset(embedded=True, validation_size=validation_size)
-    return load_dataset(None if data == "auto" else data, validation_size=validation_size)
+    return load_dataset(None if data in (None, "auto") else data, embedded=data is None,
+                        validation_size=validation_size)
 
 
 def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
@@ -193,7 +167,7 @@ def _train(args: argparse.Namespace) -> int:
     from mlpcore.io.checkpoint import save
     from mlpcore.model import MLP
     from mlpcore.optimizers import SGD
-    from mlpcore.regularisers import L1, L2, Regulariser
+    from mlpcore.regularisers import L1, L2
     from mlpcore.spec import MLPSpec
     from mlpcore.training import EpochRecord, fit
     from mlpcore.validation import check_targets
@@ -204,18 +178,12 @@ def _train(args: argparse.Namespace) -> int:
     check_targets(splits.test.labels, len(splits.test.labels), spec.n_outputs,
                   "softmax_cross_entropy", args.dtype, what=f"test labels ({splits.test.source})")
     model = MLP(spec, backend=args.backend, seed=args.seed, dtype=args.dtype)
-    regularisers: list[Regulariser] = []
-    if args.l1:
-        regularisers.append(L1(args.l1))
-    if args.l2:
-        regularisers.append(L2(args.l2))
     n_train = len(splits.train.labels)
     n_valid = 0 if splits.valid is None else len(splits.valid.labels)
     print(f"Data: {splits.source} ({n_train} train, {n_valid} valid, "
           f"{len(splits.test.labels)} test)")
     print(f"Model: {'-'.join(map(str, spec.sizes))} {spec.activation}, dropout {spec.dropout}, "
           f"backend {model.backend.name} {model.backend.framework_version()}, {model.dtype}")
-    n_steps = math.ceil(n_train / args.batch_size)
     bar: tqdm[Any] | None = None  # the running epoch's, drawn only if stderr is a terminal
 
     def progress(epoch: int, done: int, total: int) -> None:
@@ -236,9 +204,10 @@ def _train(args: argparse.Namespace) -> int:
               flush=True)
 
     started = time.perf_counter()
-    fit(model, splits.train, optimizer=SGD(args.lr, args.momentum), regulariser=regularisers,
-        epochs=args.epochs, batch_size=args.batch_size, validation=splits.valid,
-        seed=args.seed, steps_per_call=max(1, n_steps // 50),
+    fit(model, splits.train, optimizer=SGD(args.lr, args.momentum),
+        regulariser=([L1(args.l1)] if args.l1 else []) + ([L2(args.l2)] if args.l2 else []),
+        epochs=args.epochs, batch_size=args.batch_size, validation=splits.valid, seed=args.seed,
+        steps_per_call=max(1, math.ceil(n_train / args.batch_size) // 50),
         progress=None if args.no_progress else progress, on_epoch=report)
     print(f"Total training time: {time.perf_counter() - started:.1f} s")
     if args.save:  # before the test evaluation: what was trained is kept whatever follows
@@ -265,10 +234,10 @@ def _convert(args: argparse.Namespace) -> int:
     from mlpcore.io.interop import convert
     from mlpcore.io.namemap import parse_map
 
-    name_map = parse_map(args.map) if args.map else None
-    export_map = parse_map(args.export_map) if args.export_map else None
     path = convert(args.source, args.target, source_format=args.source_format,
-                   target_format=args.target_format, name_map=name_map, export_map=export_map,
+                   target_format=args.target_format,
+                   name_map=parse_map(args.map) if args.map else None,
+                   export_map=parse_map(args.export_map) if args.export_map else None,
                    activation=args.activation)
     print(f"Converted {args.source} -> {path}")
     return 0
@@ -292,11 +261,8 @@ def _inspect(args: argparse.Namespace) -> int:
     if entry.name != "mlpcore":
         print("shapes in mlpcore's canonical layout, weights (fan_in, fan_out); the file may "
               "store them transposed (torch: (out, in))")
-    rows = [("NAME", "SHAPE", "DTYPE")] + [
-        (name, shape_text(a.shape), str(a.dtype)) for name, a in variables.items()]
-    widths = [max(len(row[i]) for row in rows) for i in range(2)]
-    for name, shape, dtype in rows:
-        print(f"{name:<{widths[0]}}  {shape:<{widths[1]}}  {dtype}")
+    _table(("NAME", "SHAPE", "DTYPE"),
+           [(name, shape_text(a.shape), str(a.dtype)) for name, a in variables.items()])
     if checkpoint is not None:
         print(f"manifest ({MANIFEST_KEY!r} metadata):")
         print(json.dumps(checkpoint.manifest, indent=2))
@@ -307,12 +273,16 @@ def _inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+COMMANDS = {"backends": _backends, "train": _train, "evaluate": _evaluate, "convert": _convert,
+            "inspect": _inspect}
+
+
 class _QuietTensorFlowImport(importlib.abc.MetaPathFinder):
     """Imports ``tensorflow`` with file descriptor 2 on /dev/null: its C++ start-up log (oneDNN
     and CPU-feature notices, CUDA probing) is written before any log level applies."""
 
     def find_spec(self, name: str, path: Any, target: Any = None) -> ModuleSpec | None:
-        if name != "tensorflow" or self not in sys.meta_path:
+        if name != "tensorflow":
             return None
         sys.meta_path.remove(self)  # while the real finders look
         spec = importlib.util.find_spec(name)
@@ -322,8 +292,6 @@ class _QuietTensorFlowImport(importlib.abc.MetaPathFinder):
             run = loader.exec_module
 
             def exec_quietly(module: ModuleType) -> None:
-                if self in sys.meta_path:
-                    sys.meta_path.remove(self)
                 sys.stderr.flush()
                 saved = os.dup(2)
                 with open(os.devnull, "wb") as null:
@@ -344,43 +312,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     TensorFlow's C++ log stays off the terminal unless ``$TF_CPP_MIN_LOG_LEVEL`` is set: its
     import runs with the native stderr on /dev/null, and later INFO lines are filtered (level 1).
     """
-    quiet = None
+    quiet = _QuietTensorFlowImport()
     if "TF_CPP_MIN_LOG_LEVEL" not in os.environ and "tensorflow" not in sys.modules:
         os.environ["TF_CPP_MIN_LOG_LEVEL"] = "1"
-        quiet = _QuietTensorFlowImport()
         sys.meta_path.insert(0, quiet)
-    try:
-        return _run(argv)
-    finally:
-        if quiet in sys.meta_path:
-            sys.meta_path.remove(quiet)
-
-
-def _run(argv: Sequence[str] | None) -> int:
     parser = build_parser()
-    args, extra = parser.parse_known_args(argv)
-    if extra and args.command != "conformance":
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
-        if args.command == "backends":
-            return _backends(args)
-        if args.command == "train":
-            return _train(args)
-        if args.command == "conformance":
+        args, extra = parser.parse_known_args(argv)
+        if args.command == "conformance":  # pytest's arguments pass through
             from mlpcore_conformance.runner import run
 
             return run(args, extra)
-        if args.command == "convert":
-            return _convert(args)
-        if args.command == "inspect":
-            return _inspect(args)
-        return _evaluate(args)
+        if extra:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        return COMMANDS[args.command](args)
     except (MlpcoreError, ValueError, OSError) as error:
         print(f"mlpcore: error: {error}", file=sys.stderr)
         return RUN_ERROR
     except KeyboardInterrupt:
         print("mlpcore: interrupted", file=sys.stderr)
         return 130
+    finally:
+        if quiet in sys.meta_path:
+            sys.meta_path.remove(quiet)
 
 
 if __name__ == "__main__":
