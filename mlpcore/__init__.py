@@ -3,6 +3,9 @@
 ``import mlpcore`` imports the registry only (pluggy, the standard library), so listing backends
 starts quickly; every other public name and submodule is imported on first use (NumPy with it),
 and a backend's framework when that backend is first requested.
+
+PYTEST_DONT_REWRITE: ``mlpcore conformance`` imports this package before pytest starts, and it
+has no asserts to rewrite, so pytest need not warn that it cannot.
 """
 
 import importlib

@@ -69,9 +69,10 @@ def test_other_commands_still_refuse_unknown_arguments(capsys: pytest.CaptureFix
     assert "unrecognized arguments: -k x" in capsys.readouterr().err
 
 
-def _cli(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != ENV}
-    env["PYTHONPATH"] = os.pathsep.join([str(TESTS), env.get("PYTHONPATH", "")])
+def _cli(cwd: Path, *args: str, path: tuple[Path, ...] = (),
+         **environ: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != ENV} | environ
+    env["PYTHONPATH"] = os.pathsep.join([*map(str, path), str(TESTS), env.get("PYTHONPATH", "")])
     return subprocess.run([sys.executable, "-m", "mlpcore.cli", "conformance", *args,
                            "-q", "-p", "no:cacheprovider"], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=300, check=False)
@@ -85,3 +86,32 @@ def test_it_runs_the_suite_and_fails_a_broken_backend(tmp_path: Path) -> None:
                "-k", "test_values_match_reference and sigmoid")
     assert bad.returncode == 1, bad.stdout + bad.stderr
     assert "2 failed" in bad.stdout and "sigmoid value disagrees" in bad.stdout
+
+
+def _as_if_installed_from_a_wheel(where: Path) -> Path:
+    """A distribution whose RECORD lists mlpcore's packages and which has a pytest11 entry point,
+    as a regular (not editable) install of mlpcore has: pytest then marks mlpcore and
+    mlpcore_conformance for assertion rewriting in every run."""
+    info = where / "as_installed-0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: as-installed\nVersion: 0\n",
+                                   encoding="utf-8")
+    (info / "entry_points.txt").write_text("[pytest11]\nas_installed = as_installed_plugin\n",
+                                           encoding="utf-8")
+    (info / "RECORD").write_text("mlpcore/__init__.py,,\nmlpcore_conformance/__init__.py,,\n"
+                                 "as_installed_plugin.py,,\n", encoding="utf-8")
+    (where / "as_installed_plugin.py").write_text("", encoding="utf-8")
+    return where
+
+
+@pytest.mark.parametrize("autoload", ["on", "off"])
+def test_a_run_prints_no_assert_rewrite_warning(tmp_path: Path, autoload: str) -> None:
+    """The command imports mlpcore and mlpcore_conformance before pytest starts, so pytest
+    cannot rewrite them; they declare that they need no rewriting, so it does not warn."""
+    site = _as_if_installed_from_a_wheel(tmp_path / "site")
+    environ = {"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"} if autoload == "off" else {}
+    run = _cli(tmp_path, "--backend", "numpy", "-k", "test_framework_version", path=(site,),
+               **environ)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "1 passed" in run.stdout
+    assert "AssertRewriteWarning" not in run.stdout + run.stderr, run.stdout + run.stderr

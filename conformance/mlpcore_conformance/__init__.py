@@ -14,5 +14,6 @@ Run it with ``pytest --pyargs mlpcore_conformance --mlpcore-backend NAME`` or
   JSON/Markdown report;
 - ``mlpcore_conformance.tests``: the tests, one module per concept.
 
-Importing this package imports nothing.
+Importing this package imports nothing. PYTEST_DONT_REWRITE: ``mlpcore conformance`` imports it
+(and :mod:`~mlpcore_conformance.plugin`) before pytest starts; neither has asserts to rewrite.
 """

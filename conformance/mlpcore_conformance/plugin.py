@@ -15,6 +15,8 @@ Options (see ``docs/conformance.md``)::
     --mlpcore-examples N     Hypothesis examples per property test
     --mlpcore-xfails PATH    extra xfails file (repeatable)
     --mlpcore-report PATH    write PATH.json and PATH.md
+
+PYTEST_DONT_REWRITE: imported before pytest starts by ``mlpcore conformance`` (see the package).
 """
 
 from __future__ import annotations
