@@ -23,14 +23,9 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 
 @dataclass(frozen=True)
 class BackendEntry:
-    """A plugin's description of one backend, available without importing its framework.
-
-    ``factory`` is ``"module:callable"``; calling it with no arguments returns the
-    :class:`~mlpcore.backend.Backend`. ``framework`` is the import name of the framework the backend
-    needs (``None`` for none); when it cannot be found the backend is listed as not installed with
-    ``install_hint``. ``framework_distributions`` are the distribution names whose installed version
-    is reported (the first one installed wins).
-    """
+    """A plugin's description of one backend, available without importing its framework:
+    ``factory`` (``"module:callable"``) returns the :class:`~mlpcore.backend.Backend`. The fields
+    are described in docs/hooks.md."""
 
     name: str
     factory: str
@@ -52,29 +47,10 @@ def mlpcore_backends() -> list[BackendEntry]:  # type: ignore[empty-body]
 
 @dataclass(frozen=True)
 class FormatEntry:
-    """A plugin's description of one checkpoint format, available without importing a framework.
-
-    Every callable is named as ``"module:callable"`` and imported only when needed:
-
-    - ``reader(path: Path) -> dict[str, numpy.ndarray]``: the file's variables under their own
-      names, 2-D weights already in the canonical ``(fan_in, fan_out)`` layout; raises
-      :class:`~mlpcore.errors.CheckpointError` naming the file for anything it refuses.
-    - ``writer(path: Path, variables: Mapping[str, numpy.ndarray]) -> None``: write the
-      variables (final names, canonical layout) so that a failed write leaves any previous file
-      intact.
-    - ``sniff(path: Path) -> bool``: whether the file's contents are in this format. Must be
-      cheap and must not import the framework.
-    - ``default_map(names: list[str]) -> dict[str, str] | None``: the format's naming
-      convention, source name -> canonical ``dense_{i}/weights`` / ``dense_{i}/bias``; ``None``
-      when the names do not follow it.
-    - ``export_names(canonical: list[str]) -> dict[str, str]``: canonical name -> the name the
-      writer stores, when the user gives no map.
-
-    ``extensions`` (lowercase, with the dot) pick the format of a path that does not exist yet
-    or that no ``sniff`` recognises. ``framework`` is the import name the reader and writer
-    need, checked with ``importlib.util.find_spec``; ``install_hint`` is shown when it is
-    missing.
-    """
+    """A plugin's description of one checkpoint format, available without importing a framework:
+    ``reader``, ``writer``, ``sniff``, ``default_map`` and ``export_names`` are
+    ``"module:callable"`` strings, imported only when used. The fields and the callables'
+    signatures are described in docs/hooks.md."""
 
     name: str
     description: str
