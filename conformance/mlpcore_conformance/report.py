@@ -6,20 +6,14 @@ report gives, per op and dtype of the tolerance table, the number of comparisons
 reference, the largest absolute and relative errors, the allowed tolerance, and *used*: the
 largest fraction of the allowed error any comparison needed (a test fails above 1). With
 ``--mlpcore-matrix`` it adds the N×N matrix of checkpoints saved by one backend and loaded by
-another.
-
-``python -m mlpcore_conformance.report PATH.json`` prints the Markdown again;
-``--embed docs/conformance.md`` replaces the part of that file between the
-``<!-- conformance-report:start -->`` and ``<!-- conformance-report:end -->`` lines with it.
+another. ``nox -s docs`` embeds the built-in backends' report in the docs site.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import platform
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,22 +21,10 @@ from typing import Any
 
 from mlpcore_conformance.tolerances import Measurement, tolerance
 
-__all__ = [
-    "EMBED_END",
-    "EMBED_START",
-    "BackendResults",
-    "ErrorStats",
-    "embed",
-    "main",
-    "render_markdown",
-    "report_paths",
-    "write_report",
-]
+__all__ = ["BackendResults", "ErrorStats", "render_markdown", "report_paths", "write_report"]
 
 FORMAT = "mlpcore-conformance-report"
 FORMAT_VERSION = 1
-EMBED_START = "<!-- conformance-report:start -->"
-EMBED_END = "<!-- conformance-report:end -->"
 OUTCOMES = ("passed", "failed", "xfailed", "xpassed", "skipped", "error")
 
 
@@ -247,35 +229,3 @@ def render_markdown(report: Mapping[str, Any]) -> str:
             lines.append(f"| `{saver}` | " + " | ".join(row) + " |")
         lines.append("")
     return "\n".join(lines)
-
-
-def embed(document: str, markdown: str) -> str:
-    """``document`` with the text between the embed markers replaced by ``markdown``."""
-    start = document.find(EMBED_START)
-    end = document.find(EMBED_END)
-    if start < 0 or end < start:
-        raise ValueError(f"the document has no {EMBED_START} ... {EMBED_END} section")
-    head = document[:start + len(EMBED_START)]
-    return head + "\n\n" + markdown.rstrip("\n") + "\n\n" + document[end:]
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m mlpcore_conformance.report REPORT.json [--embed DOC.md]``."""
-    parser = argparse.ArgumentParser(prog="python -m mlpcore_conformance.report",
-                                     description="Render a conformance report as Markdown.")
-    parser.add_argument("report", help="the PATH.json written by --mlpcore-report")
-    parser.add_argument("--embed", metavar="DOC",
-                        help=f"replace the {EMBED_START} section of this Markdown file")
-    args = parser.parse_args(argv)
-    data = json.loads(Path(args.report).read_text(encoding="utf-8"))
-    markdown = render_markdown(data)
-    if args.embed:
-        doc = Path(args.embed)
-        doc.write_text(embed(doc.read_text(encoding="utf-8"), markdown), encoding="utf-8")
-    else:
-        sys.stdout.write(markdown)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

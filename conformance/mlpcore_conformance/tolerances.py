@@ -121,7 +121,9 @@ def tolerance_table_markdown() -> str:
 
 
 def _short(value: float) -> str:
-    return "0" if value == 0 else f"{value:.0e}"
+    """``1e-06``; ``2.5e-07`` where one digit would round the value."""
+    short = f"{value:.0e}"
+    return "0" if value == 0 else short if float(short) == value else f"{value:.1e}"
 
 
 def _errors(got: npt.NDArray[np.float64], want: npt.NDArray[np.float64],
