@@ -335,6 +335,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if quiet in sys.meta_path:
             sys.meta_path.remove(quiet)
+            del os.environ["TF_CPP_MIN_LOG_LEVEL"]  # a later main() quietens the import again
 
 
 if __name__ == "__main__":
