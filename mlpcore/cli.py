@@ -309,12 +309,15 @@ class _QuietTensorFlowImport(importlib.abc.MetaPathFinder):
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status.
 
-    TensorFlow's C++ log stays off the terminal unless ``$TF_CPP_MIN_LOG_LEVEL`` is set: its
+    TensorFlow's C++ log stays off the terminal unless ``$TF_CPP_MIN_LOG_LEVEL`` is ``0``: its
     import runs with the native stderr on /dev/null, and later INFO lines are filtered (level 1).
+    (TensorFlow itself sets the variable to 1 when imported, so a value inherited from a parent
+    process that imported it does not count as a request for the log.)
     """
     quiet = _QuietTensorFlowImport()
-    if "TF_CPP_MIN_LOG_LEVEL" not in os.environ and "tensorflow" not in sys.modules:
-        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "1"
+    ours = "TF_CPP_MIN_LOG_LEVEL" not in os.environ
+    if os.environ.get("TF_CPP_MIN_LOG_LEVEL") != "0" and "tensorflow" not in sys.modules:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
         sys.meta_path.insert(0, quiet)
     parser = build_parser()
     try:
@@ -335,7 +338,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if quiet in sys.meta_path:
             sys.meta_path.remove(quiet)
-            del os.environ["TF_CPP_MIN_LOG_LEVEL"]  # a later main() quietens the import again
+            if ours:
+                del os.environ["TF_CPP_MIN_LOG_LEVEL"]
 
 
 if __name__ == "__main__":
