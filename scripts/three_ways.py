@@ -7,7 +7,7 @@ backprop. Here each way is a ``(backend, method)`` pair: ``numpy/manual``, ``tor
 weights (seed 123) and see the same batches in the same order, so their tables should agree to
 about three digits.
 
-    python scripts/three_ways.py [--data DIR] [--mnist DIR] [--epochs 10] [--out build/three-ways.md]
+    python scripts/three_ways.py [--data DIR] [--mnist DIR] [--epochs N] [--out build/three-ways.md]
 
 ``--data`` defaults to the search order of ``mlpcore.data.load_dataset`` (``$MLPCORE_DATA``,
 then Debian's dataset-fashion-mnist, then the embedded subset). ``--mnist DIR`` adds MNIST.
