@@ -60,7 +60,7 @@ def install_all(session: nox.Session, *extras: str) -> None:
 def tests(session: nox.Session) -> None:
     """Unit tests for every backend, the CLI, and the textbook run on real data when installed."""
     install_all(session, "test")
-    session.run("pytest", *session.posargs)
+    session.run("pytest", "-n", "auto", *session.posargs)  # one worker per core (pytest-xdist)
 
 
 @nox.session(python=PYTHON)
