@@ -203,3 +203,17 @@ def test_tensorflow_native_log_stays_off_the_terminal(level: str | None) -> None
                          capture_output=True, text=True, check=False, env=env)
     assert run.returncode == 0 and "Test ACC" in run.stdout
     assert (run.stderr == "") == (level != "0"), run.stderr
+
+
+def test_the_command_needs_no_test_tools() -> None:
+    """`pip install .` brings no pytest or hypothesis: every command but `conformance` works
+    without them, and `conformance` says what to install."""
+    code = ("import sys\n"
+            "sys.modules.update(pytest=None, hypothesis=None)  # importing them now fails\n"
+            "from mlpcore.cli import main\n"
+            "assert main(['train', '--epochs', '1', '--sizes', '784,4,10', '--no-progress']) == 0\n"
+            "assert main(['conformance', '--backend', 'numpy']) == 1\n")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=False)
+    assert run.returncode == 0, run.stderr
+    assert "Test ACC" in run.stdout and "pip install 'mlpcore[test]'" in run.stderr

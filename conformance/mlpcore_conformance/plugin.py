@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from mlpcore_conformance.runner import ENV_BACKEND
+
 if TYPE_CHECKING:
     from mlpcore_conformance.session import ConformanceSession
 
@@ -37,8 +39,6 @@ __all__ = [
     "pytest_configure",
 ]
 
-ENV_BACKEND = "MLPCORE_CONFORMANCE_BACKEND"
-"""Environment variable naming the backend(s) under test when ``--mlpcore-backend`` is absent."""
 
 SESSION_KEY: pytest.StashKey[ConformanceSession] = pytest.StashKey()
 """Where the active session lives in ``config.stash``; absent when the plugin is inert."""

@@ -13,9 +13,10 @@ import os
 import sys
 from typing import Any
 
-from mlpcore_conformance.plugin import ENV_BACKEND
+__all__ = ["ENV_BACKEND", "add_parser", "run"]
 
-__all__ = ["add_parser", "run"]
+ENV_BACKEND = "MLPCORE_CONFORMANCE_BACKEND"
+"""Environment variable naming the backend(s) under test when ``--mlpcore-backend`` is absent."""
 
 USAGE_ERROR = 2
 RUN_ERROR = 1
