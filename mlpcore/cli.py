@@ -329,6 +329,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if extra:
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
         return COMMANDS[args.command](args)
+    except BrokenPipeError:  # the reader went away (| head): stop quietly, as other tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return RUN_ERROR
     except (MlpcoreError, ValueError, OSError) as error:
         print(f"mlpcore: error: {error}", file=sys.stderr)
         return RUN_ERROR

@@ -217,3 +217,14 @@ def test_the_command_needs_no_test_tools() -> None:
                          check=False)
     assert run.returncode == 0, run.stderr
     assert "Test ACC" in run.stdout and "pip install 'mlpcore[test]'" in run.stderr
+
+
+def test_a_closed_pipe_ends_the_command_quietly(tmp_path: Path) -> None:
+    """``mlpcore inspect x | head -1``: no 'Broken pipe' error when the reader stops early."""
+    import mlpcore
+
+    checkpoint = tmp_path / "x.safetensors"  # 600 variables: more output than a pipe holds
+    mlpcore.save(mlpcore.MLP(mlpcore.MLPSpec((2,) * 301)), checkpoint)
+    run = subprocess.run(f"'{sys.executable}' -m mlpcore.cli inspect '{checkpoint}' | head -c 1",
+                         shell=True, capture_output=True, text=True, check=False)
+    assert run.stdout and run.stderr == ""
