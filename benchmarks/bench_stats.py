@@ -10,18 +10,12 @@ A minimum is only comparable with another taken over the same kind of sample: th
 single epochs lies below the minimum of five two-epoch means of the same epochs. A contender
 timed epoch by epoch is therefore grouped into means of as many epochs as the others' repeats
 take (:func:`run_means`) before minima are compared.
-
-A goal against "the fastest" of several comparators is paired with one of them, the one with the
-lowest median time (:func:`fastest`), not with each repeat's faster one. Where a machine's speed
-jumps between modes from one fit to the next, each repeat's faster of two comparators is the
-luckier of two draws: two loops of equal speed give a per-repeat minimum faster than either loop
-usually runs, and a contender measured against it would be held to a loop that does not exist.
 """
 
 from __future__ import annotations
 
 import statistics
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 
@@ -63,11 +57,3 @@ def run_means(seconds: Sequence[float], per_run: int) -> list[float]:
     if runs == 0:
         raise ValueError(f"run_means needs at least {per_run} values, got {len(seconds)}")
     return [statistics.fmean(seconds[i * per_run:(i + 1) * per_run]) for i in range(runs)]
-
-
-def fastest(times: Mapping[str, Sequence[float]]) -> str:
-    """The contender with the lowest median time over its repeats (the first one named, on a
-    tie): the one that a goal against "the fastest" of ``times`` is paired with."""
-    if not times or not all(times.values()):
-        raise ValueError("fastest needs at least one contender, each with at least one time")
-    return min(times, key=lambda name: statistics.median(times[name]))

@@ -9,7 +9,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
-from bench_stats import fastest, paired_ratio, run_means
+from bench_stats import paired_ratio, run_means
 
 
 def test_a_slow_phase_moves_the_ratio_of_minima_but_not_the_paired_ratio() -> None:
@@ -50,24 +50,3 @@ def test_run_means_refuses_too_few_values_or_a_non_positive_group(seconds: list[
                                                                   per_run: int) -> None:
     with pytest.raises(ValueError, match="run_means needs"):
         run_means(seconds, per_run)
-
-
-def test_fastest_is_the_lowest_median_not_each_repeats_luckier_draw() -> None:
-    # a full bench_torch run of the notebook workload on the AMD AVX-512 machine (2026-12-03):
-    # the backend, on the same kernels as the F.linear loop, tracked it in four of five repeats
-    backend = [0.484, 0.314, 0.336, 0.325, 0.366]
-    loops = {"eager loop": [0.503, 0.309, 0.335, 0.242, 0.376],
-             "eager oneDNN": [0.373, 0.435, 0.302, 0.302, 0.402]}
-    assert fastest(loops) == "eager loop"
-    assert paired_ratio(backend, loops["eager loop"]).median == pytest.approx(1.00, abs=0.005)
-    luckier = [min(pair) for pair in zip(*loops.values(), strict=True)]
-    assert paired_ratio(backend, luckier).median == pytest.approx(1.11, abs=0.005)
-
-
-def test_fastest_breaks_a_tie_by_order_and_refuses_no_times() -> None:
-    assert fastest({"b": [1.0, 2.0], "a": [2.0, 1.0]}) == "b"
-    assert fastest({"a": [3.0, 1.0, 2.0], "b": [2.5, 2.5, 2.5]}) == "a"
-    with pytest.raises(ValueError, match="fastest needs"):
-        fastest({})
-    with pytest.raises(ValueError, match="fastest needs"):
-        fastest({"a": []})
