@@ -39,8 +39,8 @@ def _pip_find_links() -> str:
     return found.stdout.strip() if found.returncode == 0 else ""
 
 
-if "UV_FIND_LINKS" not in os.environ and _pip_find_links():
-    os.environ["UV_FIND_LINKS"] = _pip_find_links()
+if "UV_FIND_LINKS" not in os.environ and (find_links := _pip_find_links()):
+    os.environ["UV_FIND_LINKS"] = find_links
 
 
 def install(session: nox.Session, backends: tuple[str, ...], *extras: str) -> None:
