@@ -4,20 +4,23 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
 
 from mlpcore.backend import Backend, BackendModel, Capability
 from mlpcore.initialisers import Initialiser, initial_variables
-from mlpcore.losses import check_loss
+from mlpcore.losses import LossName, check_loss
 from mlpcore.registry import get_backend
 from mlpcore.regularisers import Regulariser
 from mlpcore.spec import DTypeName, MLPSpec, check_dtype
 from mlpcore.validation import check_inputs, check_targets
 
-__all__ = ["MLP", "Evaluation", "variable_problems"]
+if TYPE_CHECKING:
+    from mlpcore.training import Data, History
+
+__all__ = ["MLP", "Evaluation", "IncompatibleKeys", "variable_problems"]
 
 FloatArray = npt.NDArray[np.floating]
 
@@ -28,6 +31,14 @@ class Evaluation:
 
     loss: float
     accuracy: float
+
+
+class IncompatibleKeys(NamedTuple):
+    """What :meth:`MLP.load_state_dict` left alone: the model's variables it was not given
+    (kept), and the names it was given that the model does not have (ignored)."""
+
+    missing_keys: list[str]
+    unexpected_keys: list[str]
 
 
 def variable_problems(spec: MLPSpec, values: Mapping[str, Any]) -> list[str]:
@@ -44,12 +55,16 @@ def variable_problems(spec: MLPSpec, values: Mapping[str, Any]) -> list[str]:
 class MLP:
     """A multilayer perceptron of ``spec`` on ``backend`` (a name, a backend object, or ``None``
     for the default), starting from ``initial_variables(spec, seed, weights_init, bias_init)``:
-    the same spec and seed give the same model on every backend."""
+    the same spec and seed give the same model on every backend.
+
+    ``loss`` is the loss the model is trained and evaluated with: ``fit`` sets it to the loss it
+    trains with, and :meth:`evaluate` and ``fit`` use it when given none."""
 
     def __init__(self, spec: MLPSpec, backend: str | Backend | None = None, *, seed: int = 0,
                  dtype: str = "float32", weights_init: Initialiser | None = None,
-                 bias_init: Initialiser | None = None):
+                 bias_init: Initialiser | None = None, loss: str = "softmax_cross_entropy"):
         self._attach(spec, backend, dtype, seed)
+        self.loss: LossName = check_loss(loss)
         values = initial_variables(spec, seed, weights_init, bias_init, dtype=self.dtype)
         self.native: BackendModel = self.backend.build(spec, values, self.dtype)
 
@@ -65,7 +80,7 @@ class MLP:
     @classmethod
     def from_variables(cls, spec: MLPSpec, values: Mapping[str, Any],
                        backend: str | Backend | None = None, *, dtype: str = "float32",
-                       seed: int = 0) -> MLP:
+                       seed: int = 0, loss: str = "softmax_cross_entropy") -> MLP:
         """A model holding ``values`` (exactly ``spec``'s variables, else ``ValueError`` listing
         every problem), copied once by the backend: checkpoint loading makes no other copy."""
         problems = variable_problems(spec, values)
@@ -73,6 +88,7 @@ class MLP:
             raise ValueError("cannot build the model: " + "; ".join(problems))
         model = cls.__new__(cls)
         model._attach(spec, backend, dtype, seed)
+        model.loss = check_loss(loss)
         model.native = model.backend.build(spec, values, model.dtype)
         return model
 
@@ -80,22 +96,62 @@ class MLP:
         return (f"MLP(sizes={self.spec.sizes}, activation={self.spec.activation!r}, dropout="
                 f"{self.spec.dropout}, backend={self.backend.name!r}, dtype={self.dtype!r})")
 
-    @property
-    def variables(self) -> dict[str, FloatArray]:
+    def state_dict(self) -> dict[str, FloatArray]:
         """Copies of every variable as NumPy arrays, by canonical name, canonical layout."""
         return self.native.read_variables()
 
-    def assign(self, values: Mapping[str, Any]) -> None:
-        """Replace every variable by ``values`` (exactly the model's variables, numeric, cast to
-        its dtype); all-or-nothing, a ``ValueError`` lists every problem at once."""
-        problems = variable_problems(self.spec, values)
-        arrays = {name: np.asarray(value) for name, value in values.items()}
+    def load_state_dict(self, values: Mapping[str, Any], strict: bool = True) -> IncompatibleKeys:
+        """Replace the model's variables by ``values`` (numeric, cast to the model's dtype);
+        all-or-nothing, a ``ValueError`` lists every problem at once.
+
+        ``strict=True``: ``values`` holds exactly the model's variables. ``strict=False`` (as
+        torch's): a variable ``values`` lacks keeps its value and a name the model lacks is
+        ignored, both reported in the returned :class:`IncompatibleKeys`; a wrong shape or a
+        non-numeric value is still refused."""
+        expected = self.spec.variable_shapes()
+        missing = [name for name in expected if name not in values]
+        unexpected = [name for name in values if name not in expected]
+        given = dict(values) if strict else {n: v for n, v in values.items() if n in expected}
+        problems = variable_problems(self.spec, given) if strict else [
+            p for p in variable_problems(self.spec, given) if not p.startswith("missing")]
+        arrays = {name: np.asarray(value) for name, value in given.items()}
         problems += [f"variable {name!r} has non-numeric dtype {array.dtype}"
                      for name, array in arrays.items() if array.dtype.kind not in "fiu"]
         if problems:
             raise ValueError("cannot assign variables: " + "; ".join(problems))
+        complete = self.state_dict() if missing else {}
+        complete.update(arrays)
         self.native.write_variables(
-            {name: np.ascontiguousarray(array, dtype=self.dtype) for name, array in arrays.items()})
+            {name: np.ascontiguousarray(complete[name], dtype=self.dtype) for name in expected})
+        return IncompatibleKeys(missing, unexpected)
+
+    @property
+    def variables(self) -> dict[str, FloatArray]:
+        """:meth:`state_dict`: copies of every variable by canonical name."""
+        return self.state_dict()
+
+    def assign(self, values: Mapping[str, Any]) -> None:
+        """:meth:`load_state_dict` with ``strict=True``: replace every variable by ``values``."""
+        self.load_state_dict(values, strict=True)
+
+    def to(self, backend: str | Backend) -> MLP:
+        """A new model of the same spec, dtype, seed and loss, holding bit-for-bit copies of this
+        model's variables, on ``backend`` (a name or a backend object); this one is unchanged."""
+        return MLP.from_variables(self.spec, self.state_dict(), backend, dtype=self.dtype,
+                                  seed=self.seed, loss=self.loss)
+
+    def fit(self, train: Data, *, validation_data: Data | None = None,
+            **options: Any) -> History:
+        """:func:`mlpcore.fit` as a method, Keras's way: ``model.fit(train, validation_data=...,
+        callbacks=[...], epochs=...)`` takes every keyword argument of :func:`mlpcore.fit`
+        (``validation_data`` is its ``validation``)."""
+        from mlpcore.training import fit
+
+        if validation_data is not None:
+            if options.get("validation") is not None:
+                raise TypeError("give validation_data or validation, not both")
+            options["validation"] = validation_data
+        return fit(self, train, **options)
 
     def predict(self, x: Any) -> FloatArray:
         """Outputs (logits) (N, n_outputs), eval mode; a NaN in a row gives NaN for that row."""
@@ -106,9 +162,10 @@ class MLP:
         classes: npt.NDArray[np.int64] = np.argmax(self.predict(x), axis=1).astype(np.int64)
         return classes
 
-    def evaluate(self, x: Any, targets: Any, loss: str = "softmax_cross_entropy") -> Evaluation:
-        """Mean ``loss`` (without penalties) and accuracy over ``(x, targets)``, eval mode."""
-        loss_name = check_loss(loss)
+    def evaluate(self, x: Any, targets: Any, loss: str | None = None) -> Evaluation:
+        """Mean ``loss`` (default: the model's :attr:`loss`; without penalties) and accuracy over
+        ``(x, targets)``, eval mode."""
+        loss_name = check_loss(self.loss if loss is None else loss)
         inputs = check_inputs(x, self.spec.n_inputs, self.dtype, finite=True)
         labels = check_targets(targets, len(inputs), self.spec.n_outputs, loss_name, self.dtype)
         outputs = self.native.forward(inputs)
@@ -116,14 +173,15 @@ class MLP:
         return Evaluation(loss=self.backend.losses.value(loss_name, outputs, labels),
                           accuracy=float(np.mean(np.argmax(outputs, axis=1) == classes)))
 
-    def loss_and_gradients(self, x: Any, targets: Any, loss: str = "softmax_cross_entropy",
+    def loss_and_gradients(self, x: Any, targets: Any, loss: str | None = None,
                            regularisers: Sequence[Regulariser] = (),
                            keep_masks: Sequence[npt.NDArray[np.bool_]] | None = None,
                            ) -> tuple[float, dict[str, FloatArray]]:
-        """The objective on one batch and its gradient for every variable (canonical layout)."""
+        """The objective on one batch (``loss`` default: the model's) and its gradient for every
+        variable (canonical layout)."""
         if Capability.GRADIENTS not in self.backend.capabilities:
             raise NotImplementedError(f"backend {self.backend.name!r} does not offer gradients")
-        loss_name = check_loss(loss)
+        loss_name = check_loss(self.loss if loss is None else loss)
         inputs = check_inputs(x, self.spec.n_inputs, self.dtype, finite=True)
         labels = check_targets(targets, len(inputs), self.spec.n_outputs, loss_name, self.dtype)
         return self.native.loss_and_gradients(inputs, labels, loss_name, tuple(regularisers),
