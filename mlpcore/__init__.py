@@ -18,6 +18,7 @@ from mlpcore.errors import (
     CheckpointError,
     DataError,
     InvalidInputError,
+    MissingDependencyError,
     MlpcoreError,
 )
 from mlpcore.registry import backend_statuses, get_backend, list_backends
@@ -25,6 +26,7 @@ from mlpcore.version import CONTRACT_VERSION, __version__
 
 if TYPE_CHECKING:
     from mlpcore.backend import Backend, Capability
+    from mlpcore.callbacks import EarlyStopping, HistoryLogger, ModelCheckpoint, read_history
     from mlpcore.initialisers import (
         GlorotUniform,
         Normal,
@@ -38,10 +40,12 @@ if TYPE_CHECKING:
     from mlpcore.optimizers import SGD
     from mlpcore.regularisers import L1, L2
     from mlpcore.spec import MLPSpec
-    from mlpcore.training import EpochRecord, History, fit
+    from mlpcore.training import Callback, EpochRecord, History, TrainingRun, fit
 
 _LAZY = {
     "Backend": "backend", "Capability": "backend",
+    "EarlyStopping": "callbacks", "HistoryLogger": "callbacks", "ModelCheckpoint": "callbacks",
+    "read_history": "callbacks",
     "load": "io.checkpoint", "load_into": "io.interop", "read_checkpoint": "io.checkpoint",
     "save": "io.checkpoint",
     "GlorotUniform": "initialisers", "Normal": "initialisers",
@@ -51,7 +55,8 @@ _LAZY = {
     "SGD": "optimizers",
     "L1": "regularisers", "L2": "regularisers",
     "MLPSpec": "spec",
-    "EpochRecord": "training", "History": "training", "fit": "training",
+    "Callback": "training", "EpochRecord": "training", "History": "training",
+    "TrainingRun": "training", "fit": "training",
 }
 """Public names imported from their module (``mlpcore.<module>``) on first use."""
 
@@ -75,8 +80,10 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "CONTRACT_VERSION", "L1", "L2", "MLP", "SGD", "Backend", "BackendLoadError",
-    "BackendNotFoundError", "Capability", "CheckpointError", "DataError", "EpochRecord",
-    "Evaluation", "GlorotUniform", "History", "InvalidInputError", "MLPSpec", "MlpcoreError",
-    "Normal", "TruncatedNormal", "Zeros", "__version__", "backend_statuses", "fit", "get_backend",
-    "initial_variables", "list_backends", "load", "load_into", "read_checkpoint", "save",
+    "BackendNotFoundError", "Callback", "Capability", "CheckpointError", "DataError",
+    "EarlyStopping", "EpochRecord", "Evaluation", "GlorotUniform", "History", "HistoryLogger",
+    "InvalidInputError", "MLPSpec", "MissingDependencyError", "MlpcoreError", "ModelCheckpoint",
+    "Normal", "TrainingRun", "TruncatedNormal", "Zeros", "__version__", "backend_statuses", "fit",
+    "get_backend", "initial_variables", "list_backends", "load", "load_into", "read_checkpoint",
+    "read_history", "save",
 ]

@@ -5,7 +5,7 @@ ValueError`` keeps working; an invalid argument raises a plain ``ValueError`` na
 """
 
 __all__ = ["BackendLoadError", "BackendNotFoundError", "CheckpointError", "DataError",
-           "InvalidInputError", "MlpcoreError"]
+           "InvalidInputError", "MissingDependencyError", "MlpcoreError"]
 
 
 class MlpcoreError(Exception):
@@ -30,3 +30,7 @@ class CheckpointError(MlpcoreError, ValueError):
 
 class DataError(MlpcoreError, ValueError):
     """A dataset file is missing, truncated or malformed. The message names the file."""
+
+
+class MissingDependencyError(MlpcoreError, ImportError):
+    """An optional package a feature needs is not installed; names the extra to install."""

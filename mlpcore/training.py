@@ -1,26 +1,32 @@
 """Mini-batch SGD: ``fit`` shuffles (:func:`epoch_order`), batches (the last one may be smaller)
-and hands the backend chunks of steps per call; see docs/contracts.md, "Training loop"."""
+and hands the backend chunks of steps per call; see docs/contracts.md, "Training loop".
+:class:`Callback` is the protocol of the code ``fit`` runs at fixed points (mlpcore.callbacks)."""
 
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from mlpcore.backend import Capability, TrainingConfig
 from mlpcore.dropout import DROPOUT_MODES, DropoutMode
 from mlpcore.losses import LossName, check_loss
-from mlpcore.model import MLP
 from mlpcore.optimizers import SGD
 from mlpcore.random import Purpose, stream
 from mlpcore.regularisers import L1, L2, Regulariser
 from mlpcore.validation import check_inputs, check_targets
 
-__all__ = ["EpochRecord", "History", "ProgressCallback", "fit"]
+if TYPE_CHECKING:
+    from mlpcore.model import MLP
+
+__all__ = ["METRICS", "Callback", "EpochRecord", "History", "ProgressCallback", "TrainingRun",
+           "fit"]
 
 
 class LabelledData(Protocol):
@@ -68,6 +74,99 @@ class History:
     def valid_accuracy(self) -> list[float | None]:
         return [e.valid_accuracy for e in self.epochs]
 
+    @property
+    def valid_loss(self) -> list[float | None]:
+        return [e.valid_loss for e in self.epochs]
+
+    def plot(self, path: str | os.PathLike[str]) -> Path:
+        """Draw the training curves into ``path`` (needs matplotlib); see
+        :func:`mlpcore.plot.plot_history`."""
+        from mlpcore.plot import plot_history
+
+        return plot_history(self, path)
+
+
+METRICS: tuple[str, ...] = ("loss", "train_accuracy", "valid_loss", "valid_accuracy")
+"""The :class:`EpochRecord` fields a callback can monitor: accuracies higher, losses lower are
+better."""
+
+
+@dataclass
+class TrainingRun:
+    """What :class:`Callback` hooks see of a running :func:`fit`: the ``model`` being trained,
+    the ``epochs`` and ``steps_per_epoch`` planned, which of :data:`METRICS` the epoch records
+    hold (``metrics``: no ``valid_*`` without validation data, no ``train_accuracy`` with
+    ``train_accuracy=False``), the ``history`` so far and the running ``epoch`` (from 1).
+    A hook sets ``stop_training = True`` to end training after the running epoch."""
+
+    model: MLP
+    epochs: int
+    steps_per_epoch: int
+    metrics: tuple[str, ...]
+    history: History
+    epoch: int = 0
+    stop_training: bool = False
+
+
+@runtime_checkable
+class Callback(Protocol):
+    """Code :func:`fit` runs at fixed points, Keras's and Lightning's ``Callback``. Implement all
+    four hooks, or subclass this class, whose hooks do nothing, and override some. ``fit`` calls
+    each callback in list order:
+
+    - ``on_train_begin(run)``: once, after the arguments are checked, before the first step;
+    - ``on_steps_end(run, steps_done, steps_in_epoch)``: after each call to the backend (a chunk
+      of ``steps_per_call`` steps) of epoch ``run.epoch``;
+    - ``on_epoch_end(run, record)``: after each epoch, with its :class:`EpochRecord`, already the
+      last of ``run.history``; setting ``run.stop_training`` here ends training after it;
+    - ``on_train_end(run)``: once, after the last epoch, unless training raised.
+    """
+
+    def on_train_begin(self, run: TrainingRun) -> None:
+        return None
+
+    def on_steps_end(self, run: TrainingRun, steps_done: int, steps_in_epoch: int) -> None:
+        return None
+
+    def on_epoch_end(self, run: TrainingRun, record: EpochRecord) -> None:
+        return None
+
+    def on_train_end(self, run: TrainingRun) -> None:
+        return None
+
+
+@dataclass(frozen=True)
+class _Functions(Callback):
+    """``fit``'s ``progress`` and ``on_epoch`` functions as a callback."""
+
+    progress: ProgressCallback | None
+    on_epoch: Callable[[EpochRecord], None] | None
+
+    def on_steps_end(self, run: TrainingRun, steps_done: int, steps_in_epoch: int) -> None:
+        if self.progress is not None:
+            self.progress(run.epoch, steps_done, steps_in_epoch)
+
+    def on_epoch_end(self, run: TrainingRun, record: EpochRecord) -> None:
+        if self.on_epoch is not None:
+            self.on_epoch(record)
+
+
+def _callbacks(callbacks: Sequence[Callback], progress: ProgressCallback | None,
+               on_epoch: Callable[[EpochRecord], None] | None) -> list[Callback]:
+    """``callbacks`` after the ``progress`` and ``on_epoch`` functions, each checked."""
+    if isinstance(callbacks, Callback) or not isinstance(callbacks, Sequence | set):
+        raise TypeError(f"callbacks must be a list of callbacks, got {callbacks!r}")
+    for name, function in (("progress", progress), ("on_epoch", on_epoch)):
+        if function is not None and not callable(function):
+            raise TypeError(f"{name} must be a function or None, got {function!r}")
+    for i, callback in enumerate(callbacks):
+        if not isinstance(callback, Callback):
+            hooks = ", ".join(h for h in ("on_train_begin", "on_steps_end", "on_epoch_end",
+                                          "on_train_end") if not hasattr(callback, h))
+            raise TypeError(f"callbacks[{i}] is not a callback: {callback!r} lacks {hooks} "
+                            "(subclass mlpcore.Callback)")
+    return [_Functions(progress, on_epoch), *callbacks]
+
 
 def _checked(data: Data, what: str, model: MLP, loss: LossName) -> tuple[Any, Any]:
     """``data`` as (inputs, targets) arrays checked for ``model``; errors name ``what``."""
@@ -90,21 +189,25 @@ def epoch_order(seed: int, epoch: int, n_rows: int) -> np.ndarray[Any, np.dtype[
     return stream(seed, Purpose.SHUFFLE, epoch).permutation(n_rows).astype(np.int64)
 
 
-def fit(model: MLP, train: Data, *, loss: str = "softmax_cross_entropy",
+def fit(model: MLP, train: Data, *, loss: str | None = None,
         optimizer: SGD | None = None,
         regulariser: Regulariser | Sequence[Regulariser] | None = None,
         epochs: int = 10, batch_size: int = 64, validation: Data | None = None,
         seed: int | None = None, dropout_mode: DropoutMode = "portable",
         method: str | None = None, compiled: bool = False, steps_per_call: int | None = None,
         train_accuracy: bool = True, progress: ProgressCallback | None = None,
-        on_epoch: Callable[[EpochRecord], None] | None = None) -> History:
+        on_epoch: Callable[[EpochRecord], None] | None = None,
+        callbacks: Sequence[Callback] = ()) -> History:
     """Train ``model`` in place with mini-batch SGD and return its :class:`History`.
 
     ``train`` and ``validation`` are ``(inputs, labels)`` pairs or have ``images`` and ``labels``.
-    ``seed`` (default: the model's) keys the shuffling and the portable dropout masks. Every
-    argument is described in docs/user-guide.md, "Training" and "Training methods".
+    ``loss`` (default: the model's) becomes the model's :attr:`~mlpcore.MLP.loss`. ``seed``
+    (default: the model's) keys the shuffling and the portable dropout masks. ``callbacks`` run
+    at fixed points (:class:`Callback`). Every argument is described in docs/user-guide.md,
+    "Training" and "Training methods".
     """
-    loss_name = check_loss(loss)
+    loss_name = check_loss(model.loss if loss is None else loss)
+    hooks = _callbacks(callbacks, progress, on_epoch)
     optimizer = SGD() if optimizer is None else optimizer
     if not isinstance(optimizer, SGD):
         raise TypeError(f"optimizer must be an mlpcore.SGD, got {optimizer!r}")
@@ -135,17 +238,25 @@ def fit(model: MLP, train: Data, *, loss: str = "softmax_cross_entropy",
     chunk = n_steps if steps_per_call is None else _positive_int(steps_per_call, "steps_per_call")
     config = TrainingConfig(loss=loss_name, optimizer=optimizer, regularisers=regularisers,
                             dropout_mode=dropout_mode, seed=seed, method=method, compiled=compiled)
-    trainer = model.native.start_training(config, x, y)
     history = History()
+    measured = (True, train_accuracy, valid is not None, valid is not None)
+    run = TrainingRun(model, epochs, n_steps, tuple(m for m, on in zip(METRICS, measured,
+                                                                        strict=True) if on),
+                      history)
+    for hook in hooks:
+        hook.on_train_begin(run)
+    model.loss = loss_name
+    trainer = model.native.start_training(config, x, y)
     for epoch in range(epochs):
+        run.epoch = epoch + 1
         started = time.perf_counter()
         order = epoch_order(seed, epoch, x.shape[0])
         losses: list[np.ndarray[Any, np.dtype[np.float64]]] = []
         for first in range(0, n_steps, chunk):
             rows = order[first * batch_size:(first + chunk) * batch_size]
             losses.append(trainer.run(rows, batch_size, epoch * n_steps + first))
-            if progress is not None:
-                progress(epoch + 1, min(first + chunk, n_steps), n_steps)
+            for hook in hooks:
+                hook.on_steps_end(run, min(first + chunk, n_steps), n_steps)
         epoch_loss = float(np.mean(np.concatenate(losses)))
         train_acc = model.evaluate(x, y, loss_name).accuracy if train_accuracy else None
         valid_eval = model.evaluate(valid[0], valid[1], loss_name) if valid else None
@@ -154,6 +265,10 @@ def fit(model: MLP, train: Data, *, loss: str = "softmax_cross_entropy",
                              valid_loss=None if valid_eval is None else valid_eval.loss,
                              seconds=time.perf_counter() - started)
         history.epochs.append(record)
-        if on_epoch is not None:
-            on_epoch(record)
+        for hook in hooks:
+            hook.on_epoch_end(run, record)
+        if run.stop_training:
+            break
+    for hook in hooks:
+        hook.on_train_end(run)
     return history

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -10,7 +12,7 @@ import numpy.typing as npt
 from mlpcore.errors import InvalidInputError
 from mlpcore.losses import LossName
 
-__all__ = ["check_inputs", "check_targets"]
+__all__ = ["check_inputs", "check_output_path", "check_targets"]
 
 
 def check_inputs(x: Any, n_inputs: int, dtype: str, *, what: str = "inputs",
@@ -68,3 +70,16 @@ def check_targets(targets: Any, n_rows: int, n_outputs: int, loss: LossName, dty
     raise InvalidInputError(
         f"{what} must be integer class indices of shape ({n_rows},) or floats of shape "
         f"({n_rows}, {n_outputs}); got dtype {array.dtype} and shape {array.shape}")
+
+
+def check_output_path(path: str | os.PathLike[str], what: str) -> Path:
+    """``path`` as a :class:`Path` if a file can be written there: its folder exists and it is
+    not a folder itself; else ``ValueError`` naming ``what``. Folders are never created."""
+    if not isinstance(path, str | os.PathLike):
+        raise TypeError(f"{what} must be a file path, got {path!r}")
+    target = Path(os.fspath(path))
+    if target.is_dir():
+        raise ValueError(f"{what} {str(target)!r} is a folder; give a file path")
+    if not target.parent.is_dir():
+        raise ValueError(f"{what} {str(target)!r}: folder {str(target.parent)!r} does not exist")
+    return target
