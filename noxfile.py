@@ -58,15 +58,16 @@ def install_all(session: nox.Session, *extras: str) -> None:
 
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
-    """Unit tests for every backend, the CLI, and the textbook run on real data when installed."""
-    install_all(session, "test")
+    """Unit tests for every backend, the CLI, and the textbook run on real data when installed;
+    with matplotlib, so the pictures are drawn and checked."""
+    install_all(session, "test", "plot")
     session.run("pytest", "-n", "auto", *session.posargs)  # one worker per core (pytest-xdist)
 
 
 @nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
     """ruff (style and bugs) and mypy --strict (types)."""
-    install(session, ("torch",), "lint", "test")  # mypy reads torch's types; TF has none
+    install(session, ("torch",), "lint", "test", "plot")  # mypy reads torch's, matplotlib's types
     session.run("ruff", "check", ".")
     session.run("mypy")
 
