@@ -93,6 +93,16 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--dtype", choices=("float32", "float64"), default="float32")
     train.add_argument("--save", metavar="PATH", help="write the trained model to this file")
     train.add_argument("--no-progress", action="store_true", help="do not draw a progress bar")
+    train.add_argument("--early-stopping", type=_ranged(int, "[0, inf)"), metavar="PATIENCE",
+                       help="stop when the validation loss has not improved for PATIENCE "
+                            "epochs, and keep the best epoch's weights")
+    train.add_argument("--checkpoint-best", metavar="PATH",
+                       help="save the model of the epoch with the lowest validation loss here")
+    train.add_argument("--log", metavar="PATH",
+                       help="write each epoch's figures to this .jsonl or .csv file")
+    train.add_argument("--plot", metavar="PATH",
+                       help="draw the training curves into this .png (or .svg, .pdf) file "
+                            "(needs matplotlib)")
 
     evaluate = commands.add_parser("evaluate", parents=[shared],
                                    help="print the test accuracy of a checkpoint")
@@ -120,6 +130,14 @@ def build_parser() -> argparse.ArgumentParser:
                     "or a suggested name map (foreign names off their format's convention).")
     inspect.add_argument("path", metavar="PATH")
     inspect.add_argument("--format", help="the format, instead of detecting it")
+
+    plot = commands.add_parser(
+        "plot", help="draw the training curves of a 'mlpcore train --log' file",
+        description="Draw train loss, train accuracy and validation accuracy per epoch from a "
+                    "history log (.jsonl or .csv) into a picture (needs matplotlib).")
+    plot.add_argument("log", metavar="LOG", help="history log written by 'mlpcore train --log'")
+    plot.add_argument("-o", "--output", metavar="PATH", required=True,
+                      help="picture to write (.png, .svg, .pdf)")
 
     from mlpcore_conformance.runner import add_parser
 
@@ -161,9 +179,33 @@ def _backends(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train_callbacks(args: argparse.Namespace) -> list[Any]:
+    """The callbacks train's options ask for, made (and their paths checked) before training."""
+    from mlpcore.callbacks import EarlyStopping, HistoryLogger, ModelCheckpoint
+    from mlpcore.plot import check_plot_path
+
+    monitoring = [flag for flag, value in (("--early-stopping", args.early_stopping),
+                                           ("--checkpoint-best", args.checkpoint_best))
+                  if value is not None]
+    if monitoring and args.validation_size == 0:
+        raise ValueError(f"{' and '.join(monitoring)}: the validation loss is watched, so "
+                         "--validation-size must be greater than 0")
+    if args.plot is not None:
+        check_plot_path(args.plot, "--plot path")
+    callbacks: list[Any] = []
+    if args.early_stopping is not None:
+        callbacks.append(EarlyStopping(patience=args.early_stopping))
+    if args.checkpoint_best is not None:
+        callbacks.append(ModelCheckpoint(args.checkpoint_best))
+    if args.log is not None:
+        callbacks.append(HistoryLogger(args.log))
+    return callbacks
+
+
 def _train(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from mlpcore.callbacks import EarlyStopping, ModelCheckpoint
     from mlpcore.io.checkpoint import save
     from mlpcore.model import MLP
     from mlpcore.optimizers import SGD
@@ -172,6 +214,7 @@ def _train(args: argparse.Namespace) -> int:
     from mlpcore.training import EpochRecord, fit
     from mlpcore.validation import check_targets
 
+    callbacks = _train_callbacks(args)
     splits = _load_splits(args.data, args.validation_size)
     spec = MLPSpec(sizes=args.sizes, activation=args.activation, dropout=args.dropout)
     # the test split is checked before training, so a bad one costs no epochs
@@ -204,12 +247,27 @@ def _train(args: argparse.Namespace) -> int:
               flush=True)
 
     started = time.perf_counter()
-    fit(model, splits.train, optimizer=SGD(args.lr, args.momentum),
+    history = fit(
+        model, splits.train, optimizer=SGD(args.lr, args.momentum),
         regulariser=([L1(args.l1)] if args.l1 else []) + ([L2(args.l2)] if args.l2 else []),
         epochs=args.epochs, batch_size=args.batch_size, validation=splits.valid, seed=args.seed,
         steps_per_call=max(1, math.ceil(n_train / args.batch_size) // 50),
-        progress=None if args.no_progress else progress, on_epoch=report)
+        progress=None if args.no_progress else progress, on_epoch=report, callbacks=callbacks)
     print(f"Total training time: {time.perf_counter() - started:.1f} s")
+    for callback in callbacks:
+        if isinstance(callback, EarlyStopping) and callback.stopped_epoch is not None:
+            print(f"Early stopping: valid_loss did not improve for {args.early_stopping or 1} "
+                  f"epoch(s) after epoch {callback.best_epoch}")
+        if isinstance(callback, EarlyStopping) and callback.best_epoch != len(history.epochs):
+            print(f"Restored the weights of epoch {callback.best_epoch} "
+                  f"(valid_loss {callback.best:.3f})")
+        if isinstance(callback, ModelCheckpoint):
+            print(f"Best checkpoint: {callback.path} (epoch {callback.best_epoch}, "
+                  f"valid_loss {callback.best:.3f})")
+    if args.log:
+        print(f"History log: {args.log}")
+    if args.plot:
+        print(f"Training curves: {history.plot(args.plot)}")
     if args.save:  # before the test evaluation: what was trained is kept whatever follows
         print(f"Saved checkpoint: {save(model, args.save)}")
     test = model.evaluate(splits.test.images, splits.test.labels)
@@ -273,8 +331,18 @@ def _inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _plot(args: argparse.Namespace) -> int:
+    from mlpcore.callbacks import read_history
+    from mlpcore.plot import check_plot_path
+
+    check_plot_path(args.output, "--output path")
+    history = read_history(args.log)
+    print(f"Training curves of {len(history.epochs)} epochs: {history.plot(args.output)}")
+    return 0
+
+
 COMMANDS = {"backends": _backends, "train": _train, "evaluate": _evaluate, "convert": _convert,
-            "inspect": _inspect}
+            "inspect": _inspect, "plot": _plot}
 
 
 class _QuietTensorFlowImport(importlib.abc.MetaPathFinder):

@@ -19,7 +19,7 @@ from mlpcore.validation import check_output_path
 if TYPE_CHECKING:
     from mlpcore.training import History
 
-__all__ = ["plot_history", "require_matplotlib"]
+__all__ = ["check_plot_path", "plot_history", "require_matplotlib"]
 
 
 def require_matplotlib() -> ModuleType:
@@ -34,17 +34,25 @@ def require_matplotlib() -> ModuleType:
     return matplotlib.figure
 
 
+def check_plot_path(path: str | os.PathLike[str], what: str = "plot path") -> Path:
+    """``path`` as a :class:`Path` if matplotlib is installed, the folder exists and the suffix
+    names a format matplotlib writes; else an error naming ``what``."""
+    target = check_output_path(path, what)
+    kinds = require_matplotlib().Figure().canvas.get_supported_filetypes()
+    if target.suffix[1:].lower() not in kinds:
+        raise ValueError(f"{what} {str(target)!r}: matplotlib cannot write {target.suffix!r} "
+                         f"files; use one of .{', .'.join(kinds)}")
+    return target
+
+
 def plot_history(history: History, path: str | os.PathLike[str]) -> Path:
     """Draw ``history``'s train loss, train accuracy and validation accuracy against the epoch
     (a curve for each that was measured) into ``path``, in the format of its suffix (``.png``,
     ``.svg``, ``.pdf``...), replacing the file atomically; returns the path. Uses no pyplot
     state and no display: safe in scripts, threads and tests."""
-    target = check_output_path(path, "plot path")
+    target = check_plot_path(path)
     figure = require_matplotlib().Figure(figsize=(6, 4), layout="tight")
-    kind, kinds = target.suffix[1:].lower(), figure.canvas.get_supported_filetypes()
-    if kind not in kinds:
-        raise ValueError(f"plot path {str(target)!r}: matplotlib cannot write {target.suffix!r} "
-                         f"files; use one of .{', .'.join(kinds)}")
+    kind = target.suffix[1:].lower()
     if not history.epochs:
         raise ValueError("the history has no epochs to plot")
     epochs = [record.epoch for record in history.epochs]
