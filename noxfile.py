@@ -113,10 +113,12 @@ def three_ways(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def docs(session: nox.Session) -> None:
     """The documentation site in build/site (``mkdocs build --strict``), with the reports it
-    embeds generated first: the three ways (build/three-ways.md) and the conformance report of
-    the built-in backends (build/conformance/builtin.md)."""
-    install_all(session, "docs", "test")
+    embeds generated first: the three ways (build/three-ways.md), d2l's weight-decay experiment
+    with its picture (build/weight-decay.md) and the conformance report of the built-in backends
+    (build/conformance/builtin.md)."""
+    install_all(session, "docs", "test", "plot")
     session.run("python", "scripts/three_ways.py", "--out", "build/three-ways.md")
+    session.run("python", "scripts/weight_decay.py", "--out", "build/weight-decay.md")
     session.run("pytest", "--pyargs", "mlpcore_conformance", "-p", "no:cacheprovider", "-q",
                 "--mlpcore-backend", ",".join(FRAMEWORKS), "--mlpcore-report",
                 "build/conformance/builtin")
