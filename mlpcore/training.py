@@ -154,7 +154,7 @@ class _Functions(Callback):
 def _callbacks(callbacks: Sequence[Callback], progress: ProgressCallback | None,
                on_epoch: Callable[[EpochRecord], None] | None) -> list[Callback]:
     """``callbacks`` after the ``progress`` and ``on_epoch`` functions, each checked."""
-    if isinstance(callbacks, Callback) or not isinstance(callbacks, Sequence | set):
+    if isinstance(callbacks, Callback) or not isinstance(callbacks, Sequence):
         raise TypeError(f"callbacks must be a list of callbacks, got {callbacks!r}")
     for name, function in (("progress", progress), ("on_epoch", on_epoch)):
         if function is not None and not callable(function):
