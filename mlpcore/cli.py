@@ -195,10 +195,13 @@ def _train_callbacks(args: argparse.Namespace) -> list[Any]:
     callbacks: list[Any] = []
     if args.early_stopping is not None:
         callbacks.append(EarlyStopping(patience=args.early_stopping))
-    if args.checkpoint_best is not None:
-        callbacks.append(ModelCheckpoint(args.checkpoint_best))
-    if args.log is not None:
-        callbacks.append(HistoryLogger(args.log))
+    for flag, value, make in (("--checkpoint-best", args.checkpoint_best, ModelCheckpoint),
+                              ("--log", args.log, HistoryLogger)):
+        if value is not None:
+            try:
+                callbacks.append(make(value))
+            except ValueError as error:
+                raise ValueError(f"{flag}: {error}") from None
     return callbacks
 
 
