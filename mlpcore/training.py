@@ -239,10 +239,9 @@ def fit(model: MLP, train: Data, *, loss: str | None = None,
     config = TrainingConfig(loss=loss_name, optimizer=optimizer, regularisers=regularisers,
                             dropout_mode=dropout_mode, seed=seed, method=method, compiled=compiled)
     history = History()
-    measured = (True, train_accuracy, valid is not None, valid is not None)
-    run = TrainingRun(model, epochs, n_steps, tuple(m for m, on in zip(METRICS, measured,
-                                                                        strict=True) if on),
-                      history)
+    measured = {"loss": True, "train_accuracy": train_accuracy,
+                "valid_loss": valid is not None, "valid_accuracy": valid is not None}
+    run = TrainingRun(model, epochs, n_steps, tuple(m for m in METRICS if measured[m]), history)
     for hook in hooks:
         hook.on_train_begin(run)
     model.loss = loss_name
