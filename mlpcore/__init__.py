@@ -17,6 +17,7 @@ from mlpcore.errors import (
     BackendNotFoundError,
     CheckpointError,
     DataError,
+    DistributedError,
     InvalidInputError,
     MissingDependencyError,
     MlpcoreError,
@@ -27,6 +28,7 @@ from mlpcore.version import CONTRACT_VERSION, __version__
 if TYPE_CHECKING:
     from mlpcore.backend import Backend, Capability
     from mlpcore.callbacks import EarlyStopping, HistoryLogger, ModelCheckpoint, read_history
+    from mlpcore.distributed import DataParallel
     from mlpcore.initialisers import (
         GlorotUniform,
         Normal,
@@ -43,7 +45,7 @@ if TYPE_CHECKING:
     from mlpcore.training import Callback, EpochRecord, History, TrainingRun, fit
 
 _LAZY = {
-    "Backend": "backend", "Capability": "backend",
+    "Backend": "backend", "Capability": "backend", "DataParallel": "distributed",
     "EarlyStopping": "callbacks", "HistoryLogger": "callbacks", "ModelCheckpoint": "callbacks",
     "read_history": "callbacks",
     "load": "io.checkpoint", "load_into": "io.interop", "read_checkpoint": "io.checkpoint",
@@ -81,9 +83,10 @@ def __dir__() -> list[str]:
 __all__ = [
     "CONTRACT_VERSION", "L1", "L2", "MLP", "SGD", "Backend", "BackendLoadError",
     "BackendNotFoundError", "Callback", "Capability", "CheckpointError", "DataError",
-    "EarlyStopping", "EpochRecord", "Evaluation", "GlorotUniform", "History", "HistoryLogger",
-    "InvalidInputError", "MLPSpec", "MissingDependencyError", "MlpcoreError", "ModelCheckpoint",
-    "Normal", "TrainingRun", "TruncatedNormal", "Zeros", "__version__", "backend_statuses", "fit",
-    "get_backend", "initial_variables", "list_backends", "load", "load_into", "read_checkpoint",
-    "read_history", "save",
+    "DataParallel", "DistributedError", "EarlyStopping", "EpochRecord", "Evaluation",
+    "GlorotUniform", "History", "HistoryLogger", "InvalidInputError", "MLPSpec",
+    "MissingDependencyError", "MlpcoreError", "ModelCheckpoint", "Normal", "TrainingRun",
+    "TruncatedNormal", "Zeros", "__version__", "backend_statuses", "fit", "get_backend",
+    "initial_variables", "list_backends", "load", "load_into", "read_checkpoint", "read_history",
+    "save",
 ]

@@ -6,7 +6,7 @@ boundary, already validated by the core; see docs/contracts.md.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
 
@@ -14,6 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 from mlpcore.activations import ActivationOps
+from mlpcore.distributed import World
 from mlpcore.dropout import DropoutMode, DropoutOps
 from mlpcore.losses import LossName, LossOps
 from mlpcore.optimizers import SGD
@@ -35,13 +36,15 @@ class Capability(StrEnum):
     GRADIENTS = "gradients"  # BackendModel.loss_and_gradients is implemented
     NATIVE_DROPOUT = "native_dropout"  # masks from the framework's RNG (dropout_mode="native")
     COMPILE = "compile"  # TrainingConfig.compiled=True compiles the whole training step
+    DATA_PARALLEL = "data_parallel"  # the backend is a mlpcore.distributed.ProcessGroup
 
 
 @dataclass(frozen=True)
 class TrainingConfig:
     """Everything fixed during a training run. ``seed`` keys the portable dropout masks (step
     ``s`` uses ``portable_keep_mask(seed, s, layer, ...)``); ``method`` is one of
-    :attr:`Backend.training_methods`, ``None`` for the first; ``compiled`` needs ``COMPILE``."""
+    :attr:`Backend.training_methods`, ``None`` for the first; ``compiled`` needs ``COMPILE``;
+    ``world`` of more than one rank needs ``DATA_PARALLEL`` (see :mod:`mlpcore.distributed`)."""
 
     loss: LossName
     optimizer: SGD
@@ -50,6 +53,7 @@ class TrainingConfig:
     seed: int = 0
     method: str | None = None
     compiled: bool = False
+    world: World = field(default_factory=World)
 
 
 @runtime_checkable

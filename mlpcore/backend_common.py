@@ -251,12 +251,21 @@ class ModelBase:
 class TrainerBase:
     """:class:`~mlpcore.backend.Trainer` plumbing: :meth:`run` checks the rows and runs the
     :func:`~mlpcore.backend.batch_blocks` by the subclass's :meth:`_block`. ``dropout`` is
-    ``"off"`` (no hidden layer or rate 0), ``"portable"`` or ``"native"``."""
+    ``"off"`` (no hidden layer or rate 0), ``"portable"`` or ``"native"``.
+
+    With ``config.world`` of ``N > 1`` ranks, :meth:`_block` gets this rank's columns of each
+    block (:meth:`World.rows <mlpcore.distributed.World.rows>` of the global ``batch``), and
+    :meth:`step_masks` this rank's rows of the global batch's masks; the subclass all-reduces
+    ``share · (objective, gradients)`` over the ranks before it updates."""
 
     def __init__(self, spec: MLPSpec, config: TrainingConfig, n_rows: int) -> None:
         self.spec, self.config, self.n_rows = spec, config, n_rows
         self.widths = dropout_widths(spec)
         self.dropout = config.dropout_mode if self.widths else "off"
+        self.batch = 0
+        """The global batch size of the block :meth:`_block` is running."""
+        self.share = 1.0
+        """This rank's fraction of that batch's rows (1.0 in one process)."""
 
     def run(self, order: npt.NDArray[np.int64], batch_size: int,
             first_step: int) -> npt.NDArray[np.float64]:
@@ -264,8 +273,12 @@ class TrainerBase:
         if len(order) and (order.min() < 0 or order.max() >= self.n_rows):
             raise IndexError(f"order holds row indices outside 0..{self.n_rows - 1}: "
                              f"{int(order.min())}..{int(order.max())}")
-        parts = [self._block(rows, step)
-                 for rows, step in batch_blocks(order, batch_size, first_step)]
+        parts = []
+        for rows, step in batch_blocks(order, batch_size, first_step):
+            self.batch = rows.shape[1]
+            mine = np.ascontiguousarray(rows[:, self.config.world.rows(self.batch)])
+            self.share = mine.shape[1] / self.batch
+            parts.append(self._block(mine, step))
         return np.concatenate(parts) if parts else np.empty(0, np.float64)
 
     def _block(self, rows: npt.NDArray[np.int64], first_step: int) -> npt.NDArray[np.float64]:
@@ -273,8 +286,17 @@ class TrainerBase:
         raise NotImplementedError
 
     def step_masks(self, step: int, n: int) -> list[BoolArray]:
-        """The portable keep-masks of step ``step``: one bool (n, d_l) per hidden layer."""
-        return [portable_keep_mask(self.config.seed, step, layer, (n, width), self.spec.dropout)
+        """The portable keep-masks of step ``step``: one bool (n, d_l) per hidden layer (this
+        rank's ``n`` rows of the global batch's masks when there are several ranks)."""
+        world = self.config.world
+        if world.size == 1:
+            return [portable_keep_mask(self.config.seed, step, layer, (n, width),
+                                       self.spec.dropout)
+                    for layer, width in enumerate(self.widths)]
+        rows = world.rows(self.batch)
+        assert rows.stop - rows.start == n, "step_masks of a block's own batch only"
+        return [portable_keep_mask(self.config.seed, step, layer, (self.batch, width),
+                                   self.spec.dropout)[rows]
                 for layer, width in enumerate(self.widths)]
 
     def block_masks(self, first_step: int, n_steps: int, batch: int,

@@ -109,8 +109,8 @@ class EarlyStopping(_Monitoring):
 class ModelCheckpoint(_Monitoring):
     """Save the model to ``path`` (:func:`mlpcore.save`: atomic, the old file kept if a save
     fails) after each epoch whose ``monitor`` is the best so far, or after every epoch without
-    ``save_best_only``. After ``fit``: :attr:`best`, :attr:`best_epoch`, :attr:`saved_epoch`.
-    A failed save raises its :class:`~mlpcore.errors.CheckpointError` and ends training."""
+    ``save_best_only``; among data-parallel workers, rank 0 alone writes. After ``fit``:
+    :attr:`best`, :attr:`best_epoch`, :attr:`saved_epoch`. A failed save raises its :class:`~mlpcore.errors.CheckpointError` and ends training."""
 
     def __init__(self, path: PathArg, monitor: str = "valid_loss",
                  save_best_only: bool = True) -> None:
@@ -126,7 +126,8 @@ class ModelCheckpoint(_Monitoring):
 
     def on_epoch_end(self, run: TrainingRun, record: EpochRecord) -> None:
         if not self.save_best_only or self._improved(record):
-            save(run.model, self.path)
+            if run.world.rank == 0:  # data-parallel: rank 0 alone writes (docs/distributed.md)
+                save(run.model, self.path)
             self.saved_epoch = record.epoch
 
 
@@ -151,18 +152,23 @@ class HistoryLogger(Callback):
     """Write each epoch's :class:`EpochRecord` to ``path`` as soon as the epoch ends: CSV (a
     header, then one row per epoch; an unmeasured value is empty) or JSON lines (one object per
     epoch; unmeasured is ``null``), by ``format`` or the suffix (.csv, .jsonl, .ndjson). The
-    file is replaced when training begins; :func:`read_history` reads it back."""
+    file is replaced when training begins (by rank 0 alone among data-parallel workers);
+    :func:`read_history` reads it back."""
 
     def __init__(self, path: PathArg, format: LogFormat | None = None) -> None:
         self.path = check_output_path(path, "HistoryLogger path")
         self.format = _format(self.path, format, "HistoryLogger path")
 
     def on_train_begin(self, run: TrainingRun) -> None:
+        if run.world.rank != 0:  # data-parallel: rank 0 alone writes
+            return
         with self.path.open("w", encoding="utf-8", newline="") as file:
             if self.format == "csv":
                 csv.writer(file).writerow(FIELDS)
 
     def on_epoch_end(self, run: TrainingRun, record: EpochRecord) -> None:
+        if run.world.rank != 0:
+            return
         values = dataclasses.asdict(record)
         with self.path.open("a", encoding="utf-8", newline="") as file:
             if self.format == "csv":

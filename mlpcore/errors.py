@@ -5,7 +5,7 @@ ValueError`` keeps working; an invalid argument raises a plain ``ValueError`` na
 """
 
 __all__ = ["BackendLoadError", "BackendNotFoundError", "CheckpointError", "DataError",
-           "InvalidInputError", "MissingDependencyError", "MlpcoreError"]
+           "DistributedError", "InvalidInputError", "MissingDependencyError", "MlpcoreError"]
 
 
 class MlpcoreError(Exception):
@@ -34,3 +34,8 @@ class DataError(MlpcoreError, ValueError):
 
 class MissingDependencyError(MlpcoreError, ImportError):
     """An optional package a feature needs is not installed; names the extra to install."""
+
+
+class DistributedError(MlpcoreError, RuntimeError):
+    """A data-parallel run failed: a worker exited, or the others waited past the timeout.
+    The message names the rank."""

@@ -5,7 +5,6 @@ and hands the backend chunks of steps per call; see docs/contracts.md, "Training
 from __future__ import annotations
 
 import math
-import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -15,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 import numpy as np
 
 from mlpcore.backend import Capability, TrainingConfig
+from mlpcore.distributed import DataParallel, ProcessGroup, World
 from mlpcore.dropout import DROPOUT_MODES, DropoutMode
 from mlpcore.losses import LossName, check_loss
 from mlpcore.optimizers import SGD
@@ -96,7 +96,8 @@ class TrainingRun:
     """What :class:`Callback` hooks see of a running :func:`fit`: the ``model`` being trained,
     the ``epochs`` and ``steps_per_epoch`` planned, which of :data:`METRICS` the epoch records
     hold (``metrics``: no ``valid_*`` without validation data, no ``train_accuracy`` with
-    ``train_accuracy=False``), the ``history`` so far and the running ``epoch`` (from 1).
+    ``train_accuracy=False``), the ``history`` so far and the running ``epoch`` (from 1);
+    ``world``, this process's place among data-parallel workers (rank 0 alone writes files).
     A hook sets ``stop_training = True`` to end training after the running epoch."""
 
     model: MLP
@@ -106,6 +107,7 @@ class TrainingRun:
     history: History
     epoch: int = 0
     stop_training: bool = False
+    world: World = field(default_factory=World)
 
 
 @runtime_checkable
@@ -189,6 +191,29 @@ def epoch_order(seed: int, epoch: int, n_rows: int) -> np.ndarray[Any, np.dtype[
     return stream(seed, Purpose.SHUFFLE, epoch).permutation(n_rows).astype(np.int64)
 
 
+def _world(model: MLP, data_parallel: DataParallel | bool | None) -> World:
+    """The workers ``fit`` trains with: one process unless ``data_parallel`` asks for a group
+    (error if none is found) or is ``None`` and the backend finds one."""
+    if data_parallel is not None and not isinstance(data_parallel, bool | DataParallel):
+        raise TypeError(f"data_parallel must be None, True, False or mlpcore.DataParallel(...), "
+                        f"got {data_parallel!r}")
+    backend = model.backend
+    if data_parallel is False or (data_parallel is None and
+                                  Capability.DATA_PARALLEL not in backend.capabilities):
+        return World()
+    if Capability.DATA_PARALLEL not in backend.capabilities or not isinstance(backend,
+                                                                              ProcessGroup):
+        raise ValueError(f"data_parallel: backend {backend.name!r} has no data-parallel "
+                         "training (capability 'data_parallel')")
+    settings = data_parallel if isinstance(data_parallel, DataParallel) else DataParallel()
+    world = backend.world(settings.timeout)
+    if world is None and data_parallel is not None:
+        raise ValueError("data_parallel: this process is not one of a group of workers; start "
+                         "them with 'mlpcore train --workers N' or the framework's launcher "
+                         "(docs/distributed.md)")
+    return World() if world is None else world
+
+
 def fit(model: MLP, train: Data, *, loss: str | None = None,
         optimizer: SGD | None = None,
         regulariser: Regulariser | Sequence[Regulariser] | None = None,
@@ -197,14 +222,16 @@ def fit(model: MLP, train: Data, *, loss: str | None = None,
         method: str | None = None, compiled: bool = False, steps_per_call: int | None = None,
         train_accuracy: bool = True, progress: ProgressCallback | None = None,
         on_epoch: Callable[[EpochRecord], None] | None = None,
-        callbacks: Sequence[Callback] = ()) -> History:
+        callbacks: Sequence[Callback] = (), data_parallel: DataParallel | bool | None = None,
+        initial_epoch: int = 0) -> History:
     """Train ``model`` in place with mini-batch SGD and return its :class:`History`.
 
     ``train`` and ``validation`` are ``(inputs, labels)`` pairs or have ``images`` and ``labels``.
     ``loss`` (default: the model's) becomes the model's :attr:`~mlpcore.MLP.loss`. ``seed``
     (default: the model's) keys the shuffling and the portable dropout masks. ``callbacks`` run
-    at fixed points (:class:`Callback`). Every argument is described in docs/user-guide.md,
-    "Training" and "Training methods".
+    at fixed points (:class:`Callback`). Epochs ``initial_epoch + 1 … epochs`` run: a run resumed
+    from a checkpoint continues its update sequence. ``data_parallel``: docs/distributed.md.
+    Every argument is described in docs/user-guide.md, "Training" and "Training methods".
     """
     loss_name = check_loss(model.loss if loss is None else loss)
     hooks = _callbacks(callbacks, progress, on_epoch)
@@ -218,6 +245,10 @@ def fit(model: MLP, train: Data, *, loss: str | None = None,
         raise TypeError("regulariser must be mlpcore.L1(λ), mlpcore.L2(λ), a list of them or "
                         f"None, got {regulariser!r}")
     epochs = _positive_int(epochs, "epochs")
+    if isinstance(initial_epoch, bool) or not isinstance(initial_epoch, int | np.integer) or not (
+            0 <= initial_epoch < epochs):
+        raise ValueError(f"initial_epoch must be an integer in [0, epochs={epochs}), "
+                         f"got {initial_epoch!r}")
     batch_size = _positive_int(batch_size, "batch_size")
     if dropout_mode not in DROPOUT_MODES:
         raise ValueError(f"dropout_mode must be one of {', '.join(DROPOUT_MODES)}, "
@@ -232,21 +263,30 @@ def fit(model: MLP, train: Data, *, loss: str | None = None,
                          f"{', '.join(map(repr, methods))}, not {method!r}")
     if compiled and Capability.COMPILE not in model.backend.capabilities:
         raise ValueError(f"backend {model.backend.name!r} has no compiled training mode")
+    world = _world(model, data_parallel)
+    if world.size > 1 and batch_size % world.size:
+        raise ValueError(f"batch_size {batch_size} is not a multiple of the {world.size} "
+                         f"workers: each worker takes batch_size / workers rows of every batch")
+    if world.size > 1 and dropout_mode == "native":
+        raise ValueError("dropout_mode 'native' draws each worker's masks from its own RNG; "
+                         "data-parallel training takes 'portable' masks")
     x, y = _checked(train, "training", model, loss_name)
     valid = None if validation is None else _checked(validation, "validation", model, loss_name)
     n_steps = math.ceil(x.shape[0] / batch_size)
     chunk = n_steps if steps_per_call is None else _positive_int(steps_per_call, "steps_per_call")
     config = TrainingConfig(loss=loss_name, optimizer=optimizer, regularisers=regularisers,
-                            dropout_mode=dropout_mode, seed=seed, method=method, compiled=compiled)
+                            dropout_mode=dropout_mode, seed=seed, method=method, compiled=compiled,
+                            world=world)
     history = History()
     measured = {"loss": True, "train_accuracy": train_accuracy,
                 "valid_loss": valid is not None, "valid_accuracy": valid is not None}
-    run = TrainingRun(model, epochs, n_steps, tuple(m for m in METRICS if measured[m]), history)
+    run = TrainingRun(model, epochs, n_steps, tuple(m for m in METRICS if measured[m]), history,
+                      world=world)
     for hook in hooks:
         hook.on_train_begin(run)
     model.loss = loss_name
     trainer = model.native.start_training(config, x, y)
-    for epoch in range(epochs):
+    for epoch in range(int(initial_epoch), epochs):
         run.epoch = epoch + 1
         started = time.perf_counter()
         order = epoch_order(seed, epoch, x.shape[0])

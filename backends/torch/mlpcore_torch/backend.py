@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import torch
 
-from mlpcore.backend import TrainingConfig
+from mlpcore.backend import Capability, TrainingConfig
 from mlpcore.backend_common import AUTODIFF_CAPABILITIES, BackendBase, ModelBase
+from mlpcore.distributed import World
+from mlpcore_torch import distributed
 from mlpcore_torch.ops import OPS, as_tensor
 from mlpcore_torch.training import TorchTrainer
 
@@ -53,11 +56,17 @@ class TorchModel(ModelBase):
 
 class TorchBackend(BackendBase):
     """:class:`mlpcore.backend.Backend` in PyTorch (CPU): autograd, ``torch.optim``,
-    ``torch.compile``."""
+    ``torch.compile``, data-parallel training on ``torch.distributed``."""
 
     name = "torch"
-    capabilities = AUTODIFF_CAPABILITIES
+    capabilities = AUTODIFF_CAPABILITIES | {Capability.DATA_PARALLEL}
     training_methods = TorchModel.training_methods
     framework = torch
     model = TorchModel
     ops = OPS
+
+    def world(self, timeout: float) -> World | None:
+        return distributed.world(timeout)
+
+    def launch(self, workers: int, command: Sequence[str], timeout: float) -> None:
+        distributed.launch(workers, command, timeout)

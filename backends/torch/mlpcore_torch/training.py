@@ -34,7 +34,9 @@ import torch
 from mlpcore.backend import TrainingConfig
 from mlpcore.backend_common import Network, TrainerBase, interleave, network
 from mlpcore.dropout import keep_scale
+from mlpcore.errors import DistributedError
 from mlpcore.spec import MLPSpec
+from mlpcore_torch.distributed import GradientSum
 from mlpcore_torch.ops import OPS, as_tensor
 
 Grads = tuple[torch.Tensor, ...]
@@ -125,13 +127,14 @@ class TorchTrainer(TrainerBase):
                             if self._optimizer is None and momentum > 0 else [])
         self._generator = torch.Generator().manual_seed(config.seed)
         self._buffers: dict[int, _Buffers] = {}
+        self._sum = GradientSum(self._params) if config.world.size > 1 else None
         self.compile_seconds = 0.0
         """Seconds spent in the calls that compiled a graph (compiled mode only)."""
         self._graph: Callable[..., tuple[torch.Tensor, Grads]] | None = None
         self._optimizer_step = None if self._optimizer is None else self._optimizer.step
         if not config.compiled:
             return
-        whole = self._optimizer is None  # autodiff: the update joins the graph
+        whole = self._optimizer is None and self._sum is None  # the update joins the graph
 
         def step(params: list[torch.Tensor], velocities: list[torch.Tensor], x: torch.Tensor,
                  targets: torch.Tensor, rows: torch.Tensor,
@@ -179,13 +182,17 @@ class TorchTrainer(TrainerBase):
                                       torch.index_select(self._x, 0, rows, out=buffers.x),
                                       torch.index_select(self._targets, 0, rows,
                                                          out=buffers.targets), masks)
+            value, grads = self._all_reduce(value, grads)
             self._apply(grads)
             return value
         graphs, started = _graphs_compiled(), time.perf_counter()
         try:
             value, grads = self._graph(self._params, self._velocities, self._x, self._targets,
                                        rows, masks)
+            value, grads = self._all_reduce(value, grads)
             self._apply(grads)
+        except DistributedError:
+            raise
         except Exception as error:
             raise RuntimeError(
                 f"the compiled training step failed ({type(error).__name__}, see above); "
@@ -194,6 +201,11 @@ class TorchTrainer(TrainerBase):
         if _graphs_compiled() != graphs:
             self.compile_seconds += time.perf_counter() - started
         return value
+
+    def _all_reduce(self, value: torch.Tensor, grads: Grads) -> tuple[torch.Tensor, Grads]:
+        """With several workers, the objective and gradients of the global batch: the sum over
+        the ranks of ``share · (value, grads)`` (:mod:`mlpcore.distributed`)."""
+        return (value, grads) if self._sum is None else self._sum(value, grads, self.share)
 
     def _apply(self, grads: Grads) -> None:
         """The update from ``grads`` (none: the compiled step has made it)."""

@@ -1,0 +1,132 @@
+"""Data-parallel runs for the suite: :func:`run_workers` starts ``N`` local workers through the
+backend's own launcher (:meth:`mlpcore.distributed.ProcessGroup.launch`), each running this
+module's ``main``: one :func:`train` run whose epoch losses and final variables every rank writes
+to ``OUT/rank<r>.npz``.
+
+``python -m mlpcore_conformance.workers BACKEND OUT [--epochs E] ...`` (see ``--help``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+import mlpcore
+from mlpcore.distributed import DataParallel, ProcessGroup
+from mlpcore_conformance import cases
+
+SPEC = mlpcore.MLPSpec((6, 8, 8, 4), activation="relu", dropout=0.3)
+N_ROWS, BATCH, SEED = 37, 8, 17
+"""37 rows in batches of 8: the fifth batch has 5 rows, shared 2/3 by two workers (unequal
+shards: the loss's weighting is checked), 1/1/1/2 by four."""
+
+
+def data() -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+    return cases.normal(71, (N_ROWS, SPEC.n_inputs), "float32"), \
+        cases.one_hot(72, N_ROWS, SPEC.n_outputs)
+
+
+def train(backend: str, *, epochs: int, initial_epoch: int = 0, momentum: float = 0.5,
+          start: str | None = None, checkpoint: str | None = None,
+          data_parallel: DataParallel | bool | None = None,
+          on_epoch: Any = None) -> tuple[list[float], dict[str, npt.NDArray[Any]]]:
+    """The suite's data-parallel case: dropout, L1 and L2, momentum, a short last batch; from
+    the checkpoint ``start`` if given. Returns the epoch losses and the final variables."""
+    model = (mlpcore.MLP(SPEC, backend=backend, seed=SEED) if start is None
+             else mlpcore.load(start, backend=backend))
+    history = mlpcore.fit(model, data(), optimizer=mlpcore.SGD(0.2, momentum=momentum),
+                          regulariser=[mlpcore.L1(1e-3), mlpcore.L2(1e-2)], epochs=epochs,
+                          initial_epoch=initial_epoch, batch_size=BATCH, steps_per_call=2,
+                          seed=SEED, train_accuracy=False, data_parallel=data_parallel,
+                          checkpoint=checkpoint, on_epoch=on_epoch)
+    return history.loss, model.variables
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m mlpcore_conformance.workers")
+    parser.add_argument("backend")
+    parser.add_argument("out", type=Path, help="folder for rank<r>.npz")
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--initial-epoch", type=int, default=0)
+    parser.add_argument("--momentum", type=float, default=0.5)
+    parser.add_argument("--start", help="checkpoint to start from")
+    parser.add_argument("--checkpoint", help="rank 0 saves here after every epoch")
+    parser.add_argument("--timeout", type=float, default=60.0)
+    parser.add_argument("--exit", metavar="RANK:EPOCH",
+                        help="that rank exits with status 3 after that epoch (a dying worker)")
+    parser.add_argument("--stall", metavar="RANK:EPOCH",
+                        help="that rank stops responding after that epoch (a hung worker)")
+    parser.add_argument("--die-saving", type=int, metavar="EPOCH",
+                        help="rank 0 is killed while it writes the checkpoint of that epoch")
+    args = parser.parse_args(argv)
+    backend = mlpcore.get_backend(args.backend)
+    assert isinstance(backend, ProcessGroup)
+    world = backend.world(args.timeout)
+    rank = 0 if world is None else world.rank
+    epoch_done = 0
+
+    def on_epoch(record: mlpcore.EpochRecord) -> None:
+        nonlocal epoch_done
+        epoch_done = record.epoch
+        if args.exit and f"{rank}:{record.epoch}" == args.exit:
+            os._exit(3)
+        if args.stall and f"{rank}:{record.epoch}" == args.stall:
+            time.sleep(3600)
+
+    if args.die_saving is not None and rank == 0:
+        from mlpcore.io import atomic
+
+        synced = atomic.fsync
+
+        def fsync(path: Path, flags: int = 0) -> None:
+            synced(path, flags)
+            if epoch_done + 1 == args.die_saving:  # the new file is written, not yet renamed
+                os.kill(os.getpid(), signal.SIGKILL)
+        atomic.fsync = fsync
+
+    losses, variables = train(args.backend, epochs=args.epochs,
+                              initial_epoch=args.initial_epoch, momentum=args.momentum,
+                              start=args.start, checkpoint=args.checkpoint,
+                              data_parallel=DataParallel(args.timeout), on_epoch=on_epoch)
+    arrays: dict[str, Any] = {name.replace("/", "."): value for name, value in variables.items()}
+    np.savez(args.out / f"rank{rank}.npz", **arrays, losses=np.array(losses))
+
+
+def run_workers(backend: str, workers: int, out: Path, *args: str,
+                timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
+    """:func:`main` in ``workers`` processes through the backend's launcher, itself in a child
+    process killed (with its workers: a process group of their own) after ``timeout`` s."""
+    launch = ("import sys, mlpcore; mlpcore.get_backend(sys.argv[1]).launch(int(sys.argv[2]), "
+              "[sys.executable, '-m', 'mlpcore_conformance.workers', *sys.argv[3:]], 60.0)")
+    command = [sys.executable, "-c", launch, backend, str(workers), backend, str(out), *args]
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             text=True, start_new_session=True)
+    try:
+        output, _ = child.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(child.pid, signal.SIGKILL)
+        output, _ = child.communicate()
+        raise AssertionError(f"{workers} workers did not finish within {timeout:g} s:\n"
+                             f"{output}") from None
+    return subprocess.CompletedProcess(command, child.returncode, output)
+
+
+def results(out: Path, rank: int) -> tuple[list[float], dict[str, npt.NDArray[Any]]]:
+    """What rank ``rank`` of :func:`main` wrote."""
+    with np.load(out / f"rank{rank}.npz") as saved:
+        return list(saved["losses"]), {name.replace(".", "/"): saved[name]
+                                       for name in saved.files if name != "losses"}
+
+
+if __name__ == "__main__":
+    main()

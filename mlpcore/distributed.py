@@ -1,0 +1,71 @@
+"""Contract: data-parallel training on a framework's own distributed engine (docs/distributed.md).
+
+``N`` workers (ranks ``0..N-1``) share every global batch of ``B`` rows: rank ``r`` takes rows
+``[r·B // N, (r+1)·B // N)`` of it (:meth:`World.rows`), computes the objective ``J_r`` (mean
+over its ``b_r`` rows, plus the penalty) and its gradients, and the engine's all-reduce sums
+``(b_r / B) · (J_r, ∇J_r)`` over the ranks. That sum is the one-process objective and gradient
+over the ``B`` rows (penalties included: ``Σ b_r / B = 1``) even where the shards differ in size,
+so every rank makes the update one process would make with batch ``B``. Dropout masks are the
+portable ones drawn for the whole ``(B, width)`` batch, each rank using its rows' slice.
+
+A backend declaring :attr:`~mlpcore.backend.Capability.DATA_PARALLEL` implements
+:class:`ProcessGroup`; its trainer shards when :attr:`TrainingConfig.world
+<mlpcore.backend.TrainingConfig.world>` has more than one rank.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+__all__ = ["DEFAULT_TIMEOUT", "DataParallel", "ProcessGroup", "World"]
+
+DEFAULT_TIMEOUT = 300.0
+"""Seconds a worker waits for the others (a collective, the rendezvous) before failing."""
+
+
+@dataclass(frozen=True)
+class World:
+    """This process's place among the workers: ``rank`` in ``0..size-1``."""
+
+    rank: int = 0
+    size: int = 1
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.rank < self.size:
+            raise ValueError(f"rank must be in 0..{self.size - 1}, got {self.rank}")
+
+    def rows(self, batch: int) -> slice:
+        """This rank's rows of a global batch of ``batch`` rows (empty when ``batch < size``)."""
+        return slice(self.rank * batch // self.size, (self.rank + 1) * batch // self.size)
+
+
+@dataclass(frozen=True)
+class DataParallel:
+    """``fit(..., data_parallel=DataParallel(timeout=60))``: train data-parallel (an error when no
+    group of workers is found) and fail a collective after ``timeout`` seconds without the
+    others, naming the rank that gave up, instead of hanging."""
+
+    timeout: float = DEFAULT_TIMEOUT
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.timeout, int | float) and math.isfinite(self.timeout)
+                and self.timeout > 0):
+            raise ValueError(f"timeout must be a finite number of seconds > 0, "
+                             f"got {self.timeout!r}")
+
+
+@runtime_checkable
+class ProcessGroup(Protocol):
+    """What a backend declaring ``DATA_PARALLEL`` offers besides its trainer's all-reduce."""
+
+    def world(self, timeout: float) -> World | None:
+        """The group this process is a worker of, joined if its launcher has started it but it
+        has not joined yet (collectives fail after ``timeout`` s); ``None`` outside any group."""
+
+    def launch(self, workers: int, command: Sequence[str], timeout: float) -> None:
+        """Run ``command`` (a program and its arguments) in ``workers`` local processes through
+        the engine's own launcher, as one group; return when all have exited with status 0, or
+        raise :class:`~mlpcore.errors.DistributedError` naming the first rank that failed."""
