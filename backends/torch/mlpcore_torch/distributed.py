@@ -4,6 +4,7 @@ torchrun runs), and one all-reduce of the objective and gradients per step."""
 
 from __future__ import annotations
 
+import atexit
 import os
 import uuid
 from collections.abc import Sequence
@@ -35,7 +36,15 @@ def world(timeout: float) -> World | None:
                                    f"{os.environ['WORLD_SIZE']} workers at "
                                    f"{os.environ['MASTER_ADDR']}:{os.environ['MASTER_PORT']} "
                                    f"within {timeout:g} s: {error}") from error
+        atexit.register(_leave)
     return World(dist.get_rank(), dist.get_world_size())
+
+
+def _leave() -> None:
+    """Leave the group this module joined, before the interpreter exits (a group left to the
+    exit can abort the process: 'terminate called without an active exception')."""
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 
 class GradientSum:

@@ -1,0 +1,162 @@
+"""Data-parallel fit (mlpcore/distributed.py) on torch.distributed: argument checks in one
+process, then small runs of 2 local workers through torch's elastic launcher (127.0.0.1, a free
+port, timeouts everywhere): a dead or hung worker ends the run naming its rank, a dying rank 0
+leaves the previous checkpoint whole, and a run resumes on another number of workers."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import mlpcore
+from mlpcore.distributed import DataParallel, World
+from mlpcore_conformance import workers
+
+pytest.importorskip("torch.distributed")
+
+SPEC = mlpcore.MLPSpec((6, 8, 4), activation="tanh", dropout=0.2)
+
+
+def _data() -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    return rng.standard_normal((20, 6)).astype(np.float32), rng.integers(0, 4, 20)
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 4, 7])
+@pytest.mark.parametrize("batch", [1, 5, 8, 64])
+def test_ranks_share_every_row_of_a_batch_once(size: int, batch: int) -> None:
+    rows = [World(rank, size).rows(batch) for rank in range(size)]
+    assert [r.start for r in rows[1:]] == [r.stop for r in rows[:-1]]
+    assert (rows[0].start, rows[-1].stop) == (0, batch)
+    assert max(r.stop - r.start for r in rows) - min(r.stop - r.start for r in rows) <= 1
+
+
+@pytest.mark.parametrize("rank, size", [(2, 2), (-1, 2), (0, 0)])
+def test_world_refuses_a_rank_outside_it(rank: int, size: int) -> None:
+    with pytest.raises(ValueError, match="rank must be in"):
+        World(rank, size)
+
+
+@pytest.mark.parametrize("timeout", [0, -1.0, float("nan"), float("inf"), "10"])
+def test_data_parallel_refuses_a_bad_timeout(timeout: object) -> None:
+    with pytest.raises(ValueError, match="timeout must be"):
+        DataParallel(timeout=timeout)  # type: ignore[arg-type]
+
+
+def _fake_group(monkeypatch: pytest.MonkeyPatch, model: mlpcore.MLP, world: World) -> None:
+    """The model's backend reports ``world`` (checks that fail before any collective)."""
+    monkeypatch.setattr(type(model.backend), "world", lambda self, timeout: world)
+
+
+def test_a_batch_the_workers_cannot_share_evenly_is_refused(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    model = mlpcore.MLP(SPEC, backend="torch", seed=1)
+    _fake_group(monkeypatch, model, World(0, 2))
+    with pytest.raises(ValueError, match="batch_size 7 is not a multiple of the 2 workers"):
+        mlpcore.fit(model, _data(), batch_size=7, epochs=1)
+
+
+def test_native_dropout_is_refused_with_several_workers(monkeypatch: pytest.MonkeyPatch) -> None:
+    model = mlpcore.MLP(SPEC, backend="torch", seed=1)
+    _fake_group(monkeypatch, model, World(1, 2))
+    with pytest.raises(ValueError, match=r"'native'.*'portable'"):
+        mlpcore.fit(model, _data(), batch_size=8, epochs=1, dropout_mode="native")
+
+
+def test_data_parallel_asked_for_outside_a_group_is_an_error() -> None:
+    model = mlpcore.MLP(SPEC, backend="torch", seed=1)
+    with pytest.raises(ValueError, match="not one of a group of workers"):
+        mlpcore.fit(model, _data(), data_parallel=True, epochs=1)
+
+
+def test_a_backend_without_the_capability_refuses_data_parallel() -> None:
+    model = mlpcore.MLP(SPEC, backend="numpy", seed=1)
+    with pytest.raises(ValueError, match="'numpy' has no data-parallel training"):
+        mlpcore.fit(model, _data(), data_parallel=DataParallel(), epochs=1)
+    mlpcore.fit(model, _data(), epochs=1)  # None: one process, no error
+
+
+def test_data_parallel_of_another_type_is_refused() -> None:
+    model = mlpcore.MLP(SPEC, backend="torch", seed=1)
+    with pytest.raises(TypeError, match="data_parallel must be"):
+        mlpcore.fit(model, _data(), data_parallel="yes", epochs=1)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("initial_epoch", [-1, 3, 4, 1.0, True])
+def test_initial_epoch_must_be_before_epochs(initial_epoch: object) -> None:
+    model = mlpcore.MLP(SPEC, backend="torch", seed=1)
+    with pytest.raises(ValueError, match="initial_epoch must be"):
+        mlpcore.fit(model, _data(), epochs=3, initial_epoch=initial_epoch)  # type: ignore[arg-type]
+
+
+def test_fit_from_initial_epoch_continues_the_update_sequence(tmp_path: Path) -> None:
+    """Two epochs, a checkpoint, two more from it (the run's seed given: a loaded model does not
+    know it): the four epochs of one run, bit for bit."""
+    whole = mlpcore.MLP(SPEC, backend="torch", seed=1)
+    mlpcore.fit(whole, _data(), epochs=4, batch_size=8)
+    first = mlpcore.MLP(SPEC, backend="torch", seed=1)
+    path = tmp_path / "run.safetensors"
+    mlpcore.fit(first, _data(), epochs=2, batch_size=8, checkpoint=path)
+    resumed = mlpcore.load(path, backend="torch")
+    history = mlpcore.fit(resumed, _data(), epochs=4, initial_epoch=2, batch_size=8, seed=1)
+    assert [e.epoch for e in history.epochs] == [3, 4]
+    for name, value in whole.variables.items():
+        np.testing.assert_array_equal(resumed.variables[name], value)
+
+
+# --- two workers ------------------------------------------------------------------------------
+
+def _ok(run: subprocess.CompletedProcess[str]) -> None:
+    assert run.returncode == 0, run.stdout
+
+
+def test_a_worker_that_exits_ends_the_run_naming_its_rank(tmp_path: Path) -> None:
+    run = workers.run_workers("torch", 2, tmp_path, "--epochs", "3", "--exit", "1:1")
+    assert run.returncode != 0
+    assert "DistributedError: worker rank 1 of 2 exited with status 3" in run.stdout
+    assert not list(tmp_path.glob("rank*.npz"))
+
+
+def test_a_hung_worker_times_out_instead_of_hanging(tmp_path: Path) -> None:
+    """Rank 1 stops answering; rank 0's all-reduce gives up after --timeout 2 s (our error names
+    its rank and step), and the launcher ends the run with rank 0's failure."""
+    run = workers.run_workers("torch", 2, tmp_path, "--epochs", "3", "--stall", "1:1",
+                              "--timeout", "2", timeout=60)
+    assert run.returncode != 0
+    assert "rank 0 of 2: the all-reduce of its step 6 failed" in run.stdout
+    assert "DistributedError: worker rank 0 of 2 exited with status 1" in run.stdout
+
+
+def test_rank_0_killed_while_saving_leaves_the_last_checkpoint_whole(tmp_path: Path) -> None:
+    path = tmp_path / "run.safetensors"
+    run = workers.run_workers("torch", 2, tmp_path, "--epochs", "3", "--die-saving", "2",
+                              "--checkpoint", str(path))
+    assert "worker rank 0 of 2 was killed by signal SIGKILL" in run.stdout
+    _, after_one = workers.train("torch", epochs=1, data_parallel=False)
+    saved = mlpcore.load(path, backend="numpy").variables  # epoch 1's, complete and verified
+    for name, value in after_one.items():
+        np.testing.assert_allclose(saved[name], value, rtol=1e-5, atol=1e-6)
+    assert [p.name for p in tmp_path.iterdir() if not p.name.startswith(".")] == [path.name]
+
+
+def test_a_run_resumes_on_another_number_of_workers(tmp_path: Path) -> None:
+    """Epochs 1-2 on 2 workers (rank 0 writes the checkpoint), 3 in one process, 4 on 2 workers
+    again (every rank loads it): the update sequence of 4 epochs in one process."""
+    path, again = tmp_path / "run.safetensors", tmp_path / "again"
+    _ok(workers.run_workers("torch", 2, tmp_path, "--momentum", "0", "--epochs", "2",
+                            "--checkpoint", str(path)))
+    losses, _ = workers.train("torch", epochs=3, initial_epoch=2, momentum=0.0, start=str(path),
+                              checkpoint=path, data_parallel=False)
+    again.mkdir()
+    _ok(workers.run_workers("torch", 2, again, "--momentum", "0", "--epochs", "4",
+                            "--initial-epoch", "3", "--start", str(path)))
+    want_losses, want = workers.train("torch", epochs=4, momentum=0.0, data_parallel=False)
+    got_losses = [*workers.results(tmp_path, 0)[0], *losses, *workers.results(again, 0)[0]]
+    np.testing.assert_allclose(got_losses, want_losses, rtol=1e-5)
+    for rank in range(2):
+        for name, value in workers.results(again, rank)[1].items():
+            np.testing.assert_allclose(value, want[name], rtol=1e-5, atol=1e-6)
+
