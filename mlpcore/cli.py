@@ -19,6 +19,7 @@ from importlib.machinery import ModuleSpec
 from types import ModuleType
 from typing import Any
 
+from mlpcore.distributed import DataParallel, ProcessGroup, World
 from mlpcore.errors import MlpcoreError
 
 __all__ = ["main"]
@@ -103,6 +104,13 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--plot", metavar="PATH",
                        help="draw the training curves into this .png (or .svg, .pdf) file "
                             "(needs matplotlib)")
+    train.add_argument("--workers", type=_ranged(int, "[1, inf)"), default=1,
+                       help="train data-parallel in this many local processes, started by the "
+                            "backend's own launcher (docs/distributed.md); the batch size must "
+                            "be a multiple of it")
+    train.add_argument("--timeout", type=_ranged(float, "(0, inf)"), default=300.0,
+                       help="seconds a worker waits for the others before the run fails "
+                            "(default: 300)")
 
     evaluate = commands.add_parser("evaluate", parents=[shared],
                                    help="print the test accuracy of a checkpoint")
@@ -206,6 +214,40 @@ def _train_callbacks(args: argparse.Namespace) -> list[Any]:
 
 
 def _train(args: argparse.Namespace) -> int:
+    import contextlib
+
+    from mlpcore.backend import Capability
+    from mlpcore.registry import get_backend
+
+    backend = get_backend(args.backend)
+    world: World | None = None
+    if Capability.DATA_PARALLEL in backend.capabilities and isinstance(backend, ProcessGroup):
+        world = backend.world(args.timeout)  # None unless started by a launcher
+        if world is None and args.workers > 1:  # the launching process: start the workers
+            if args.batch_size % args.workers:
+                raise ValueError(f"--batch-size {args.batch_size} is not a multiple of "
+                                 f"--workers {args.workers}: each worker takes batch size / "
+                                 "workers rows of every batch")
+            _train_callbacks(args)  # the options checked once, before the workers start
+            backend.launch(args.workers, [sys.executable, "-m", "mlpcore.cli", *args.argv],
+                           args.timeout)
+            return 0
+    elif args.workers > 1:
+        raise ValueError(f"--workers: backend {backend.name!r} has no data-parallel training "
+                         "(capability 'data_parallel')")
+    if world is not None and args.workers > 1 and world.size != args.workers:
+        raise ValueError(f"--workers {args.workers}, but this process is one of {world.size} "
+                         "workers started by a launcher")
+    if world is None or world.rank == 0:
+        return _train_here(args, world)
+    with open(os.devnull, "w") as null, contextlib.redirect_stdout(null):
+        return _train_here(args, world)
+
+
+def _train_here(args: argparse.Namespace, world: World | None) -> int:
+    """The training of ``mlpcore train`` in this process, one of the workers of ``world`` if
+    there is one: each reads the data, rank 0 alone prints (others: progress bar included) and
+    saves."""
     from tqdm import tqdm
 
     from mlpcore.callbacks import EarlyStopping, ModelCheckpoint
@@ -255,7 +297,9 @@ def _train(args: argparse.Namespace) -> int:
         regulariser=([L1(args.l1)] if args.l1 else []) + ([L2(args.l2)] if args.l2 else []),
         epochs=args.epochs, batch_size=args.batch_size, validation=splits.valid, seed=args.seed,
         steps_per_call=max(1, math.ceil(n_train / args.batch_size) // 50),
-        progress=None if args.no_progress else progress, on_epoch=report, callbacks=callbacks)
+        progress=None if args.no_progress or (world and world.rank) else progress,
+        on_epoch=report, callbacks=callbacks,
+        data_parallel=False if world is None else DataParallel(args.timeout))
     print(f"Total training time: {time.perf_counter() - started:.1f} s")
     for callback in callbacks:
         if isinstance(callback, EarlyStopping) and callback.stopped_epoch is not None:
@@ -269,9 +313,9 @@ def _train(args: argparse.Namespace) -> int:
                   f"valid_loss {callback.best:.3f})")
     if args.log:
         print(f"History log: {args.log}")
-    if args.plot:
+    if args.plot and (world is None or world.rank == 0):
         print(f"Training curves: {history.plot(args.plot)}")
-    if args.save:  # before the test evaluation: what was trained is kept whatever follows
+    if args.save and (world is None or world.rank == 0):  # before the test evaluation
         print(f"Saved checkpoint: {save(model, args.save)}")
     test = model.evaluate(splits.test.images, splits.test.labels)
     print(f"Test ACC: {test.accuracy:.3f}")
@@ -399,6 +443,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run(args, extra)
         if extra:
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        args.argv = list(sys.argv[1:] if argv is None else argv)  # for train's workers
         return COMMANDS[args.command](args)
     except BrokenPipeError:  # the reader went away (| head): stop quietly, as other tools do
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -6,6 +6,7 @@ leaves the previous checkpoint whole, and a run resumes on another number of wor
 from __future__ import annotations
 
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -160,3 +161,42 @@ def test_a_run_resumes_on_another_number_of_workers(tmp_path: Path) -> None:
         for name, value in workers.results(again, rank)[1].items():
             np.testing.assert_allclose(value, want[name], rtol=1e-5, atol=1e-6)
 
+
+
+# --- mlpcore train --workers --------------------------------------------------------------------
+
+def _train(tmp_path: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "mlpcore.cli", "train", "--backend", "torch", "--epochs", "1",
+               "--sizes", "784,16,10", "--dropout", "0.25", "--no-progress", *extra]
+    return subprocess.run(command, capture_output=True, text=True, timeout=180, check=False,
+                          cwd=tmp_path)
+
+
+def test_train_with_workers_prints_once_and_matches_one_process(tmp_path: Path) -> None:
+    two = _train(tmp_path, "--workers", "2", "--timeout", "60", "--save", "two.safetensors")
+    assert two.returncode == 0, two.stderr
+    one = _train(tmp_path, "--save", "one.safetensors")
+    table = [line.split("|")[:3] for line in two.stdout.splitlines() if line.startswith("Epoch")]
+    assert table == [line.split("|")[:3] for line in one.stdout.splitlines()
+                     if line.startswith("Epoch")]
+    assert len(table) == 1 and two.stdout.count("Test ACC") == 1  # rank 0 alone prints
+    for name, value in mlpcore.load(tmp_path / "one.safetensors").variables.items():
+        np.testing.assert_allclose(mlpcore.load(tmp_path / "two.safetensors").variables[name],
+                                   value, rtol=1e-4, atol=1e-6)
+
+
+def test_train_with_workers_refuses_an_uneven_batch_naming_the_option(tmp_path: Path) -> None:
+    run = _train(tmp_path, "--workers", "2", "--batch-size", "63", "--timeout", "60")
+    assert run.returncode == 1
+    assert run.stderr.strip() == ("mlpcore: error: --batch-size 63 is not a multiple of "
+                                  "--workers 2: each worker takes batch size / workers rows of "
+                                  "every batch")
+
+
+def test_train_with_workers_on_a_backend_without_the_capability(tmp_path: Path) -> None:
+    run = subprocess.run([sys.executable, "-m", "mlpcore.cli", "train", "--backend", "numpy",
+                          "--workers", "2", "--epochs", "1"], capture_output=True, text=True,
+                         timeout=60, check=False)
+    assert run.returncode == 1
+    assert run.stderr.strip() == ("mlpcore: error: --workers: backend 'numpy' has no "
+                                  "data-parallel training (capability 'data_parallel')")

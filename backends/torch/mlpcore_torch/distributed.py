@@ -81,8 +81,9 @@ class GradientSum:
 
 
 def launch(workers: int, command: Sequence[str], timeout: float) -> None:
-    """``command`` in ``workers`` local processes by torch's elastic launcher (torchrun's
-    ``--standalone``: a c10d rendezvous on 127.0.0.1 and a free port, no restarts)."""
+    """``command`` in ``workers`` local processes by torch's elastic launcher, as torchrun
+    ``--standalone`` (a c10d rendezvous on 127.0.0.1 and a free port, no restarts, one OpenMP
+    thread per worker unless ``$OMP_NUM_THREADS`` says otherwise)."""
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
@@ -91,6 +92,9 @@ def launch(workers: int, command: Sequence[str], timeout: float) -> None:
                           rdzv_endpoint="127.0.0.1:0", rdzv_timeout=int(max(timeout, 1)),
                           rdzv_configs={"is_host": True, "timeout": int(max(timeout, 1))},
                           max_restarts=0, monitor_interval=0.1)
+    threads = os.environ.get("OMP_NUM_THREADS")
+    if threads is None and workers > 1:  # as torchrun: one thread each unless the user says
+        os.environ["OMP_NUM_THREADS"] = "1"
     try:
         elastic_launch(config, command[0])(*command[1:])
     except ChildFailedError as error:
@@ -99,3 +103,6 @@ def launch(workers: int, command: Sequence[str], timeout: float) -> None:
                else f"exited with status {failure.exitcode}")
         raise DistributedError(f"worker rank {rank} of {workers} {how}; the launcher stopped "
                                f"the others") from error
+    finally:
+        if threads is None:
+            os.environ.pop("OMP_NUM_THREADS", None)
