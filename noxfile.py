@@ -75,14 +75,15 @@ def lint(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
     """Speed goals: import time, and each backend against a hand-written loop of its framework
-    (and Keras 3 ``fit``). Every benchmark runs even when an earlier one reads FAIL; the session
-    fails if any did. ``nox -s bench -- --quick`` runs the framework benchmarks on fewer rows."""
+    (and Keras 3 ``fit``); data-parallel torch, 2 workers against 1, reported without a goal.
+    Every benchmark runs even when an earlier one reads FAIL; the session fails if any did.
+    ``nox -s bench -- --quick`` runs the framework benchmarks on fewer rows."""
     install_all(session)
     quick = ["--quick"] if "--quick" in session.posargs else []
     failed = []
     for script, args in (("bench_import.py", []), ("bench_numpy.py", []),
                          ("bench_torch.py", quick), ("bench_tensorflow.py", quick),
-                         ("bench_checkpoint.py", [])):
+                         ("bench_checkpoint.py", []), ("bench_distributed.py", quick)):
         try:
             session.run("python", f"benchmarks/{script}", *args)
         except nox.command.CommandFailed:
