@@ -56,10 +56,12 @@ def worker(out: Path, rows: int, epochs: int) -> None:
     x = rng.standard_normal((rows, SIZES[0])).astype(np.float32)
     y = rng.integers(0, SIZES[-1], rows)
     model = mlpcore.MLP(mlpcore.MLPSpec(SIZES, activation="relu"), backend="torch", seed=1)
-    fit = dict(optimizer=mlpcore.SGD(0.01), batch_size=BATCH, train_accuracy=False)
-    mlpcore.fit(model, (x, y), epochs=1, **fit)  # warm-up
+    sgd = mlpcore.SGD(0.01)
+    mlpcore.fit(model, (x, y), epochs=1, optimizer=sgd, batch_size=BATCH,
+                train_accuracy=False)  # warm-up
     timed_from = len(reduce_seconds)
-    history = mlpcore.fit(model, (x, y), epochs=epochs, **fit)
+    history = mlpcore.fit(model, (x, y), epochs=epochs, optimizer=sgd, batch_size=BATCH,
+                          train_accuracy=False)
     if world is None or world.rank == 0:
         out.write_text(json.dumps({
             "workers": 1 if world is None else world.size,

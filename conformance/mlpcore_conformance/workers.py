@@ -37,7 +37,7 @@ def data() -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
 
 
 def train(backend: str, *, epochs: int, initial_epoch: int = 0, momentum: float = 0.5,
-          start: str | None = None, checkpoint: str | None = None,
+          start: str | None = None, checkpoint: str | os.PathLike[str] | None = None,
           data_parallel: DataParallel | bool | None = None,
           on_epoch: Any = None) -> tuple[list[float], dict[str, npt.NDArray[Any]]]:
     """The suite's data-parallel case: dropout, L1 and L2, momentum, a short last batch; from
