@@ -110,7 +110,8 @@ class ModelCheckpoint(_Monitoring):
     """Save the model to ``path`` (:func:`mlpcore.save`: atomic, the old file kept if a save
     fails) after each epoch whose ``monitor`` is the best so far, or after every epoch without
     ``save_best_only``; among data-parallel workers, rank 0 alone writes. After ``fit``:
-    :attr:`best`, :attr:`best_epoch`, :attr:`saved_epoch`. A failed save raises its :class:`~mlpcore.errors.CheckpointError` and ends training."""
+    :attr:`best`, :attr:`best_epoch`, :attr:`saved_epoch`. A failed save raises its
+    :class:`~mlpcore.errors.CheckpointError` and ends training."""
 
     def __init__(self, path: PathArg, monitor: str = "valid_loss",
                  save_best_only: bool = True) -> None:

@@ -5,6 +5,7 @@ and hands the backend chunks of steps per call; see docs/contracts.md, "Training
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field

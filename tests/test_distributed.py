@@ -100,7 +100,8 @@ def test_fit_from_initial_epoch_continues_the_update_sequence(tmp_path: Path) ->
     mlpcore.fit(whole, _data(), epochs=4, batch_size=8)
     first = mlpcore.MLP(SPEC, backend="torch", seed=1)
     path = tmp_path / "run.safetensors"
-    mlpcore.fit(first, _data(), epochs=2, batch_size=8, checkpoint=path)
+    mlpcore.fit(first, _data(), epochs=2, batch_size=8,
+                callbacks=[mlpcore.ModelCheckpoint(path, save_best_only=False)])
     resumed = mlpcore.load(path, backend="torch")
     history = mlpcore.fit(resumed, _data(), epochs=4, initial_epoch=2, batch_size=8, seed=1)
     assert [e.epoch for e in history.epochs] == [3, 4]

@@ -41,14 +41,17 @@ def train(backend: str, *, epochs: int, initial_epoch: int = 0, momentum: float 
           data_parallel: DataParallel | bool | None = None,
           on_epoch: Any = None) -> tuple[list[float], dict[str, npt.NDArray[Any]]]:
     """The suite's data-parallel case: dropout, L1 and L2, momentum, a short last batch; from
-    the checkpoint ``start`` if given. Returns the epoch losses and the final variables."""
+    the checkpoint ``start`` if given; after every epoch (rank 0 of) a ``ModelCheckpoint`` saves
+    to ``checkpoint`` if given. Returns the epoch losses and the final variables."""
     model = (mlpcore.MLP(SPEC, backend=backend, seed=SEED) if start is None
              else mlpcore.load(start, backend=backend))
     history = mlpcore.fit(model, data(), optimizer=mlpcore.SGD(0.2, momentum=momentum),
                           regulariser=[mlpcore.L1(1e-3), mlpcore.L2(1e-2)], epochs=epochs,
                           initial_epoch=initial_epoch, batch_size=BATCH, steps_per_call=2,
                           seed=SEED, train_accuracy=False, data_parallel=data_parallel,
-                          checkpoint=checkpoint, on_epoch=on_epoch)
+                          on_epoch=on_epoch,
+                          callbacks=[] if checkpoint is None else
+                          [mlpcore.ModelCheckpoint(checkpoint, save_best_only=False)])
     return history.loss, model.variables
 
 
@@ -90,7 +93,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
         def fsync(path: Path, flags: int = 0) -> None:
             synced(path, flags)
-            if epoch_done + 1 == args.die_saving:  # the new file is written, not yet renamed
+            if epoch_done == args.die_saving:  # its file written, not yet renamed
                 os.kill(os.getpid(), signal.SIGKILL)
         atomic.fsync = fsync
 
