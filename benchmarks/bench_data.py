@@ -59,8 +59,8 @@ def training_images(n_rows: int, n_inputs: int = 784,
     except DataError:
         splits = None
     if splits is not None and len(splits.train.labels) >= n_rows:
-        return (splits.train.images[:n_rows], splits.train.labels[:n_rows].astype(np.int64),
-                str(splits.source))
+        return (np.asarray(splits.train.images[:n_rows]),
+                splits.train.labels[:n_rows].astype(np.int64), str(splits.source))
     rng = np.random.default_rng(0)
     return (rng.random((n_rows, n_inputs), dtype=np.float32),
             rng.integers(0, n_classes, n_rows, dtype=np.int64),

@@ -66,6 +66,12 @@ class Trainer(Protocol):
         ``order[j * batch_size:(j + 1) * batch_size]`` numbered ``first_step + j``; each step's
         objective (loss + penalties) before its update, float64 (n_steps,)."""
 
+    def bind(self, x: FloatArray, targets: Targets) -> None:
+        """Replace the training set by ``x`` (M, d_0) and ``targets`` (M,) or (M, K), any
+        M >= 0, in the form :meth:`BackendModel.start_training` gets them (the model's dtype,
+        C-contiguous): later :meth:`run` calls index these rows. Optimiser state carries on.
+        This is how ``fit`` streams data that is not held in memory, a chunk of rows a call."""
+
 
 def batch_blocks(order: npt.NDArray[np.int64], batch_size: int,
                  first_step: int) -> list[tuple[npt.NDArray[np.int64], int]]:

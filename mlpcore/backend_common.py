@@ -250,8 +250,9 @@ class ModelBase:
 
 class TrainerBase:
     """:class:`~mlpcore.backend.Trainer` plumbing: :meth:`run` checks the rows and runs the
-    :func:`~mlpcore.backend.batch_blocks` by the subclass's :meth:`_block`. ``dropout`` is
-    ``"off"`` (no hidden layer or rate 0), ``"portable"`` or ``"native"``.
+    :func:`~mlpcore.backend.batch_blocks` by the subclass's :meth:`_block`; :meth:`bind` checks
+    the new rows and hands them to the subclass's :meth:`_bind`. ``dropout`` is ``"off"`` (no
+    hidden layer or rate 0), ``"portable"`` or ``"native"``.
 
     With ``config.world`` of ``N > 1`` ranks, :meth:`_block` gets this rank's columns of each
     block (:meth:`World.rows <mlpcore.distributed.World.rows>` of the global ``batch``), and
@@ -280,6 +281,18 @@ class TrainerBase:
             self.share = mine.shape[1] / self.batch
             parts.append(self._block(mine, step))
         return np.concatenate(parts) if parts else np.empty(0, np.float64)
+
+    def bind(self, x: FloatArray, targets: npt.NDArray[Any]) -> None:
+        if np.ndim(x) != 2 or np.shape(x)[1] != self.spec.n_inputs \
+                or len(targets) != len(x):
+            raise ValueError(f"bind needs inputs (M, {self.spec.n_inputs}) and M targets, got "
+                             f"{np.shape(x)} and {np.shape(targets)}")
+        self.n_rows = len(x)
+        self._bind(np.ascontiguousarray(x), np.ascontiguousarray(targets))
+
+    def _bind(self, x: FloatArray, targets: npt.NDArray[Any]) -> None:
+        """Hold ``x`` and ``targets`` (NumPy, checked) as the framework's arrays for ``_block``."""
+        raise NotImplementedError
 
     def _block(self, rows: npt.NDArray[np.int64], first_step: int) -> npt.NDArray[np.float64]:
         """Step ``first_step + j`` on rows ``rows[j]`` for each ``j``; objectives as float64."""

@@ -10,12 +10,13 @@ import numpy as np
 import numpy.typing as npt
 
 from mlpcore.backend import Backend, BackendModel, Capability
+from mlpcore.data.rows import Rows, as_rows
 from mlpcore.initialisers import Initialiser, initial_variables
 from mlpcore.losses import LossName, check_loss
 from mlpcore.registry import get_backend
 from mlpcore.regularisers import Regulariser
 from mlpcore.spec import DTypeName, MLPSpec, check_dtype
-from mlpcore.validation import check_inputs, check_targets
+from mlpcore.validation import check_finite_block, check_inputs, check_rows, check_targets
 
 if TYPE_CHECKING:
     from mlpcore.training import Data, History
@@ -154,8 +155,17 @@ class MLP:
         return fit(self, train, **options)
 
     def predict(self, x: Any) -> FloatArray:
-        """Outputs (logits) (N, n_outputs), eval mode; a NaN in a row gives NaN for that row."""
-        return self.native.forward(check_inputs(x, self.spec.n_inputs, self.dtype))
+        """Outputs (logits) (N, n_outputs), eval mode; a NaN in a row gives NaN for that row.
+
+        :class:`~mlpcore.data.rows.Rows` and memory-mapped arrays are read a block at a time."""
+        rows = as_rows(x)
+        if rows is None:
+            return self.native.forward(check_inputs(x, self.spec.n_inputs, self.dtype))
+        check_rows(rows, self.spec.n_inputs, self.dtype)
+        out = np.empty((len(rows), self.spec.n_outputs), self.dtype)
+        for where, block in rows.blocks(self.dtype):
+            out[where] = self.native.forward(block)
+        return out
 
     def predict_classes(self, x: Any) -> npt.NDArray[np.int64]:
         """The argmax class of each row, shape (N,)."""
@@ -166,12 +176,29 @@ class MLP:
         """Mean ``loss`` (default: the model's :attr:`loss`; without penalties) and accuracy over
         ``(x, targets)``, eval mode."""
         loss_name = check_loss(self.loss if loss is None else loss)
+        rows = as_rows(x)
+        if rows is not None:
+            return self._evaluate_rows(rows, targets, loss_name)
         inputs = check_inputs(x, self.spec.n_inputs, self.dtype, finite=True)
         labels = check_targets(targets, len(inputs), self.spec.n_outputs, loss_name, self.dtype)
         outputs = self.native.forward(inputs)
         classes = labels if labels.ndim == 1 else np.argmax(labels, axis=1)
         return Evaluation(loss=self.backend.losses.value(loss_name, outputs, labels),
                           accuracy=float(np.mean(np.argmax(outputs, axis=1) == classes)))
+
+    def _evaluate_rows(self, rows: Rows, targets: Any, loss: LossName) -> Evaluation:
+        """:meth:`evaluate` a block at a time: the loss is the row-weighted mean of the blocks'
+        mean losses (the same mean, rounded differently), each block checked for NaN and inf."""
+        check_rows(rows, self.spec.n_inputs, self.dtype)
+        labels = check_targets(targets, len(rows), self.spec.n_outputs, loss, self.dtype)
+        classes = labels if labels.ndim == 1 else np.argmax(labels, axis=1)
+        total, correct = 0.0, 0
+        for where, block in rows.blocks(self.dtype):
+            check_finite_block(block, where.start, "inputs")
+            outputs = self.native.forward(block)
+            total += self.backend.losses.value(loss, outputs, labels[where]) * len(block)
+            correct += int(np.count_nonzero(np.argmax(outputs, axis=1) == classes[where]))
+        return Evaluation(loss=total / len(rows), accuracy=correct / len(rows))
 
     def loss_and_gradients(self, x: Any, targets: Any, loss: str | None = None,
                            regularisers: Sequence[Regulariser] = (),

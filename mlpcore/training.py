@@ -1,6 +1,10 @@
 """Mini-batch SGD: ``fit`` shuffles (:func:`epoch_order`), batches (the last one may be smaller)
 and hands the backend chunks of steps per call; see docs/contracts.md, "Training loop".
-:class:`Callback` is the protocol of the code ``fit`` runs at fixed points (mlpcore.callbacks)."""
+:class:`Callback` is the protocol of the code ``fit`` runs at fixed points (mlpcore.callbacks).
+
+Inputs in memory are bound to the backend once. Inputs that are :class:`~mlpcore.data.rows.Rows`
+or memory-mapped arrays are streamed: each call's rows are read (and scaled) into memory and
+bound (``Trainer.bind``) just before it, so memory holds one chunk, never the whole set."""
 
 from __future__ import annotations
 
@@ -15,13 +19,14 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 import numpy as np
 
 from mlpcore.backend import Capability, TrainingConfig
+from mlpcore.data.rows import Rows, as_rows
 from mlpcore.distributed import DataParallel, ProcessGroup, World
 from mlpcore.dropout import DROPOUT_MODES, DropoutMode
 from mlpcore.losses import LossName, check_loss
 from mlpcore.optimizers import SGD
 from mlpcore.random import Purpose, stream
 from mlpcore.regularisers import L1, L2, Regulariser
-from mlpcore.validation import check_inputs, check_targets
+from mlpcore.validation import check_inputs, check_rows, check_targets
 
 if TYPE_CHECKING:
     from mlpcore.model import MLP
@@ -172,13 +177,26 @@ def _callbacks(callbacks: Sequence[Callback], progress: ProgressCallback | None,
 
 
 def _checked(data: Data, what: str, model: MLP, loss: LossName) -> tuple[Any, Any]:
-    """``data`` as (inputs, targets) arrays checked for ``model``; errors name ``what``."""
+    """``data`` as (inputs, targets) checked for ``model``; errors name ``what``. Inputs that are
+    :class:`Rows` or memory-mapped come back as :class:`Rows` (read once here to check them if
+    floating), others as an array; targets always as an array."""
     if isinstance(data, tuple) and len(data) != 2:
         raise ValueError(f"{what} data must be (inputs, labels) or a Dataset")
     x, y = data if isinstance(data, tuple) else (data.images, data.labels)
-    x = check_inputs(x, model.spec.n_inputs, model.dtype, what=f"{what} inputs", finite=True)
+    rows = as_rows(x)
+    if rows is not None:
+        x = check_rows(rows, model.spec.n_inputs, model.dtype, what=f"{what} inputs",
+                       finite=True)
+    else:
+        x = check_inputs(x, model.spec.n_inputs, model.dtype, what=f"{what} inputs",
+                         finite=True)
     return x, check_targets(y, x.shape[0], model.spec.n_outputs, loss, model.dtype,
                             what=f"{what} labels")
+
+
+STREAM_ROWS = 8192
+"""Rows a backend call gets when ``fit`` streams :class:`Rows` and ``steps_per_call`` is not
+given: ``STREAM_ROWS // batch_size`` steps (at least one) a call."""
 
 
 def _positive_int(value: int, what: str) -> int:
@@ -274,7 +292,9 @@ def fit(model: MLP, train: Data, *, loss: str | None = None,
     x, y = _checked(train, "training", model, loss_name)
     valid = None if validation is None else _checked(validation, "validation", model, loss_name)
     n_steps = math.ceil(x.shape[0] / batch_size)
-    chunk = n_steps if steps_per_call is None else _positive_int(steps_per_call, "steps_per_call")
+    streamed = isinstance(x, Rows)
+    chunk = (_positive_int(steps_per_call, "steps_per_call") if steps_per_call is not None
+             else max(1, STREAM_ROWS // batch_size) if streamed else n_steps)
     config = TrainingConfig(loss=loss_name, optimizer=optimizer, regularisers=regularisers,
                             dropout_mode=dropout_mode, seed=seed, method=method, compiled=compiled,
                             world=world)
@@ -286,7 +306,8 @@ def fit(model: MLP, train: Data, *, loss: str | None = None,
     for hook in hooks:
         hook.on_train_begin(run)
     model.loss = loss_name
-    trainer = model.native.start_training(config, x, y)
+    trainer = model.native.start_training(config, *((x.take([], model.dtype), y[:0]) if streamed
+                                                    else (x, y)))
     for epoch in range(int(initial_epoch), epochs):
         run.epoch = epoch + 1
         started = time.perf_counter()
@@ -294,6 +315,9 @@ def fit(model: MLP, train: Data, *, loss: str | None = None,
         losses: list[np.ndarray[Any, np.dtype[np.float64]]] = []
         for first in range(0, n_steps, chunk):
             rows = order[first * batch_size:(first + chunk) * batch_size]
+            if streamed:  # the chunk's rows alone, in memory, in the model's dtype
+                trainer.bind(x.take(rows, model.dtype), y[rows])
+                rows = np.arange(len(rows), dtype=np.int64)
             losses.append(trainer.run(rows, batch_size, epoch * n_steps + first))
             for hook in hooks:
                 hook.on_steps_end(run, min(first + chunk, n_steps), n_steps)

@@ -9,10 +9,12 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from mlpcore.data.rows import Rows
 from mlpcore.errors import InvalidInputError
 from mlpcore.losses import LossName
 
-__all__ = ["check_inputs", "check_output_path", "check_targets"]
+__all__ = ["check_finite_block", "check_inputs", "check_output_path", "check_rows",
+           "check_targets"]
 
 
 def check_inputs(x: Any, n_inputs: int, dtype: str, *, what: str = "inputs",
@@ -42,6 +44,31 @@ def check_inputs(x: Any, n_inputs: int, dtype: str, *, what: str = "inputs",
                 f"{what} contain NaN or infinity (after conversion to {dtype}) in {bad.size} "
                 f"row(s), first at row {int(bad[0])}")
     return array
+
+
+def check_rows(rows: Rows, n_inputs: int, dtype: str, *, what: str = "inputs",
+               finite: bool = False) -> Rows:
+    """:class:`~mlpcore.data.rows.Rows` (N >= 1, n_inputs). ``finite`` reads floating rows once,
+    a block at a time, and refuses NaN and inf (integer rows need no reading)."""
+    n, width = rows.shape
+    if n == 0:
+        raise InvalidInputError(f"{what} is empty: shape {rows.shape}; give at least one row")
+    if width != n_inputs:
+        raise InvalidInputError(
+            f"{what} have width {width}, but the model expects {n_inputs} "
+            f"(shape (batch, {n_inputs}), got {rows.shape})")
+    if finite and rows.values.dtype.kind == "f":
+        for where, block in rows.blocks(dtype):
+            check_finite_block(block, where.start, what)
+    return rows
+
+
+def check_finite_block(block: npt.NDArray[np.floating], first_row: int, what: str) -> None:
+    """Refuse NaN or inf in ``block``, rows ``first_row``… of ``what``."""
+    bad = np.flatnonzero(~np.isfinite(block).all(axis=1))
+    if bad.size:
+        raise InvalidInputError(f"{what} contain NaN or infinity (after conversion to "
+                                f"{block.dtype}), first at row {first_row + int(bad[0])}")
 
 
 def check_targets(targets: Any, n_rows: int, n_outputs: int, loss: LossName, dtype: str,

@@ -18,6 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from mlpcore.data.idx import read_idx
+from mlpcore.data.rows import Rows
 from mlpcore.errors import DataError
 
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
@@ -38,10 +39,12 @@ FILE_NAMES = {
 class Dataset:
     """Images float32 (N, D) in [0, 1], labels int64 (N,), and where they came from.
 
-    Wrong dtypes, shapes or counts raise :class:`~mlpcore.errors.DataError` naming ``source``.
+    ``images`` is an array in memory, or :class:`~mlpcore.data.rows.Rows` (loaded with
+    ``mmap=True``) handing out float32 rows a block at a time. Wrong dtypes, shapes or counts
+    raise :class:`~mlpcore.errors.DataError` naming ``source``.
     """
 
-    images: npt.NDArray[np.float32]
+    images: npt.NDArray[np.float32] | Rows
     labels: npt.NDArray[np.int64]
     source: str
 
@@ -75,14 +78,17 @@ class Splits:
 
 
 def load_idx_pair(images_path: str | os.PathLike[str], labels_path: str | os.PathLike[str],
-                  source: str | None = None) -> Dataset:
+                  source: str | None = None, *, mmap: bool = False) -> Dataset:
     """A :class:`Dataset` of uint8 images (N, rows, cols) or (N, D), every size >= 1, scaled to
     float32 (N, rows*cols) / 255, and of N non-negative integer labels, as int64.
 
-    ``source`` defaults to both paths. Each DataError names the file at fault (both for counts).
+    ``mmap=True``: the images stay uint8 in the file, memory-mapped (a gzipped file: in memory,
+    see :func:`read_idx`), as :class:`~mlpcore.data.rows.Rows` divided by 255 a block at a
+    time; the labels are read into memory. ``source`` defaults to both paths. Each DataError
+    names the file at fault (both for counts).
     """
     images_path, labels_path = Path(images_path), Path(labels_path)
-    pixels, labels = read_idx(images_path), read_idx(labels_path)
+    pixels, labels = read_idx(images_path, mmap=mmap), read_idx(labels_path)
     if pixels.dtype != np.uint8 or pixels.ndim < 2 or pixels.size == 0:
         raise DataError(f"{images_path}: expected uint8 images of shape (N, rows, cols) with "
                         f"N, rows, cols >= 1, found {pixels.dtype} of shape {pixels.shape}")
@@ -94,10 +100,14 @@ def load_idx_pair(images_path: str | os.PathLike[str], labels_path: str | os.Pat
                         f"{len(labels)} labels; they must match one to one")
     if labels.min() < 0:
         raise DataError(f"{labels_path}: labels must be non-negative, found {labels.min()}")
-    images = pixels.reshape(len(pixels), -1).astype(np.float32)
+    source = source if source is not None else f"{images_path} + {labels_path}"
+    flat = pixels.reshape(len(pixels), -1)
+    if mmap:
+        return Dataset(images=Rows(flat, divisor=255, source=str(images_path)),
+                       labels=labels.astype(np.int64), source=source)
+    images = flat.astype(np.float32)
     images /= np.float32(255)
-    return Dataset(images=images, labels=labels.astype(np.int64),
-                   source=source if source is not None else f"{images_path} + {labels_path}")
+    return Dataset(images=images, labels=labels.astype(np.int64), source=source)
 
 
 def find_data_dir(explicit: str | os.PathLike[str] | None = None) -> Path | None:
@@ -140,11 +150,12 @@ def embedded_data_dir() -> Path:
 
 def load_dataset(path: str | os.PathLike[str] | None = None, *,
                  validation_size: int | np.integer[Any] | None = None,
-                 embedded: bool = False) -> Splits:
+                 embedded: bool = False, mmap: bool = False) -> Splits:
     """Load ``find_data_dir(path)``, or the embedded subset, as training/validation/test sets.
 
     The last ``validation_size`` training images (default: 10%, at most 5,000) become ``valid``
-    (``None`` for 0), the ones before them ``train``. ``ValueError`` for a ``validation_size``
+    (``None`` for 0), the ones before them ``train``; ``mmap=True`` maps the image files instead
+    of reading them (:func:`load_idx_pair`). ``ValueError`` for a ``validation_size``
     that is not a non-negative integer below the number of training images, or for both ``path``
     and ``embedded=True``; :class:`~mlpcore.errors.DataError` for a missing or damaged file.
     """
@@ -161,9 +172,9 @@ def load_dataset(path: str | os.PathLike[str] | None = None, *,
         directory = embedded_data_dir()
         source = f"embedded Fashion-MNIST subset ({directory})"
     files = {key: find_idx_file(directory, name) for key, name in FILE_NAMES.items()}
-    full = load_idx_pair(files["train_images"], files["train_labels"])
+    full = load_idx_pair(files["train_images"], files["train_labels"], mmap=mmap)
     test = load_idx_pair(files["test_images"], files["test_labels"],
-                         source=str(files["test_images"]))
+                         source=str(files["test_images"]), mmap=mmap)
     if full.images.shape[1] != test.images.shape[1]:
         raise DataError(f"{files['train_images']} has {full.images.shape[1]} pixels per image "
                         f"but {files['test_images']} has {test.images.shape[1]}")

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import gzip
 import math
+import mmap as mmap_module
 import os
 import zlib
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import numpy.typing as npt
@@ -27,9 +28,16 @@ IDX_TYPES: dict[int, np.dtype[Any]] = {
 }
 """IDX type code -> the big-endian dtype of the values in the file."""
 
+GZIP_MAGIC = b"\x1f\x8b"
 
-def read_idx(path: str | os.PathLike[str]) -> npt.NDArray[Any]:
-    """The file's array: the header's shape and dtype, in native byte order, writable.
+
+def read_idx(path: str | os.PathLike[str], *, mmap: bool = False) -> npt.NDArray[Any]:
+    """The file's array: the header's shape and dtype.
+
+    By default it is read into memory, in native byte order, writable. ``mmap=True`` maps a raw
+    file instead: a read-only array in the file's (big-endian) dtype whose pages are read when
+    used, so a file larger than memory can be opened; gzip content cannot be mapped, so a gzipped
+    file is decompressed into memory as without ``mmap`` (``gunzip -k`` it once to map it).
 
     Gzip is recognised by its magic bytes, whatever the file is called. The header is checked
     against the bytes present before any array is built, so a hostile header cannot make it
@@ -37,42 +45,69 @@ def read_idx(path: str | os.PathLike[str]) -> npt.NDArray[Any]:
     """
     path = Path(path)
     try:
-        content = path.read_bytes()
+        with path.open("rb") as file:
+            head = file.read(4 + 4 * 255)
+            if mmap and not head.startswith(GZIP_MAGIC):
+                size = os.fstat(file.fileno()).st_size
+                dtype, shape, offset = _header(path, head, size, "file")
+                return _mapped(path, file, dtype, shape, offset)
+            content = head + file.read()
     except FileNotFoundError as err:
         raise DataError(f"{path}: no such IDX file") from err
     except OSError as err:
         raise DataError(f"{path}: cannot read IDX file: {err.strerror or err}") from err
     what = "file"
-    if content.startswith(b"\x1f\x8b"):
+    if content.startswith(GZIP_MAGIC):
         what = "decompressed gzip content"
         try:
             content = gzip.decompress(content)
         except (OSError, EOFError, zlib.error) as err:
             raise DataError(f"{path}: corrupt gzip stream: {err}") from err
-    if len(content) < 4:
-        raise DataError(f"{path}: truncated IDX header: {what} has {len(content)} bytes, "
+    dtype, shape, offset = _header(path, content, len(content), what)
+    values = np.frombuffer(content, dtype=dtype, count=math.prod(shape), offset=offset)
+    return values.astype(dtype.newbyteorder("=")).reshape(shape)
+
+
+def _header(path: Path, head: bytes, size: int,
+            what: str) -> tuple[np.dtype[Any], tuple[int, ...], int]:
+    """(dtype, shape, data offset) from the first bytes ``head`` of content of ``size`` bytes,
+    checked against that size; a DataError naming ``path`` and ``what`` the content is."""
+    if size < 4:
+        raise DataError(f"{path}: truncated IDX header: {what} has {size} bytes, "
                         "fewer than the 4-byte magic number")
-    magic, type_code, ndim = int.from_bytes(content[:4], "big"), content[2], content[3]
-    if content[:2] != b"\x00\x00" or type_code not in IDX_TYPES or ndim == 0:
+    magic, type_code, ndim = int.from_bytes(head[:4], "big"), head[2], head[3]
+    if head[:2] != b"\x00\x00" or type_code not in IDX_TYPES or ndim == 0:
         codes = ", ".join(f"{code:02X}" for code in IDX_TYPES)
         raise DataError(f"{path}: not an IDX file: magic number 0x{magic:08X} in its {what}; "
                         f"expected 0x0000TTNN: two zero bytes, a type code TT in {codes}, "
                         "and the number of dimensions NN >= 1")
     header_size = 4 + 4 * ndim
-    if len(content) < header_size:
+    if size < header_size:
         raise DataError(f"{path}: truncated IDX header: magic number 0x{magic:08X} declares "
                         f"{ndim} dimensions, so the header is {header_size} bytes, but the "
-                        f"{what} has only {len(content)} bytes")
-    shape = tuple(int.from_bytes(content[i:i + 4], "big") for i in range(4, header_size, 4))
+                        f"{what} has only {size} bytes")
+    shape = tuple(int.from_bytes(head[i:i + 4], "big") for i in range(4, header_size, 4))
     dtype = IDX_TYPES[type_code]
-    expected, found = math.prod(shape) * dtype.itemsize, len(content) - header_size
+    expected, found = math.prod(shape) * dtype.itemsize, size - header_size
     if found != expected:
         problem = "truncated IDX data" if found < expected else "trailing bytes after IDX data"
         raise DataError(f"{path}: {problem}: header declares shape {shape} of {dtype.name}, "
                         f"which needs {expected} bytes after the {header_size}-byte header, "
                         f"but the {what} has {found}")
-    values = np.frombuffer(content, dtype=dtype, count=math.prod(shape), offset=header_size)
-    return values.astype(dtype.newbyteorder("=")).reshape(shape)
+    return dtype, shape, header_size
+
+
+def _mapped(path: Path, file: BinaryIO, dtype: np.dtype[Any], shape: tuple[int, ...],
+            offset: int) -> npt.NDArray[Any]:
+    """The values of an open raw file as a read-only array over a memory map of it."""
+    if math.prod(shape) == 0:  # an empty file region cannot be mapped
+        return np.empty(shape, dtype)
+    try:
+        mapping = mmap_module.mmap(file.fileno(), 0, access=mmap_module.ACCESS_READ)
+    except (OSError, ValueError) as err:
+        raise DataError(f"{path}: cannot memory-map IDX file: {err}") from err
+    return np.frombuffer(mapping, dtype=dtype, count=math.prod(shape), offset=offset
+                         ).reshape(shape)
 
 
 def write_idx(path: str | os.PathLike[str], array: npt.ArrayLike, *, compress: bool = False,

@@ -30,6 +30,9 @@ class NumpyTrainer(TrainerBase):
         self._workspaces: dict[int, Workspace] = {}  # per batch size
         self._rng = stream(config.seed, Purpose.DROPOUT)  # native masks
 
+    def _bind(self, x: FloatArray, targets: npt.NDArray[Any]) -> None:
+        self._x, self._targets = x, targets
+
     def _block(self, rows: npt.NDArray[np.int64], first_step: int) -> npt.NDArray[np.float64]:
         n_steps, batch = rows.shape
         ws = self._workspaces.get(batch) or self._workspaces.setdefault(

@@ -174,6 +174,9 @@ class TensorflowTrainer(TrainerBase):
 
     # --- the Python side: one call per block (at most two per chunk) --------------------------
 
+    def _bind(self, x: npt.NDArray[Any], targets: npt.NDArray[Any]) -> None:
+        self._x, self._targets = tf.convert_to_tensor(x), tf.convert_to_tensor(targets)
+
     def _block(self, order: npt.NDArray[np.int64], first_step: int) -> npt.NDArray[np.float64]:
         shape = (int(order.shape[0]), int(order.shape[1]))
         masks: tuple[tf.Tensor, ...] = ()

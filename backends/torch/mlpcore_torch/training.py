@@ -151,6 +151,9 @@ class TorchTrainer(TrainerBase):
         if self._optimizer is not None:
             self._optimizer_step = torch.compile(self._optimizer.step, dynamic=False)
 
+    def _bind(self, x: npt.NDArray[Any], targets: npt.NDArray[Any]) -> None:
+        self._x, self._targets = as_tensor(x), as_tensor(targets)
+
     def _block(self, rows: npt.NDArray[np.int64], first_step: int) -> npt.NDArray[np.float64]:
         n_steps, batch = rows.shape
         if batch not in self._buffers:

@@ -26,6 +26,7 @@ they depend on the step number only.
 from __future__ import annotations
 
 from functools import partial
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -109,6 +110,10 @@ class JaxTrainer(TrainerBase):
         self.programs: set[tuple[int, int]] = set()
 
     run = in_x64_scope(TrainerBase.run)
+    bind = in_x64_scope(TrainerBase.bind)
+
+    def _bind(self, x: npt.NDArray[Any], targets: npt.NDArray[Any]) -> None:
+        self._x, self._targets = OPS.tensor(x), OPS.tensor(targets)
 
     def _block(self, order: npt.NDArray[np.int64], first_step: int) -> npt.NDArray[np.float64]:
         n_steps, batch = order.shape
