@@ -151,13 +151,18 @@ def test_write_idx_rejects_what_idx_cannot_hold(tmp_path: Path, array: npt.NDArr
 
 
 def assert_data_error(path: Path, *fragments: str) -> DataError:
-    with pytest.raises(DataError) as caught:
-        read_idx(path)
-    message = str(caught.value)
+    """Read in memory and memory-mapped, ``path`` is refused with the same DataError."""
+    messages = []
+    for mmap in (False, True):
+        with pytest.raises(DataError) as caught:
+            read_idx(path, mmap=mmap)
+        messages.append(str(caught.value))
+        assert isinstance(caught.value, ValueError)
+    message = messages[0]
+    assert messages[1] == message
     assert str(path) in message
     for fragment in fragments:
         assert fragment in message, message
-    assert isinstance(caught.value, ValueError)
     return caught.value
 
 
@@ -242,10 +247,11 @@ def test_damaged_files_only_ever_raise_data_error(cut: int, flips: list[tuple[in
     with tempfile.TemporaryDirectory() as scratch:
         for candidate in (bytes(content[:cut]) + tail, gzip.decompress(GOOD_GZIP)[:cut] + tail):
             path = put(Path(scratch) / "damaged", candidate)
-            try:
-                read_idx(path)
-            except DataError as err:
-                assert str(path) in str(err)
+            for mmap in (False, True):
+                try:
+                    read_idx(path, mmap=mmap)
+                except DataError as err:
+                    assert str(path) in str(err)
 
 
 # --- Dataset and load_idx_pair ----------------------------------------------------------------

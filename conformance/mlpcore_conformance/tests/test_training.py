@@ -71,7 +71,9 @@ CHUNKS = [(0, 0, 24, 0), (0, 24, N_ROWS, 3), (1, 0, N_ROWS, 5)]
 
 
 def _check_run(backend: Backend, repro: Repro, case_name: str, dtype: DTypeName, method: str,
-               compiled: bool) -> None:
+               compiled: bool, bind: bool = False) -> None:
+    """The :data:`CHUNKS` against the reference; ``bind``: the trainer starts on no rows and each
+    chunk's rows are bound (``Trainer.bind``) and run in order, as ``fit`` streams data."""
     case = CASES[case_name]
     variables = reference.initial_variables(case.spec.sizes, 5, dtype=dtype)
     x, targets, targets_code = _data(case, dtype)
@@ -81,29 +83,38 @@ def _check_run(backend: Backend, repro: Repro, case_name: str, dtype: DTypeName,
     snippet = repro(
         "model = backend.build(spec, reference.initial_variables(spec.sizes, 5, dtype=dtype), "
         "dtype)",
-        "trainer = model.start_training(config, x, targets)",
-        *[f"objectives_{i} = trainer.run(reference.epoch_order({SEED}, {e}, {N_ROWS})"
-          f"[{a}:{b}], {BATCH}, {s})" for i, (e, a, b, s) in enumerate(CHUNKS)],
+        *(["trainer = model.start_training(config, x[:0], targets[:0])"] if bind else
+          ["trainer = model.start_training(config, x, targets)"]),
+        *[line for i, (e, a, b, s) in enumerate(CHUNKS) for line in (
+            [f"rows = reference.epoch_order({SEED}, {e}, {N_ROWS})[{a}:{b}]",
+             "trainer.bind(x[rows], targets[rows])",
+             f"objectives_{i} = trainer.run(np.arange(len(rows)), {BATCH}, {s})"] if bind else
+            [f"objectives_{i} = trainer.run(reference.epoch_order({SEED}, {e}, {N_ROWS})"
+             f"[{a}:{b}], {BATCH}, {s})"])],
         "variables = model.read_variables()",
         spec=case.spec, dtype=dtype, config=config,
         x=cases.code("normal", 71, (N_ROWS, case.spec.n_inputs), dtype),
         targets=Code(targets_code))
     model = backend.build(case.spec, variables, dtype)
-    trainer = model.start_training(config, x, targets)
+    trainer = model.start_training(config, x[:0] if bind else x, targets[:0] if bind else targets)
     got: list[npt.NDArray[np.float64]] = []
     state = reference.SGDResult(np.empty(0), {k: v.astype(np.float64) for k, v in
                                               variables.items()}, {})
     want: list[npt.NDArray[np.float64]] = []
     for epoch, start, stop, first_step in CHUNKS:
         order = reference.epoch_order(SEED, epoch, N_ROWS)[start:stop]
-        got.append(np.asarray(trainer.run(order, BATCH, first_step)))
+        if bind:
+            trainer.bind(x[order], targets[order])
+        got.append(np.asarray(trainer.run(np.arange(len(order)) if bind else order, BATCH,
+                                          first_step)))
         state = reference.sgd_steps(
             case.spec, state.variables, x, targets, loss_name=case.loss,
             lr=case.optimizer.lr, momentum=case.optimizer.momentum,
             regularisers=case.regularisers, seed=SEED, order=order, batch_size=BATCH,
             first_step=first_step, velocities=state.velocities or None)
         want.append(state.objectives)
-    label = f"{case_name}, method {method!r}{', compiled' if compiled else ''}"
+    label = (f"{case_name}, method {method!r}{', compiled' if compiled else ''}"
+             f"{', rows bound chunk by chunk' if bind else ''}")
     assert_close(np.concatenate(got), np.concatenate(want), "training", dtype,
                  what=f"per-step objectives ({label})", reproduce=snippet)
     final = model.read_variables()
@@ -121,6 +132,16 @@ def test_sgd_steps_follow_the_reference(backend: Backend, repro: Repro, case_nam
     if method not in backend.training_methods:
         pytest.skip(f"backend {backend.name!r} declares no training method {method!r}")
     _check_run(backend, repro, case_name, dtype, method, compiled=False)
+
+
+@pytest.mark.parametrize("method", KNOWN_METHODS)
+def test_bound_chunks_follow_the_reference(backend: Backend, repro: Repro, method: str) -> None:
+    """``Trainer.bind`` then ``run``, chunk by chunk, as ``fit`` streams data larger than memory:
+    the same trajectory, optimiser state (momentum) and step numbers (dropout) carried on."""
+    if method not in backend.training_methods:
+        pytest.skip(f"backend {backend.name!r} declares no training method {method!r}")
+    _check_run(backend, repro, "dropout-momentum-l1-l2", "float32", method, compiled=False,
+               bind=True)
 
 
 @pytest.mark.mlpcore_requires("compile")
