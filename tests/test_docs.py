@@ -134,7 +134,7 @@ def test_the_contract_protocols_are_all_found() -> None:
     names = {p.__name__ for p in contract_protocols()}
     assert names == {"Backend", "BackendModel", "Trainer", "ActivationOps", "LossOps",
                      "RegulariserOps", "DropoutOps"}
-    assert protocol_members(backend.Trainer) == ["run"]
+    assert protocol_members(backend.Trainer) == ["run", "bind"]
     assert {"spec", "dtype", "read_variables", "start_training"} <= \
         set(protocol_members(backend.BackendModel))
 
