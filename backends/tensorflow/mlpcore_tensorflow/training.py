@@ -18,8 +18,9 @@ A chunk of ``n`` rows at batch size ``B`` is split into the full batches, one ``
 order matrix, and the short remainder, a ``(1, n % B)`` matrix. The function has one
 ``input_signature`` with both dimensions unknown, so it is traced **once per trainer**, whatever
 the number of epochs, chunks or batch sizes (``trace_count``). The inputs and targets, bound once
-per trainer, are arguments of every call rather than tensors its graphs capture, so that the
-trainer's copy of them is freed as soon as the fit ends. In compiled mode
+per trainer (or per chunk by ``bind``, when ``fit`` streams data larger than memory), are
+arguments of every call rather than tensors its graphs capture, so that the trainer's copy of them
+is freed as soon as the fit ends, and a new binding needs no new trace. In compiled mode
 (``config.compiled``, ``jit_compile=True``) XLA needs static shapes and compiles once per
 distinct order shape (``shapes``): with whole-epoch chunks that is two, the full batches and the
 remainder, each compiled on first use and then cached.

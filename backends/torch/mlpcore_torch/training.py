@@ -111,7 +111,8 @@ class TorchTrainer(TrainerBase):
     """:class:`mlpcore.backend.Trainer` updating a torch model's own tensors in place.
 
     ``weights`` (native ``(out, in)`` layout) and ``biases`` are the model's leaf tensors;
-    ``x`` (N, d_0) and ``targets`` ((N,) int64 or (N, K)) are bound once, never copied or written.
+    ``x`` (N, d_0) and ``targets`` ((N,) int64 or (N, K)) are bound at the start or by ``bind``
+    (sharing the NumPy arrays' memory), never copied or written.
     """
 
     def __init__(self, spec: MLPSpec, weights: list[torch.Tensor], biases: list[torch.Tensor],
