@@ -1,4 +1,5 @@
-"""Developer sessions: ``nox -s tests``, ``nox -s lint``, ``nox -s bench``, ``nox -s conformance``.
+"""Developer sessions: ``nox -s tests``, ``nox -s lint``, ``nox -s bench``, ``nox -s conformance``,
+``nox -s compat``.
 
 Virtual environments are made by uv, which hard-links every package from one cache: the seven
 environments of the README's test command hold torch and TensorFlow once on disk, and each
@@ -12,8 +13,11 @@ packages. The CPU build is pinned by its local version label, so a machine witho
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import nox
 import nox.command
@@ -24,7 +28,7 @@ nox.options.default_venv_backend = "uv"
 
 PYTHON = "3.11"
 TORCH_CPU = "torch==2.13.0+cpu"
-TENSORFLOW = "tensorflow-cpu>=2.16"
+TENSORFLOW = "tensorflow-cpu>=2.16,<2.22"  # the range of pyproject.toml
 FRAMEWORKS = {"numpy": (), "torch": (TORCH_CPU,), "tensorflow": (TENSORFLOW,)}
 """What each built-in backend needs beyond mlpcore's own dependencies."""
 
@@ -130,19 +134,58 @@ BUILTIN_BACKENDS = ("numpy", "torch", "tensorflow")
 """The backends ``nox -s conformance`` checks, one session each."""
 
 
+def _in_parallel(session: nox.Session, names: list[str]) -> None:
+    """Run the nox sessions ``names`` at once, each in its own process and venv, with this
+    session's extra arguments; print each one's log as it ends, then a table of outcomes and
+    times; fail if any failed. Logs are kept in ``build/nox/<session>.log``."""
+    logs = Path("build/nox")
+    logs.mkdir(parents=True, exist_ok=True)
+    posargs = ["--", *session.posargs] if session.posargs else []
+    started = time.perf_counter()
+    running = {}
+    for name in names:
+        log = (logs / f"{re.sub(r'[^A-Za-z0-9_.+-]+', '-', name).strip('-')}.log").open("w")
+        command = [sys.executable, "-m", "nox", "--no-color", "-s", name, *posargs]
+        running[name] = (subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT), log)
+    results = []
+    while running:
+        for name, (process, log) in list(running.items()):
+            if process.poll() is None:
+                continue
+            log.close()
+            del running[name]
+            results.append((name, process.returncode, time.perf_counter() - started))
+            session.log(f"---- {name}: exit status {process.returncode} ----")
+            print(Path(log.name).read_text(), flush=True)
+        time.sleep(0.5)
+    for name, status, seconds in results:
+        session.log(f"{'ok' if status == 0 else 'FAILED':6} {seconds:7.1f} s  {name}")
+    failed = [name for name, status, _ in results if status != 0]
+    if failed:
+        session.error(f"failed: {', '.join(failed)} (logs in {logs})")
+
+
+@nox.session(python=False)
+def conformance(session: nox.Session) -> None:
+    """The conformance suite against every built-in backend and the checkpoint matrix, the four
+    sessions at once (``conformance_backend`` per backend, ``conformance_matrix``): each in its
+    own process and venv, each backend's venv with only its framework. Extra arguments go to
+    every pytest. Reports in ``build/conformance/<backend>.{json,md}`` and ``matrix.{json,md}``.
+    """
+    _in_parallel(session, [f"conformance_backend(backend='{b}')" for b in BUILTIN_BACKENDS]
+                 + ["conformance_matrix"])
+
+
 @nox.session(python=PYTHON)
 @nox.parametrize("backend", BUILTIN_BACKENDS)
-def conformance(session: nox.Session, backend: str) -> None:
-    """The conformance suite against one built-in backend, then (once) the checkpoint matrix.
-
-    ``nox -s conformance`` runs every backend's session and ``conformance_matrix``; the report of
-    each goes to ``build/conformance/<backend>.{json,md}``. Extra arguments go to pytest.
+def conformance_backend(session: nox.Session, backend: str) -> None:
+    """The conformance suite against one built-in backend, in a venv with only its framework;
+    the report goes to ``build/conformance/<backend>.{json,md}``. Extra arguments go to pytest.
     """
     install(session, (backend,), "test")
     session.run("pytest", "--pyargs", "mlpcore_conformance", "-p", "no:cacheprovider",
                 "--mlpcore-backend", backend, "--mlpcore-report",
                 f"build/conformance/{backend}", *session.posargs)
-    session.notify("conformance_matrix")
 
 
 @nox.session(python=PYTHON)
@@ -151,6 +194,41 @@ def conformance_matrix(session: nox.Session) -> None:
     install_all(session, "test")
     session.run("pytest", "--pyargs", "mlpcore_conformance", "-p", "no:cacheprovider",
                 "--mlpcore-matrix", "--mlpcore-report", "build/conformance/matrix",
+                *session.posargs)
+
+
+COMPAT = {
+    "torch": ("torch==2.13.0+cpu",),
+    "tensorflow": ("tensorflow-cpu==2.16.1", "tensorflow-cpu==2.21.0"),
+}
+"""The oldest and the newest release of each framework that installs here on Python 3.11, and
+passes: the range ``pyproject.toml`` declares (docs/conformance.md, "Framework versions"). Torch
+is the pinned CPU build only: no other CPU build lies in pip's ``find-links`` folder, and an
+unpinned or PyPI torch pulls several GB of CUDA packages. TensorFlow comes from the registry."""
+
+
+@nox.session(python=False)
+def compat(session: nox.Session) -> None:
+    """Every release of :data:`COMPAT` at once (``compat_release``, one venv each)."""
+    _in_parallel(session, [f"compat_release(backend='{backend}', requirement='{requirement}')"
+                           for backend, requirements in COMPAT.items()
+                           for requirement in requirements])
+
+
+@nox.session(python=PYTHON)
+@nox.parametrize(("backend", "requirement"),
+                 [(b, r) for b, requirements in COMPAT.items() for r in requirements])
+def compat_release(session: nox.Session, backend: str, requirement: str) -> None:
+    """One framework release, alone in its venv: the conformance suite against its backend,
+    then that backend's unit tests. Reports in ``build/compat/<requirement>.{json,md}``."""
+    session.install(requirement)
+    session.install("-e", ".[test]")
+    session.run("python", "-c", f"import mlpcore; b = mlpcore.get_backend({backend!r}); "
+                "print(b.name, b.framework_version())")
+    session.run("pytest", "--pyargs", "mlpcore_conformance", "-p", "no:cacheprovider", "-q",
+                "--mlpcore-backend", backend, "--mlpcore-report",
+                f"build/compat/{requirement.replace('==', '-')}", *session.posargs)
+    session.run("pytest", "-p", "no:cacheprovider", "-q", f"tests/test_{backend}_backend.py",
                 *session.posargs)
 
 
