@@ -110,8 +110,10 @@ class Rows:
         return out
 
     def blocks(self, dtype: npt.DTypeLike = np.float32,
-               size: int = 8 * BLOCK_ROWS) -> Iterator[tuple[slice, npt.NDArray[Any]]]:
-        """Every row in order, ``size`` at a time: ``(slice, take(slice))`` pairs."""
+               size: int | None = None) -> Iterator[tuple[slice, npt.NDArray[Any]]]:
+        """Every row in order, ``size`` (default ``8 * BLOCK_ROWS``) at a time:
+        ``(slice, take(slice))`` pairs."""
+        size = 8 * BLOCK_ROWS if size is None else size
         for start in range(0, len(self), size):
             where = slice(start, min(start + size, len(self)))
             yield where, self.take(np.arange(where.start, where.stop), dtype)
