@@ -134,21 +134,35 @@ BUILTIN_BACKENDS = ("numpy", "torch", "tensorflow")
 """The backends ``nox -s conformance`` checks, one session each."""
 
 
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                    "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")
+"""Thread-pool sizes of NumPy's BLAS, torch (OpenMP) and TensorFlow, shared out by
+:func:`_in_parallel` between the sessions running at once."""
+
+
 def _in_parallel(session: nox.Session, names: list[str]) -> None:
-    """Run the nox sessions ``names`` at once, each in its own process and venv, with this
-    session's extra arguments; print each one's log as it ends, then a table of outcomes and
-    times; fail if any failed. Logs are kept in ``build/nox/<session>.log``."""
+    """Run the nox sessions ``names``, each in its own process and venv, up to ``$NOX_JOBS``
+    (default: the number of cores) at a time, with this session's extra arguments and the
+    cores shared out between the framework thread pools of those running (a variable already set
+    is kept); print each one's log as it ends, then a table of outcomes and times; fail if any
+    failed. Logs are kept in ``build/nox/<session>.log``."""
     logs = Path("build/nox")
     logs.mkdir(parents=True, exist_ok=True)
     posargs = ["--", *session.posargs] if session.posargs else []
+    cores = os.cpu_count() or 1
+    jobs = max(1, min(len(names), int(os.environ.get("NOX_JOBS", cores))))
+    threads = str(max(1, cores // jobs))
+    env = {**{name: threads for name in THREAD_VARIABLES}, **os.environ}
+    session.log(f"{len(names)} sessions, {jobs} at a time, {threads} thread(s) a pool")
     started = time.perf_counter()
-    running = {}
-    for name in names:
-        log = (logs / f"{re.sub(r'[^A-Za-z0-9_.+-]+', '-', name).strip('-')}.log").open("w")
-        command = [sys.executable, "-m", "nox", "--no-color", "-s", name, *posargs]
-        running[name] = (subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT), log)
-    results = []
-    while running:
+    waiting, running, results = list(names), {}, []
+    while waiting or running:
+        while waiting and len(running) < jobs:
+            name = waiting.pop(0)
+            log = (logs / f"{re.sub(r'[^A-Za-z0-9_.+-]+', '-', name).strip('-')}.log").open("w")
+            command = [sys.executable, "-m", "nox", "--no-color", "-s", name, *posargs]
+            running[name] = (subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
+                                              env=env), log)
         for name, (process, log) in list(running.items()):
             if process.poll() is None:
                 continue
@@ -172,8 +186,8 @@ def conformance(session: nox.Session) -> None:
     own process and venv, each backend's venv with only its framework. Extra arguments go to
     every pytest. Reports in ``build/conformance/<backend>.{json,md}`` and ``matrix.{json,md}``.
     """
-    _in_parallel(session, [f"conformance_backend(backend='{b}')" for b in BUILTIN_BACKENDS]
-                 + ["conformance_matrix"])
+    _in_parallel(session, [f"conformance_backend(backend='{b}')"
+                           for b in ("tensorflow", "torch", "numpy")] + ["conformance_matrix"])
 
 
 @nox.session(python=PYTHON)
