@@ -182,8 +182,8 @@ def _in_parallel(session: nox.Session, names: list[str]) -> None:
 @nox.session(python=False)
 def conformance(session: nox.Session) -> None:
     """The conformance suite against every built-in backend and the checkpoint matrix, the four
-    sessions at once (``conformance_backend`` per backend, ``conformance_matrix``): each in its
-    own process and venv, each backend's venv with only its framework. Extra arguments go to
+    sessions in parallel (``conformance_backend`` per backend, ``conformance_matrix``): each in
+    its own process and venv, each backend's venv with only its framework. Extra arguments go to
     every pytest. Reports in ``build/conformance/<backend>.{json,md}`` and ``matrix.{json,md}``.
     """
     _in_parallel(session, [f"conformance_backend(backend='{b}')"
@@ -223,7 +223,7 @@ unpinned or PyPI torch pulls several GB of CUDA packages. TensorFlow comes from 
 
 @nox.session(python=False)
 def compat(session: nox.Session) -> None:
-    """Every release of :data:`COMPAT` at once (``compat_release``, one venv each)."""
+    """Every release of :data:`COMPAT`, in parallel (``compat_release``, one venv each)."""
     _in_parallel(session, [f"compat_release(backend='{backend}', requirement='{requirement}')"
                            for backend, requirements in COMPAT.items()
                            for requirement in requirements])
