@@ -3,16 +3,17 @@ in eval mode, and the portable keep-masks every backend can reproduce. See docs/
 
 from __future__ import annotations
 
+import math
 from typing import Literal, Protocol, get_args, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
 
-from mlpcore.random import Purpose, stream
+from mlpcore.random import Purpose, stream_words
 from mlpcore.spec import MLPSpec, check_rate
 
 __all__ = ["DROPOUT_MODES", "DropoutMode", "DropoutOps", "check_rate", "dropout_widths",
-           "keep_scale", "portable_keep_mask", "scaled_mask"]
+           "keep_scale", "keep_threshold", "portable_keep_mask", "scaled_mask"]
 
 DropoutMode = Literal["portable", "native"]
 DROPOUT_MODES: tuple[str, ...] = get_args(DropoutMode)
@@ -35,13 +36,23 @@ def dropout_widths(spec: MLPSpec) -> tuple[int, ...]:
     return spec.sizes[1:-1] if spec.dropout > 0.0 else ()
 
 
+def keep_threshold(rate: float) -> int:
+    """The least 32-bit word ``w`` whose uniform ``u = (w >> 8) · 2^-24`` (NumPy's float32 draw)
+    is kept: ``u >= float32(p)`` exactly when ``w >= ceil(float32(p) · 2^24) · 2^8``. It is 0 for
+    ``p = 0`` (all kept) and ``2^32`` (none kept) when ``float32(p) = 1``."""
+    return math.ceil(float(np.float32(check_rate(rate))) * 2**24) << 8
+
+
 def portable_keep_mask(seed: int, step: int, layer: int, shape: tuple[int, ...],
                        rate: float) -> npt.NDArray[np.bool_]:
     """The keep-mask after hidden layer ``layer`` at training ``step``: ``u >= float32(p)`` for
-    ``u`` uniform float32 from ``stream(seed, DROPOUT, step, layer)``."""
-    rate = check_rate(rate)
-    uniform = stream(seed, Purpose.DROPOUT, step, layer).random(shape, dtype=np.float32)
-    return uniform >= np.float32(rate)
+    ``u`` uniform float32 from ``stream(seed, DROPOUT, step, layer)``, computed as
+    ``word >= keep_threshold(p)`` on the stream's 32-bit words (the same mask, without floats)."""
+    threshold = keep_threshold(rate)
+    keep = np.empty(shape, bool)  # refuses a negative dimension as random(shape) did
+    words = stream_words(seed, Purpose.DROPOUT, step, layer, count=keep.size)
+    np.greater_equal(words.reshape(keep.shape), threshold, out=keep)
+    return keep
 
 
 @runtime_checkable

@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mlpcore.dropout import DROPOUT_MODES, keep_scale, portable_keep_mask
+from mlpcore.dropout import DROPOUT_MODES, keep_scale, keep_threshold, portable_keep_mask
+from mlpcore.random import Purpose, philox_key, stream, stream_words
 
 SHAPE = (40, 25)
 
@@ -122,6 +123,88 @@ def test_portable_mask_nests_across_rates() -> None:
     assert np.all(low[high])
     assert portable_keep_mask(3, 4, 0, SHAPE, 0.0).all()
     assert not portable_keep_mask(3, 4, 0, SHAPE, 1.0).any()
+
+
+def float_keep_mask(seed: int, step: int, layer: int, shape: tuple[int, ...],
+                    rate: float) -> np.ndarray:
+    """The portable mask by its definition: float32 uniforms from the stream, then ``>=``."""
+    uniform = stream(seed, Purpose.DROPOUT, step, layer).random(shape, dtype=np.float32)
+    return uniform >= np.float32(rate)
+
+
+EDGE_RATES = (0.0, 1.0, 5e-324, 1e-45, 1e-30, 2.0**-24, 2.0**-25, 3e-8, 0.1, 0.25, 1 / 3, 0.5,
+              0.7, 0.9, 1 - 2.0**-24, 1 - 2.0**-25, float(np.nextafter(1.0, 0.0)))
+
+
+def test_portable_mask_equals_its_float_definition() -> None:
+    shapes = [(), (0, 4), (1,), (3,), (1, 1), (2, 3), (5, 7), (128, 256), (3, 4, 5)]
+    for seed in (0, 1, 7, 2**32 - 1, 2**32, 2**64 + 3):
+        for step in (0, 1, 2, 1000, 2**32 - 1, 2**32, 10**20):
+            for layer in (0, 1, 5):
+                for shape in shapes:
+                    for rate in EDGE_RATES:
+                        np.testing.assert_array_equal(
+                            portable_keep_mask(seed, step, layer, shape, rate),
+                            float_keep_mask(seed, step, layer, shape, rate),
+                            err_msg=f"{seed=} {step=} {layer=} {shape=} {rate=}")
+
+
+def test_portable_mask_at_the_uniforms_themselves() -> None:
+    # rates equal to a drawn uniform (kept: u >= p) and one float32 ulp above it (dropped)
+    uniform = stream(3, Purpose.DROPOUT, 1, 0).random((32, 32), dtype=np.float32).ravel()
+    for u in uniform[:100]:
+        for rate in (float(u), float(np.nextafter(u, np.float32(1))), float(u) + 1e-12):
+            np.testing.assert_array_equal(portable_keep_mask(3, 1, 0, (32, 32), rate),
+                                          float_keep_mask(3, 1, 0, (32, 32), rate))
+
+
+@given(seed=st.integers(0, 2**70), step=st.integers(0, 2**40), layer=st.integers(0, 64),
+       rows=st.integers(0, 9), cols=st.integers(0, 9), rate=st.floats(0.0, 1.0))
+def test_portable_mask_property(seed: int, step: int, layer: int, rows: int, cols: int,
+                                rate: float) -> None:
+    np.testing.assert_array_equal(portable_keep_mask(seed, step, layer, (rows, cols), rate),
+                                  float_keep_mask(seed, step, layer, (rows, cols), rate))
+
+
+def test_portable_mask_pinned() -> None:
+    # fixed bits: a change in NumPy's Philox, SeedSequence or in our keying shows here
+    mask = portable_keep_mask(7, 12, 1, (4, 16), 0.5)
+    assert np.packbits(mask).tobytes().hex() == "86609ee1d66890f3"
+
+
+def test_keep_threshold() -> None:
+    assert keep_threshold(0.0) == 0
+    assert keep_threshold(1.0) == keep_threshold(1 - 2.0**-25) == 2**32
+    assert keep_threshold(0.5) == 2**31
+    assert keep_threshold(1e-45) == keep_threshold(2.0**-24) == 256
+    assert keep_threshold(1 - 2.0**-24) == 2**32 - 256
+    with pytest.raises(ValueError, match="dropout rate"):
+        keep_threshold(1.5)
+
+
+def test_stream_words_are_the_generators_32_bit_draws() -> None:
+    """Against NumPy's own Philox: words are each 64-bit output's low half, then its high half,
+    whatever the host's byte order; the float32 uniform is ``(word >> 8) · 2^-24``."""
+    for count in (0, 1, 2, 7, 64, 1001):
+        words = stream_words(5, Purpose.DROPOUT, 3, 1, count=count)
+        assert words.shape == (count,) and words.dtype == np.uint32
+        raw = stream(5, Purpose.DROPOUT, 3, 1).bit_generator.random_raw((count + 1) // 2)
+        np.testing.assert_array_equal(words[0::2], raw & 0xFFFFFFFF)
+        np.testing.assert_array_equal(words[1::2], (raw >> 32)[:count // 2])
+        # Generator.integers over the full uint32 range returns next_uint32 unchanged
+        np.testing.assert_array_equal(
+            words, stream(5, Purpose.DROPOUT, 3, 1).integers(0, 2**32, count, dtype=np.uint32))
+        np.testing.assert_array_equal(
+            (words >> 8).astype(np.float32) * np.float32(2.0**-24),
+            stream(5, Purpose.DROPOUT, 3, 1).random(count, dtype=np.float32))
+
+
+def test_philox_key_is_the_streams_key() -> None:
+    state = stream(11, Purpose.DROPOUT, 4, 2).bit_generator.state["state"]
+    assert philox_key(11, Purpose.DROPOUT, 4, 2) == tuple(int(k) for k in state["key"])
+    assert not state["counter"].any()
+    with pytest.raises(ValueError, match="seed"):
+        philox_key(-1, Purpose.DROPOUT, 0, 0)
 
 
 @pytest.mark.parametrize(("seed", "step", "layer"), [(-1, 0, 0), (0, -1, 0), (0, 0, -1)])
