@@ -58,9 +58,9 @@ def forward_into(spec: MLPSpec, weights: Sequence[FloatArray], biases: Sequence[
             break
         activate(ws.z[i], ws.h[i])
         a = ws.h[i]
-        if keep_masks:
-            ws.dropped[i].fill(0)
-            a = np.multiply(ws.h[i], scale, out=ws.dropped[i], where=keep_masks[i])
+        if keep_masks:  # (h · m) · s: the kept h · s; np.multiply(where=m) is 10x slower
+            a = np.multiply(ws.h[i], keep_masks[i], out=ws.dropped[i])
+            a *= scale
     return ws.z[-1]
 
 
