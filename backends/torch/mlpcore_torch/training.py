@@ -37,6 +37,7 @@ from mlpcore.dropout import keep_scale
 from mlpcore.errors import DistributedError
 from mlpcore.spec import MLPSpec
 from mlpcore_torch.distributed import GradientSum
+from mlpcore_torch.masks import portable_keep_masks
 from mlpcore_torch.ops import OPS, as_tensor
 
 Grads = tuple[torch.Tensor, ...]
@@ -66,6 +67,19 @@ def native_scaled_mask_(out: torch.Tensor, uniform: torch.Tensor, generator: tor
     as ``Tensor.bernoulli_`` (which ``F.dropout`` uses)."""
     torch.rand(uniform.shape, generator=generator, out=uniform)
     return torch.ge(uniform, float(np.float32(rate)), out=out).mul_(keep_scale(rate))
+
+
+DEVICE_MASK_STEPS = 64
+"""Steps of portable masks drawn at once on a device: a draw is ~450 elementwise kernels."""
+DEVICE_MASK_ENTRIES = 1 << 22
+"""At most this many mask entries per layer in one device draw (~16 bytes each while drawn)."""
+
+
+def masks_on_device(device: torch.device) -> bool:
+    """Whether portable masks are made on ``device`` by torch ops (:mod:`mlpcore_torch.masks`)
+    rather than drawn by NumPy and shared with torch: off the CPU. On the CPU the NumPy draw
+    (~80 us a 128x256 mask) is the faster by far, and ``torch.from_numpy`` copies nothing."""
+    return device.type != "cpu"
 
 
 def _gradients(net: Network, params: list[torch.Tensor], x: torch.Tensor, targets: torch.Tensor,
@@ -129,6 +143,7 @@ class TorchTrainer(TrainerBase):
         self._generator = torch.Generator().manual_seed(config.seed)
         self._buffers: dict[int, _Buffers] = {}
         self._sum = GradientSum(self._params) if config.world.size > 1 else None
+        self._drawn: tuple[int, list[torch.Tensor]] = (0, [])  # see _device_masks
         self.compile_seconds = 0.0
         """Seconds spent in the calls that compiled a graph (compiled mode only)."""
         self._graph: Callable[..., tuple[torch.Tensor, Grads]] | None = None
@@ -174,10 +189,24 @@ class TorchTrainer(TrainerBase):
             for mask, uniform in zip(buffers.masks, buffers.uniform, strict=True):
                 native_scaled_mask_(mask, uniform, self._generator, rate)
         elif self.dropout == "portable":
-            for mask, keep in zip(buffers.masks, self.step_masks(step, len(buffers.x)),
-                                  strict=True):
-                scaled_mask_(mask, torch.from_numpy(keep), rate)
+            n = len(buffers.x)
+            keeps = (self._device_masks(step, n) if masks_on_device(buffers.x.device)
+                     else map(torch.from_numpy, self.step_masks(step, n)))
+            for mask, keep in zip(buffers.masks, keeps, strict=True):
+                scaled_mask_(mask, keep, rate)
         return buffers.masks
+
+    def _device_masks(self, step: int, n: int) -> list[torch.Tensor]:
+        """Step ``step``'s portable keep-masks made on the model's device, drawn for up to
+        :data:`DEVICE_MASK_STEPS` steps at a time (fewer when a step's masks are large)."""
+        first, drawn = self._drawn
+        if not drawn or not first <= step < first + len(drawn[0]) or drawn[0].shape[1] != n:
+            steps = max(1, min(DEVICE_MASK_STEPS, DEVICE_MASK_ENTRIES // (n * max(self.widths))))
+            first, drawn = step, [portable_keep_masks(self.config.seed, step, steps, layer,
+                                                      (n, width), self.spec.dropout, self._x.device)
+                                  for layer, width in enumerate(self.widths)]
+            self._drawn = first, drawn
+        return [block[step - first] for block in drawn]
 
     def _step(self, rows: torch.Tensor, masks: list[torch.Tensor],
               buffers: _Buffers) -> torch.Tensor:
