@@ -189,21 +189,21 @@ class TorchTrainer(TrainerBase):
             for mask, uniform in zip(buffers.masks, buffers.uniform, strict=True):
                 native_scaled_mask_(mask, uniform, self._generator, rate)
         elif self.dropout == "portable":
-            n = len(buffers.x)
-            keeps = (self._device_masks(step, n) if masks_on_device(buffers.x.device)
+            n, device = len(buffers.x), buffers.masks[0].device
+            keeps = (self._device_masks(step, n, device) if masks_on_device(device)
                      else map(torch.from_numpy, self.step_masks(step, n)))
             for mask, keep in zip(buffers.masks, keeps, strict=True):
                 scaled_mask_(mask, keep, rate)
         return buffers.masks
 
-    def _device_masks(self, step: int, n: int) -> list[torch.Tensor]:
-        """Step ``step``'s portable keep-masks made on the model's device, drawn for up to
+    def _device_masks(self, step: int, n: int, device: torch.device) -> list[torch.Tensor]:
+        """Step ``step``'s portable keep-masks made on ``device``, drawn for up to
         :data:`DEVICE_MASK_STEPS` steps at a time (fewer when a step's masks are large)."""
         first, drawn = self._drawn
         if not drawn or not first <= step < first + len(drawn[0]) or drawn[0].shape[1] != n:
             steps = max(1, min(DEVICE_MASK_STEPS, DEVICE_MASK_ENTRIES // (n * max(self.widths))))
             first, drawn = step, [portable_keep_masks(self.config.seed, step, steps, layer,
-                                                      (n, width), self.spec.dropout, self._x.device)
+                                                      (n, width), self.spec.dropout, device)
                                   for layer, width in enumerate(self.widths)]
             self._drawn = first, drawn
         return [block[step - first] for block in drawn]
