@@ -197,16 +197,20 @@ class TorchTrainer(TrainerBase):
         return buffers.masks
 
     def _device_masks(self, step: int, n: int, device: torch.device) -> list[torch.Tensor]:
-        """Step ``step``'s portable keep-masks made on ``device``, drawn for up to
-        :data:`DEVICE_MASK_STEPS` steps at a time (fewer when a step's masks are large)."""
+        """Step ``step``'s portable keep-masks made on ``device`` (this rank's ``n`` rows of the
+        global batch's, as :meth:`step_masks`), drawn for up to :data:`DEVICE_MASK_STEPS` steps
+        at a time (fewer when a step's masks are large)."""
+        world = self.config.world
+        batch, rows = (n, slice(None)) if world.size == 1 else (self.batch, world.rows(self.batch))
         first, drawn = self._drawn
-        if not drawn or not first <= step < first + len(drawn[0]) or drawn[0].shape[1] != n:
-            steps = max(1, min(DEVICE_MASK_STEPS, DEVICE_MASK_ENTRIES // (n * max(self.widths))))
+        if not drawn or not first <= step < first + len(drawn[0]) or drawn[0].shape[1] != batch:
+            steps = max(1, min(DEVICE_MASK_STEPS,
+                               DEVICE_MASK_ENTRIES // (batch * max(self.widths))))
             first, drawn = step, [portable_keep_masks(self.config.seed, step, steps, layer,
-                                                      (n, width), self.spec.dropout, device)
+                                                      (batch, width), self.spec.dropout, device)
                                   for layer, width in enumerate(self.widths)]
             self._drawn = first, drawn
-        return [block[step - first] for block in drawn]
+        return [block[step - first][rows] for block in drawn]
 
     def _step(self, rows: torch.Tensor, masks: list[torch.Tensor],
               buffers: _Buffers) -> torch.Tensor:
