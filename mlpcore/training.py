@@ -176,8 +176,9 @@ def _checked(data: Data, what: str, model: MLP, loss: LossName) -> tuple[Any, An
     if isinstance(data, tuple) and len(data) != 2:
         raise ValueError(f"{what} data must be (inputs, labels) or a Dataset")
     x, y = data if isinstance(data, tuple) else (data.images, data.labels)
-    x = check_inputs(x, model.spec.n_inputs, model.dtype, what=f"{what} inputs", finite=True)
-    return x, check_targets(y, x.shape[0], model.spec.n_outputs, loss, model.dtype,
+    dtype = model.variable_dtype
+    x = check_inputs(x, model.spec.n_inputs, dtype, what=f"{what} inputs", finite=True)
+    return x, check_targets(y, x.shape[0], model.spec.n_outputs, loss, dtype,
                             what=f"{what} labels")
 
 
@@ -224,7 +225,7 @@ def fit(model: MLP, train: Data, *, loss: str | None = None,
         train_accuracy: bool = True, progress: ProgressCallback | None = None,
         on_epoch: Callable[[EpochRecord], None] | None = None,
         callbacks: Sequence[Callback] = (), data_parallel: DataParallel | bool | None = None,
-        initial_epoch: int = 0) -> History:
+        initial_epoch: int = 0, device: str | None = None) -> History:
     """Train ``model`` in place with mini-batch SGD and return its :class:`History`.
 
     ``train`` and ``validation`` are ``(inputs, labels)`` pairs or have ``images`` and ``labels``.
@@ -232,7 +233,9 @@ def fit(model: MLP, train: Data, *, loss: str | None = None,
     (default: the model's) keys the shuffling and the portable dropout masks. ``callbacks`` run
     at fixed points (:class:`Callback`). Epochs ``initial_epoch + 1 … epochs`` run: a run resumed
     from a checkpoint continues its update sequence. ``data_parallel``: docs/distributed.md.
-    Every argument is described in docs/user-guide.md, "Training" and "Training methods".
+    ``device`` moves the model there first, in place (it stays there); the training set is
+    copied to the model's device once (docs/devices.md). Every argument is described in
+    docs/user-guide.md, "Training" and "Training methods".
     """
     loss_name = check_loss(model.loss if loss is None else loss)
     hooks = _callbacks(callbacks, progress, on_epoch)
@@ -258,8 +261,7 @@ def fit(model: MLP, train: Data, *, loss: str | None = None,
         raise ValueError(f"backend {model.backend.name!r} has no native dropout")
     seed = model.seed if seed is None else seed
     methods = tuple(model.backend.training_methods)
-    method = methods[0] if method is None else method
-    if method not in methods:
+    if method is not None and method not in methods:
         raise ValueError(f"backend {model.backend.name!r} trains with method "
                          f"{', '.join(map(repr, methods))}, not {method!r}")
     if compiled and Capability.COMPILE not in model.backend.capabilities:
@@ -271,6 +273,8 @@ def fit(model: MLP, train: Data, *, loss: str | None = None,
     if world.size > 1 and dropout_mode == "native":
         raise ValueError("dropout_mode 'native' draws each worker's masks from its own RNG; "
                          "data-parallel training takes 'portable' masks")
+    if device is not None:
+        model._place(device)
     x, y = _checked(train, "training", model, loss_name)
     valid = None if validation is None else _checked(validation, "validation", model, loss_name)
     n_steps = math.ceil(x.shape[0] / batch_size)
