@@ -86,7 +86,8 @@ class Network:
     Hashable: a JIT can take it as a static argument, a framework cache its gradient.
 
     Mixed precision (``compute`` ``"bfloat16"`` or ``"float16"``): every dense layer casts its
-    input, ``W`` and ``b`` to ``compute`` (``cast(value, dtype name)``) and the logits are cast
+    input, ``W`` and ``b`` to ``compute`` (``cast(value, dtype name)``), so do the scaled dropout
+    masks (the scale rounded to ``compute``), and the logits are cast
     back to float32, so the loss, the penalties and the gradients of the float32 masters are
     float32 (autodiff differentiates through the casts), as the frameworks' AMP does."""
 
@@ -109,7 +110,8 @@ class Network:
         for i in range(len(weights) - 1):
             a = self.activation(self._dense(a, weights[i], biases[i]))
             if masks:
-                a = a * masks[i]
+                a = a * (masks[i] if self.cast is None or self.compute is None
+                         else self.cast(masks[i], self.compute))
         logits = self._dense(a, weights[-1], biases[-1])
         return logits if self.cast is None or self.compute is None else self.cast(
             logits, "float32")

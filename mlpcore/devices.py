@@ -42,9 +42,10 @@ def parse_portable(text: str) -> Portable | None:
 @runtime_checkable
 class Placement(Protocol):
     """Optional part of the backend contract: a backend whose models can live on a device other
-    than the CPU. Its ``build(spec, variables, dtype, device=NAME)`` then takes one of the names
-    :meth:`devices` lists; the model keeps its variables and runs its passes and training there,
-    the training set copied there once per training run."""
+    than the CPU. mlpcore calls its ``build(spec, variables, dtype, device=NAME)`` with a name
+    :meth:`devices` lists other than the first (the CPU, the default: ``build`` without
+    ``device``); the model keeps its variables and runs its passes and training there, the
+    training set copied there once per training run."""
 
     def devices(self) -> list[str]:
         """The native names of the devices the backend can use now, its CPU first."""
