@@ -62,7 +62,8 @@ def available_devices(backend: Any) -> list[str]:
 
 
 def resolve_device(backend: Any, device: str | None) -> str:
-    """The native name of ``device`` on ``backend`` (``None``: its CPU); a
+    """The native name of ``device`` on ``backend`` (``None``: its CPU; a name it lists as it is;
+    another spelling through :meth:`Placement.device_name`); a
     :class:`~mlpcore.errors.DeviceError` naming the available devices if it is malformed or not
     available now."""
     available = available_devices(backend)
@@ -81,6 +82,8 @@ def resolve_device(backend: Any, device: str | None) -> str:
         raise DeviceError(f"backend {name!r} runs on the CPU only (it has no devices() method, "
                           f"see docs/writing-a-backend.md), so it cannot use device {device!r}; "
                           f"{listed}")
+    if text in available:
+        return text
     try:
         native = backend.device_name(text, portable)
     except ValueError as error:
