@@ -33,8 +33,8 @@ def test_backends_lists_numpy_as_ok(capsys: pytest.CaptureFixture[str]) -> None:
     header, *rows = out.splitlines()
     assert header.split() == ["NAME", "VERSION", "CONTRACT", "DEVICES", "PLUGIN", "STATUS"]
     numpy_row = next(r for r in rows if r.startswith("numpy "))
-    assert numpy_row.split()[2:] == ["1", "cpu", f"mlpcore=={importlib.metadata.version('mlpcore')}",
-                                     "ok"]
+    assert numpy_row.split()[2:] == ["1", "cpu",
+                                     f"mlpcore=={importlib.metadata.version('mlpcore')}", "ok"]
 
 
 def test_train_prints_epoch_table_saves_and_evaluate_agrees(

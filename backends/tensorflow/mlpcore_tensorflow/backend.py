@@ -33,7 +33,8 @@ class TensorflowModel(ModelBase):
     ops = OPS
 
     def _placed(self) -> contextlib.AbstractContextManager[Any]:
-        return tf.device(self.device)
+        placed: contextlib.AbstractContextManager[Any] = tf.device(self.device)
+        return placed
 
     def _tensor(self, array: npt.NDArray[Any]) -> tf.Tensor:
         """On the CPU, a tensor sharing nothing written later; elsewhere copied to the device
