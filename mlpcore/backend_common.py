@@ -7,21 +7,21 @@ optional: the Protocols of :mod:`mlpcore.backend` are the contract (docs/writing
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from types import ModuleType
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
-import contextlib
 import numpy as np
 import numpy.typing as npt
 
 from mlpcore.activations import ActivationName, ActivationOps
 from mlpcore.backend import CONTRACT_VERSION, Capability, Trainer, TrainingConfig, batch_blocks
+from mlpcore.devices import CPU, Portable
 from mlpcore.dropout import DropoutOps, check_rate, dropout_widths, portable_keep_mask, scaled_mask
 from mlpcore.losses import LossName, LossOps, check_loss
 from mlpcore.regularisers import REGULARISERS, Regulariser, RegulariserOps
-from mlpcore.devices import CPU, Portable
 from mlpcore.spec import ComputeDType, MLPSpec, master_dtype
 
 F = TypeVar("F")
