@@ -94,12 +94,14 @@ def test_the_core_passes_device_to_build_off_the_cpu_and_moves_models(tmp_path: 
     model = mlpcore.MLP(SPEC, backend=backend, seed=3)
     assert model.device == "cpu" and backend.built_on == [None]  # CPU: build as it always was
     start = model.variables
-    assert model.to("gpu") is model and model.device == "fake:0"
+    moved = model.to(device="gpu")
+    assert moved is not model and moved.device == "fake:0" and model.device == "cpu"
     assert backend.built_on[-1] == "fake:0"
     for name, value in start.items():
-        np.testing.assert_array_equal(model.variables[name], value)
-    model.to("cpu")
-    mlpcore.fit(model, (X, Y), epochs=1, batch_size=4, device="fake:0")
+        np.testing.assert_array_equal(moved.variables[name], value)
+    assert moved.to().device == "fake:0"  # same backend: the device is kept
+    assert moved.to("numpy").device == "cpu"  # another backend: its CPU
+    mlpcore.fit(model, (X, Y), epochs=1, batch_size=4, device="fake:0")  # moves it in place
     assert model.device == "fake:0"
     path = mlpcore.save(model, tmp_path / "m.safetensors")
     assert mlpcore.load(path, backend=backend, device="gpu:0").device == "fake:0"

@@ -111,9 +111,9 @@ def test_checkpoint_from_device_loads_on_the_cpu_bit_exact_and_back(
     for what, loaded in (("on the CPU", on_cpu), (f"back on {device}", back)):
         for name, value in values.items():
             assert_bit_identical(loaded.variables[name], value, f"{name} {what}", snippet)
-    moved = model.to("cpu")
+    moved = model.to(device="cpu")
     for name, value in values.items():
-        assert_bit_identical(moved.variables[name], value, f"{name} after model.to('cpu')",
+        assert_bit_identical(moved.variables[name], value, f"{name} after model.to(device='cpu')",
                              snippet)
 
 
