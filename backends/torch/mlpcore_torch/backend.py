@@ -11,9 +11,9 @@ import torch
 
 from mlpcore.backend import Capability, TrainingConfig
 from mlpcore.backend_common import AUTODIFF_CAPABILITIES, BackendBase, ModelBase
+from mlpcore.devices import Portable
 from mlpcore.distributed import World
 from mlpcore_torch import distributed
-from mlpcore.devices import Portable
 from mlpcore_torch.ops import OPS, as_tensor
 from mlpcore_torch.training import TorchTrainer
 
