@@ -1,5 +1,5 @@
 """Developer sessions: ``nox -s tests``, ``nox -s lint``, ``nox -s bench``, ``nox -s conformance``,
-``nox -s compat``.
+``nox -s compat``, ``nox -s gpu``.
 
 Virtual environments are made by uv, which hard-links every package from one cache: the seven
 environments of the README's test command hold torch and TensorFlow once on disk, and each
@@ -81,13 +81,15 @@ def bench(session: nox.Session) -> None:
     """Speed goals: import time, and each backend against a hand-written loop of its framework
     (and Keras 3 ``fit``); data-parallel torch, 2 workers against 1, reported without a goal.
     Every benchmark runs even when an earlier one reads FAIL; the session fails if any did.
-    ``nox -s bench -- --quick`` runs the framework benchmarks on fewer rows."""
+    ``nox -s bench -- --quick`` runs the framework benchmarks on fewer rows. ``bench_gpu.py``
+    skips here (CPU torch); ``nox -s gpu`` runs it on CUDA."""
     install_all(session)
     quick = ["--quick"] if "--quick" in session.posargs else []
     failed = []
     for script, args in (("bench_import.py", []), ("bench_numpy.py", []),
                          ("bench_torch.py", quick), ("bench_tensorflow.py", quick),
-                         ("bench_checkpoint.py", []), ("bench_distributed.py", quick)):
+                         ("bench_checkpoint.py", []), ("bench_distributed.py", quick),
+                         ("bench_gpu.py", [])):
         try:
             session.run("python", f"benchmarks/{script}", *args)
         except nox.command.CommandFailed:
@@ -263,3 +265,39 @@ def jax(session: nox.Session) -> None:
     session.run("pytest", "--pyargs", "mlpcore_conformance", "-p", "no:cacheprovider",
                 "--mlpcore-backend", "jax", "--mlpcore-matrix", "--mlpcore-report",
                 "build/conformance/jax", *session.posargs)
+
+
+TORCH_CUDA = "torch==2.13.0"
+"""PyPI's Linux wheel of this version, the CUDA build (with its nvidia-* packages)."""
+JAX_CUDA = "jax[cuda12]"
+
+
+@nox.session(python=PYTHON)
+def gpu(session: nox.Session) -> None:
+    """The conformance suite on CUDA for torch and the JAX example (``--mlpcore-device gpu``,
+    reports in ``build/conformance/{torch,jax}-cuda``), then ``benchmarks/bench_gpu.py``.
+
+    On a machine without an NVIDIA GPU (``nvidia-smi -L`` lists none) the session is *skipped*,
+    saying why, before it installs anything: nox reports it as skipped, not as passed. Where a
+    GPU is listed but the installed frameworks cannot use it, the session fails.
+    """
+    try:
+        listed = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True,
+                                check=False).stdout.strip()
+    except OSError:
+        listed = ""
+    if not listed:
+        session.skip("no NVIDIA GPU found (nvidia-smi -L lists none): the CUDA conformance "
+                     "runs and the GPU benchmark need one; nothing was run")
+    session.log(f"GPUs: {listed}")
+    session.install(TORCH_CUDA, JAX_CUDA)
+    session.install("-e", ".[test]")
+    session.install(JAX_PLUGIN)
+    session.run("python", "-c", "import torch, jax, sys; "
+                "sys.exit(0 if torch.cuda.is_available() and jax.devices('gpu') else "
+                "'torch or jax cannot use the GPU that nvidia-smi lists')")
+    for backend in ("torch", "jax"):
+        session.run("pytest", "--pyargs", "mlpcore_conformance", "-p", "no:cacheprovider",
+                    "--mlpcore-backend", backend, "--mlpcore-device", "gpu",
+                    "--mlpcore-report", f"build/conformance/{backend}-cuda", *session.posargs)
+    session.run("python", "benchmarks/bench_gpu.py")

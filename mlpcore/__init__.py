@@ -17,6 +17,7 @@ from mlpcore.errors import (
     BackendNotFoundError,
     CheckpointError,
     DataError,
+    DeviceError,
     DistributedError,
     InvalidInputError,
     MissingDependencyError,
@@ -83,8 +84,8 @@ def __dir__() -> list[str]:
 __all__ = [
     "CONTRACT_VERSION", "L1", "L2", "MLP", "SGD", "Backend", "BackendLoadError",
     "BackendNotFoundError", "Callback", "Capability", "CheckpointError", "DataError",
-    "DataParallel", "DistributedError", "EarlyStopping", "EpochRecord", "Evaluation",
-    "GlorotUniform", "History", "HistoryLogger", "InvalidInputError", "MLPSpec",
+    "DataParallel", "DeviceError", "DistributedError", "EarlyStopping", "EpochRecord",
+    "Evaluation", "GlorotUniform", "History", "HistoryLogger", "InvalidInputError", "MLPSpec",
     "MissingDependencyError", "MlpcoreError", "ModelCheckpoint", "Normal", "TrainingRun",
     "TruncatedNormal", "Zeros", "__version__", "backend_statuses", "fit", "get_backend",
     "initial_variables", "list_backends", "load", "load_into", "read_checkpoint", "read_history",

@@ -19,11 +19,11 @@ from mlpcore.dropout import DropoutMode, DropoutOps
 from mlpcore.losses import LossName, LossOps
 from mlpcore.optimizers import SGD
 from mlpcore.regularisers import Regulariser, RegulariserOps
-from mlpcore.spec import DTypeName, MLPSpec
+from mlpcore.spec import ComputeDType, MLPSpec
 from mlpcore.version import CONTRACT_VERSION
 
 __all__ = ["CONTRACT_VERSION", "Backend", "BackendModel", "Capability", "Trainer",
-           "TrainingConfig", "batch_blocks"]
+           "TrainingConfig", "batch_blocks", "supported_dtypes"]
 
 FloatArray = npt.NDArray[np.floating]
 Targets = npt.NDArray[Any]
@@ -33,6 +33,8 @@ class Capability(StrEnum):
     """Optional abilities a backend declares; tests skip on these, never on backend names."""
 
     FLOAT64 = "float64"  # models in float64 as well as float32
+    BFLOAT16 = "bfloat16"  # mixed precision: float32 variables, passes in bfloat16
+    FLOAT16 = "float16"  # mixed precision in float16, training with loss scaling
     GRADIENTS = "gradients"  # BackendModel.loss_and_gradients is implemented
     NATIVE_DROPOUT = "native_dropout"  # masks from the framework's RNG (dropout_mode="native")
     COMPILE = "compile"  # TrainingConfig.compiled=True compiles the whole training step
@@ -92,13 +94,16 @@ class BackendModel(Protocol):
     """The variables of one MLP, held as the framework's arrays, and the passes over them."""
 
     spec: MLPSpec
-    dtype: DTypeName
+    dtype: ComputeDType
+    """The model's dtype; NumPy arrays cross the boundary in ``master_dtype(dtype)`` (float32
+    for the mixed-precision bfloat16 and float16), and so do variables."""
 
     def read_variables(self) -> dict[str, FloatArray]:
         """Copies of every variable as NumPy arrays in canonical layout, keyed by name."""
 
     def write_variables(self, values: Mapping[str, FloatArray]) -> None:
-        """Replace every variable (``values`` complete, validated, in ``dtype``); all-or-nothing."""
+        """Replace every variable (``values`` complete, validated, in the master dtype);
+        all-or-nothing."""
 
     def forward(self, x: FloatArray) -> FloatArray:
         """Eval-mode logits ``(N, n_outputs)`` for inputs ``(N, n_inputs)``."""
@@ -133,5 +138,14 @@ class Backend(Protocol):
         """The version of the framework underneath, for reports and checkpoints."""
 
     def build(self, spec: MLPSpec, variables: Mapping[str, FloatArray],
-              dtype: DTypeName) -> BackendModel:
-        """A model with these starting variables (complete, validated, canonical layout, dtype)."""
+              dtype: ComputeDType) -> BackendModel:
+        """A model with these starting variables (complete, validated, canonical layout, in
+        ``master_dtype(dtype)``) computing in ``dtype``; a backend with devices
+        (:class:`mlpcore.devices.Placement`) takes ``device=`` too."""
+
+
+def supported_dtypes(backend: Backend) -> tuple[ComputeDType, ...]:
+    """The model dtypes ``backend`` supports: float32, and float64, bfloat16 and float16 where
+    it declares the capability of that name."""
+    declared = {str(c) for c in backend.capabilities}
+    return ("float32", *(d for d in ("float64", "bfloat16", "float16") if d in declared))

@@ -7,8 +7,9 @@ optional: the Protocols of :mod:`mlpcore.backend` are the contract (docs/writing
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import ModuleType
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
@@ -17,10 +18,11 @@ import numpy.typing as npt
 
 from mlpcore.activations import ActivationName, ActivationOps
 from mlpcore.backend import CONTRACT_VERSION, Capability, Trainer, TrainingConfig, batch_blocks
+from mlpcore.devices import CPU, Portable
 from mlpcore.dropout import DropoutOps, check_rate, dropout_widths, portable_keep_mask, scaled_mask
 from mlpcore.losses import LossName, LossOps, check_loss
 from mlpcore.regularisers import REGULARISERS, Regulariser, RegulariserOps
-from mlpcore.spec import DTypeName, MLPSpec
+from mlpcore.spec import ComputeDType, MLPSpec, master_dtype
 
 F = TypeVar("F")
 Native = Any  # a framework's array: NumPy array, torch.Tensor, tf.Tensor, jax.Array
@@ -81,21 +83,38 @@ class Penalty:
 class Network:
     """The MLP in one framework's arrays: ``a_{i+1} = f(dense(a_i, W_i, b_i)) · s_i`` (``s_i``
     scaled masks, if any), linear logits (N, K), ``objective = loss + penalty(W_0, …)``.
-    Hashable: a JIT can take it as a static argument, a framework cache its gradient."""
+    Hashable: a JIT can take it as a static argument, a framework cache its gradient.
+
+    Mixed precision (``compute`` ``"bfloat16"`` or ``"float16"``): every dense layer casts its
+    input, ``W`` and ``b`` to ``compute`` (``cast(value, dtype name)``), so do the scaled dropout
+    masks (the scale rounded to ``compute``), and the logits are cast
+    back to float32, so the loss, the penalties and the gradients of the float32 masters are
+    float32 (autodiff differentiates through the casts), as the frameworks' AMP does."""
 
     dense: Callable[[Native, Native, Native], Native]
     activation: Callable[[Native], Native]
     loss: Callable[[Native, Native], Native] | None = None
     penalty: Penalty = Penalty()
+    cast: Callable[[Native, str], Native] | None = None
+    compute: str | None = None
+
+    def _dense(self, a: Native, w: Native, b: Native) -> Native:
+        if self.compute is None or self.cast is None:
+            return self.dense(a, w, b)
+        c, to = self.compute, self.cast
+        return self.dense(to(a, c), to(w, c), to(b, c))
 
     def forward(self, weights: Sequence[Native], biases: Sequence[Native], x: Native,
                 masks: Sequence[Native] = ()) -> Native:
         a = x
         for i in range(len(weights) - 1):
-            a = self.activation(self.dense(a, weights[i], biases[i]))
+            a = self.activation(self._dense(a, weights[i], biases[i]))
             if masks:
-                a = a * masks[i]
-        return self.dense(a, weights[-1], biases[-1])
+                a = a * (masks[i] if self.cast is None or self.compute is None
+                         else self.cast(masks[i], self.compute))
+        logits = self._dense(a, weights[-1], biases[-1])
+        return logits if self.cast is None or self.compute is None else self.cast(
+            logits, "float32")
 
     def objective(self, weights: Sequence[Native], biases: Sequence[Native], x: Native,
                   targets: Native, masks: Sequence[Native] = ()) -> Native:
@@ -109,12 +128,19 @@ class Network:
         return self.objective(params[0::2], params[1::2], x, targets, masks)
 
 
+MIXED: frozenset[str] = frozenset({"bfloat16", "float16"})
+"""The mixed-precision model dtypes: float32 masters, passes in this dtype."""
+
+
 def network(ops: AutodiffOps, activation: str, loss: str | None = None,
-            regularisers: Sequence[Regulariser] = ()) -> Network:
-    """The :class:`Network` of ``ops`` for these names; an unknown name raises ``ValueError``."""
+            regularisers: Sequence[Regulariser] = (), dtype: str = "float32") -> Network:
+    """The :class:`Network` of ``ops`` for these names, computing in ``dtype`` (mixed precision
+    for bfloat16 and float16); an unknown name raises ``ValueError``."""
+    mixed = dtype in MIXED
     return Network(ops.dense, ops.activations[activation],
                    None if loss is None else ops.losses[loss],
-                   Penalty(penalties(ops.penalties, regularisers)))
+                   Penalty(penalties(ops.penalties, regularisers)),
+                   ops.cast if mixed else None, dtype if mixed else None)
 
 
 AUTODIFF_CAPABILITIES: frozenset[str] = frozenset({
@@ -136,7 +162,9 @@ class AutodiffOps(Protocol):
       :class:`Penalty`, a :class:`Network`), so a framework may cache by it;
     - ``keep_mask(seed, shape, rate)``: a bool ``u >= float32(p)`` from its RNG keyed by ``seed``;
     - ``dropout(x, keep, rate)``: ``where(keep, x · keep_scale(rate), 0)`` in ``x``'s dtype, so a
-      dropped entry is exactly 0 even where ``x`` is infinite or NaN.
+      dropped entry is exactly 0 even where ``x`` is infinite or NaN;
+    - ``cast(x, dtype)``: ``x`` in the dtype of that name (``"bfloat16"``, ``"float16"``,
+      ``"float32"``), differentiable (the gradient is cast back); a static function, hashable.
     """
 
     activations: Table[Callable[[Native], Native]]
@@ -150,22 +178,36 @@ class AutodiffOps(Protocol):
                   n: int) -> tuple[Native, list[Native]]: ...
     def keep_mask(self, seed: int, shape: tuple[int, ...], rate: float) -> Native: ...
     def dropout(self, x: Native, keep: Native, rate: float) -> Native: ...
+    def cast(self, x: Native, dtype: str) -> Native: ...
 
 
 class ModelBase:
     """:class:`~mlpcore.backend.BackendModel` over native variables ``_weights[i]``,
     ``_biases[i]`` in the subclass's layout (:meth:`_native`, :meth:`_canonical` convert one array
     each way; :meth:`_assign` writes in place, so a running trainer sees it). The passes are the
-    :class:`Network`'s through ``ops``; :meth:`forward` runs blocks of ``forward_rows`` rows."""
+    :class:`Network`'s through ``ops``; :meth:`forward` runs blocks of ``forward_rows`` rows.
+
+    ``device`` is a native device name of the backend; :meth:`_placed` is the context in which
+    arrays are made and ops run, :meth:`_tensor` makes a NumPy array a native one on the device.
+    NumPy arrays cross in ``master``, the variables' dtype (float32 for mixed precision)."""
 
     training_methods: ClassVar[tuple[str, ...]]
     forward_rows: ClassVar[int] = 8192
     ops: ClassVar[AutodiffOps]
 
-    def __init__(self, spec: MLPSpec, variables: Mapping[str, FloatArray], dtype: DTypeName):
-        self.spec = spec
-        self.dtype: DTypeName = dtype
-        self._weights, self._biases = self._convert(variables)
+    def __init__(self, spec: MLPSpec, variables: Mapping[str, FloatArray], dtype: ComputeDType,
+                 device: str = CPU):
+        self.spec, self.device = spec, device
+        self.dtype: ComputeDType = dtype
+        self.master = master_dtype(dtype)
+        with self._placed():
+            self._weights, self._biases = self._convert(variables)
+
+    def _placed(self) -> contextlib.AbstractContextManager[Any]:
+        return contextlib.nullcontext()
+
+    def _tensor(self, array: npt.NDArray[Any]) -> Native:
+        return self.ops.tensor(array)
 
     def _native(self, array: FloatArray) -> Native:
         return np.array(array, order="C")
@@ -179,19 +221,21 @@ class ModelBase:
 
     def _forward(self, x: FloatArray) -> FloatArray:
         """Eval-mode logits of one block of rows."""
-        net = network(self.ops, self.spec.activation)
-        return self.ops.numpy(net.forward(self._weights, self._biases, self.ops.tensor(x)))
+        net = network(self.ops, self.spec.activation, dtype=self.dtype)
+        with self._placed():
+            return self.ops.numpy(net.forward(self._weights, self._biases, self._tensor(x)))
 
     def _gradients(self, x: FloatArray, targets: npt.NDArray[Any], loss: LossName,
                    regularisers: Sequence[Regulariser],
                    masks: Sequence[BoolArray]) -> tuple[float, list[Native]]:
         """The objective and its native gradients in :func:`interleave` order (no masks: eval)."""
         params = interleave(self._weights, self._biases)
-        scaled = tuple(self.ops.tensor(scaled_mask(m, self.spec.dropout, self.dtype))
-                       for m in masks)
-        value, grads = self.ops.gradients(
-            network(self.ops, self.spec.activation, loss, regularisers),
-            [*params, self.ops.tensor(x), self.ops.tensor(targets), scaled], len(params))
+        with self._placed():
+            scaled = tuple(self._tensor(scaled_mask(m, self.spec.dropout, self.master))
+                           for m in masks)
+            value, grads = self.ops.gradients(
+                network(self.ops, self.spec.activation, loss, regularisers, self.dtype),
+                [*params, self._tensor(x), self._tensor(targets), scaled], len(params))
         return float(value), grads
 
     def _trainer(self, config: TrainingConfig, x: FloatArray,
@@ -205,7 +249,7 @@ class ModelBase:
                  for name, shape in shapes.items() if np.shape(values[name]) != shape]
         if wrong:
             raise ValueError("; ".join(wrong))
-        arrays = [self._native(np.asarray(values[name], dtype=self.dtype)) for name in shapes]
+        arrays = [self._native(np.asarray(values[name], dtype=self.master)) for name in shapes]
         return arrays[0::2], arrays[1::2]
 
     def _named(self, arrays: Sequence[Native]) -> dict[str, FloatArray]:
@@ -216,11 +260,12 @@ class ModelBase:
         return self._named(interleave(self._weights, self._biases))
 
     def write_variables(self, values: Mapping[str, FloatArray]) -> None:
-        self._assign(*self._convert(values))
+        with self._placed():
+            self._assign(*self._convert(values))
 
     def forward(self, x: FloatArray) -> FloatArray:
-        x = np.asarray(x, dtype=self.dtype)
-        out = np.empty((x.shape[0], self.spec.n_outputs), self.dtype)
+        x = np.asarray(x, dtype=self.master)
+        out = np.empty((x.shape[0], self.spec.n_outputs), self.master)
         for start in range(0, x.shape[0], self.forward_rows):
             rows = slice(start, start + self.forward_rows)
             out[rows] = self._forward(x[rows])
@@ -231,8 +276,8 @@ class ModelBase:
                            keep_masks: Sequence[BoolArray] | None = None,
                            ) -> tuple[float, dict[str, FloatArray]]:
         masks = [] if keep_masks is None or not dropout_widths(self.spec) else list(keep_masks)
-        value, grads = self._gradients(np.asarray(x, dtype=self.dtype),
-                                       labels(targets, self.dtype), loss, tuple(regularisers),
+        value, grads = self._gradients(np.asarray(x, dtype=self.master),
+                                       labels(targets, self.master), loss, tuple(regularisers),
                                        masks)
         return value, self._named(grads)
 
@@ -244,8 +289,17 @@ class ModelBase:
                              f"not {config.method!r}")
         check_loss(config.loss)  # unknown names are refused here, before any trainer is built
         penalties(_KINDS, config.regularisers)
-        return self._trainer(config, np.ascontiguousarray(x, dtype=self.dtype),
-                             np.ascontiguousarray(labels(targets, self.dtype)))
+        config = replace(config, method=config.method or self.default_method())
+        with self._placed():
+            return self._trainer(config, np.ascontiguousarray(x, dtype=self.master),
+                                 np.ascontiguousarray(labels(targets, self.master)))
+
+    def default_method(self) -> str:
+        """The training method of ``method=None``: the first, or for float16 the optimizer's
+        (whose framework loss scaler float16 training uses), when the backend has one."""
+        if self.dtype == "float16" and "optimizer" in self.training_methods:
+            return "optimizer"
+        return self.training_methods[0]
 
 
 class TrainerBase:
@@ -401,9 +455,20 @@ class BackendBase:
     def framework_version(self) -> str:
         return str(self.framework.__version__)
 
+    def devices(self) -> list[str]:
+        """:class:`mlpcore.devices.Placement`: the CPU only, unless a subclass finds more."""
+        return [CPU]
+
+    def device_name(self, device: str, portable: Portable | None) -> str:
+        """A portable name as ``cpu`` / ``gpu:N``; a native spelling is the subclass's to map."""
+        if portable is not None:
+            return CPU if portable == Portable("cpu") else f"{portable.kind}:{portable.index}"
+        raise ValueError("not 'cpu', 'gpu' or 'gpu:N'")
+
     def build(self, spec: MLPSpec, variables: Mapping[str, FloatArray],
-              dtype: DTypeName) -> ModelBase:
-        return self.model(spec, variables, dtype)
+              dtype: ComputeDType, device: str | None = None) -> ModelBase:
+        """``device``: a name :meth:`devices` lists (default: the first, the CPU)."""
+        return self.model(spec, variables, dtype, self.devices()[0] if device is None else device)
 
     def __repr__(self) -> str:
         return (f"<mlpcore backend {self.name!r} "

@@ -60,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="mlpcore", description="A framework-agnostic multilayer perceptron.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     backends = commands.add_parser(
-        "backends", help="list backends: name, version, contract, plugin, status",
+        "backends", help="list backends: name, version, contract, devices, plugin, status",
         description="List the backends the installed plugins offer, loading each; a failed or "
                     "disabled ($MLPCORE_DISABLE_PLUGINS=a,b) plugin gets a row of its own.")
     backends.add_argument("--plugins", action="store_true",
@@ -71,6 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     shared.add_argument("--data", help="directory of MNIST-format IDX files (gzipped or raw), or "
                         "'auto' to search $MLPCORE_DATA, then Debian's dataset-fashion-mnist "
                         "(default: the embedded Fashion-MNIST subset)")
+    shared.add_argument("--device", help="where the model runs: 'cpu' (default), 'gpu', "
+                        "'gpu:N', or the backend's own name (torch 'cuda:1', TensorFlow "
+                        "'/GPU:1'); 'mlpcore backends' lists each backend's devices")
     train = commands.add_parser(
         "train", parents=[shared], help="train an MLP and report per-epoch cost and accuracy",
         description="Train an MLP with mini-batch SGD; the defaults reproduce the textbook run "
@@ -91,7 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--validation-size", type=_ranged(int, "[0, inf)"),
                        help="training images held back for validation "
                             "(default: 5000 for a full dataset, 10%% of the embedded one)")
-    train.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    train.add_argument("--dtype", choices=("float32", "float64", "bfloat16", "float16"),
+                       default="float32", help="bfloat16, float16: mixed precision, float32 "
+                       "variables (docs/devices.md)")
     train.add_argument("--save", metavar="PATH", help="write the trained model to this file")
     train.add_argument("--no-progress", action="store_true", help="do not draw a progress bar")
     train.add_argument("--early-stopping", type=_ranged(int, "[0, inf)"), metavar="PATIENCE",
@@ -169,7 +174,8 @@ def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
 
 
 def _backends(args: argparse.Namespace) -> int:
-    from mlpcore.registry import backend_statuses, plugin_statuses
+    from mlpcore.devices import available_devices
+    from mlpcore.registry import backend_statuses, get_backend, plugin_statuses
 
     if args.plugins:
         _table(("PLUGIN", "MODULE", "DISTRIBUTION", "BACKENDS", "STATUS"),
@@ -178,9 +184,10 @@ def _backends(args: argparse.Namespace) -> int:
                  ",".join(p.backends) or "-",
                  p.status + (f": {p.detail}" if p.detail else "")) for p in plugin_statuses()])
         return 0
-    _table(("NAME", "VERSION", "CONTRACT", "PLUGIN", "STATUS"),
+    _table(("NAME", "VERSION", "CONTRACT", "DEVICES", "PLUGIN", "STATUS"),
            [(s.name, s.version or "-",
              "-" if s.contract_version is None else str(s.contract_version),
+             ",".join(available_devices(get_backend(s.name))) if s.status == "ok" else "-",
              f"{s.distribution}=={s.distribution_version}" if s.distribution else s.plugin,
              s.status + (f": {s.detail}" if s.detail else ""))
             for s in backend_statuses(load=True)])
@@ -262,16 +269,18 @@ def _train_here(args: argparse.Namespace, world: World | None) -> int:
     callbacks = _train_callbacks(args)
     splits = _load_splits(args.data, args.validation_size)
     spec = MLPSpec(sizes=args.sizes, activation=args.activation, dropout=args.dropout)
+    model = MLP(spec, backend=args.backend, seed=args.seed, dtype=args.dtype, device=args.device)
     # the test split is checked before training, so a bad one costs no epochs
     check_targets(splits.test.labels, len(splits.test.labels), spec.n_outputs,
-                  "softmax_cross_entropy", args.dtype, what=f"test labels ({splits.test.source})")
-    model = MLP(spec, backend=args.backend, seed=args.seed, dtype=args.dtype)
+                  "softmax_cross_entropy", model.variable_dtype,
+                  what=f"test labels ({splits.test.source})")
     n_train = len(splits.train.labels)
     n_valid = 0 if splits.valid is None else len(splits.valid.labels)
     print(f"Data: {splits.source} ({n_train} train, {n_valid} valid, "
           f"{len(splits.test.labels)} test)")
     print(f"Model: {'-'.join(map(str, spec.sizes))} {spec.activation}, dropout {spec.dropout}, "
-          f"backend {model.backend.name} {model.backend.framework_version()}, {model.dtype}")
+          f"backend {model.backend.name} {model.backend.framework_version()}, {model.dtype}"
+          + ("" if model.device in ("cpu", "/CPU:0", "cpu:0") else f", device {model.device}"))
     bar: tqdm[Any] | None = None  # the running epoch's, drawn only if stderr is a terminal
 
     def progress(epoch: int, done: int, total: int) -> None:
@@ -325,7 +334,7 @@ def _train_here(args: argparse.Namespace, world: World | None) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     from mlpcore.io.checkpoint import load
 
-    model = load(args.checkpoint, backend=args.backend)
+    model = load(args.checkpoint, backend=args.backend, device=args.device)
     splits = _load_splits(args.data, 0)
     test = model.evaluate(splits.test.images, splits.test.labels)
     print(f"Checkpoint: {args.checkpoint} ({'-'.join(map(str, model.spec.sizes))} "

@@ -5,7 +5,8 @@ ValueError`` keeps working; an invalid argument raises a plain ``ValueError`` na
 """
 
 __all__ = ["BackendLoadError", "BackendNotFoundError", "CheckpointError", "DataError",
-           "DistributedError", "InvalidInputError", "MissingDependencyError", "MlpcoreError"]
+           "DeviceError", "DistributedError", "InvalidInputError", "MissingDependencyError",
+           "MlpcoreError"]
 
 
 class MlpcoreError(Exception):
@@ -39,3 +40,8 @@ class MissingDependencyError(MlpcoreError, ImportError):
 class DistributedError(MlpcoreError, RuntimeError):
     """A data-parallel run failed: a worker exited, or the others waited past the timeout.
     The message names the rank."""
+
+
+class DeviceError(MlpcoreError, ValueError):
+    """A device name is malformed or names a device the backend cannot use now; the message
+    lists the devices it can use."""

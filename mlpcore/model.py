@@ -9,13 +9,14 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-from mlpcore.backend import Backend, BackendModel, Capability
+from mlpcore.backend import Backend, BackendModel, Capability, supported_dtypes
 from mlpcore.data.rows import Rows, as_rows
+from mlpcore.devices import available_devices, resolve_device
 from mlpcore.initialisers import Initialiser, initial_variables
 from mlpcore.losses import LossName, check_loss
 from mlpcore.registry import get_backend
 from mlpcore.regularisers import Regulariser
-from mlpcore.spec import DTypeName, MLPSpec, check_dtype
+from mlpcore.spec import ComputeDType, DTypeName, MLPSpec, check_compute_dtype, master_dtype
 from mlpcore.validation import check_finite_block, check_inputs, check_rows, check_targets
 
 if TYPE_CHECKING:
@@ -59,50 +60,83 @@ class MLP:
     the same spec and seed give the same model on every backend.
 
     ``loss`` is the loss the model is trained and evaluated with: ``fit`` sets it to the loss it
-    trains with, and :meth:`evaluate` and ``fit`` use it when given none."""
+    trains with, and :meth:`evaluate` and ``fit`` use it when given none.
+
+    ``dtype`` ``"bfloat16"`` or ``"float16"`` is mixed precision: the variables (and
+    :meth:`state_dict`, checkpoints) stay float32 masters, the passes compute in ``dtype``.
+    ``device`` (default: the CPU) is a portable name (``"cpu"``, ``"gpu"``, ``"gpu:N"``) or the
+    backend's own (torch ``"cuda:1"``, TensorFlow ``"/GPU:1"``); see docs/devices.md."""
 
     def __init__(self, spec: MLPSpec, backend: str | Backend | None = None, *, seed: int = 0,
                  dtype: str = "float32", weights_init: Initialiser | None = None,
-                 bias_init: Initialiser | None = None, loss: str = "softmax_cross_entropy"):
-        self._attach(spec, backend, dtype, seed)
+                 bias_init: Initialiser | None = None, loss: str = "softmax_cross_entropy",
+                 device: str | None = None):
+        self._attach(spec, backend, dtype, seed, device)
         self.loss: LossName = check_loss(loss)
-        values = initial_variables(spec, seed, weights_init, bias_init, dtype=self.dtype)
-        self.native: BackendModel = self.backend.build(spec, values, self.dtype)
+        values = initial_variables(spec, seed, weights_init, bias_init,
+                                   dtype=self.variable_dtype)
+        self.native: BackendModel = self._build(values, self.device)
 
-    def _attach(self, spec: MLPSpec, backend: str | Backend | None, dtype: str, seed: int) -> None:
+    def _attach(self, spec: MLPSpec, backend: str | Backend | None, dtype: str, seed: int,
+                device: str | None) -> None:
         self.spec, self.seed = spec, seed
-        self.dtype: DTypeName = check_dtype(dtype)
+        self.dtype: ComputeDType = check_compute_dtype(dtype)
         if backend is None or isinstance(backend, str):
             backend = get_backend(backend)
         self.backend = backend
-        if self.dtype == "float64" and Capability.FLOAT64 not in self.backend.capabilities:
-            raise ValueError(f"backend {self.backend.name!r} does not support float64")
+        supported = supported_dtypes(backend)
+        if self.dtype not in supported:
+            raise ValueError(f"backend {backend.name!r} does not support dtype {self.dtype!r}; "
+                             f"it supports {', '.join(supported)}")
+        self.device = resolve_device(backend, device)
+
+    def _build(self, values: Mapping[str, Any], device: str) -> BackendModel:
+        """``backend.build``, given ``device=`` unless it is the backend's CPU (its default, so
+        a ``build`` written before devices existed keeps working there)."""
+        if device != available_devices(self.backend)[0]:
+            return self.backend.build(self.spec, values, self.dtype,  # type: ignore[call-arg]
+                                      device=device)
+        return self.backend.build(self.spec, values, self.dtype)
 
     @classmethod
     def from_variables(cls, spec: MLPSpec, values: Mapping[str, Any],
                        backend: str | Backend | None = None, *, dtype: str = "float32",
-                       seed: int = 0, loss: str = "softmax_cross_entropy") -> MLP:
+                       seed: int = 0, loss: str = "softmax_cross_entropy",
+                       device: str | None = None) -> MLP:
         """A model holding ``values`` (exactly ``spec``'s variables, else ``ValueError`` listing
         every problem), copied once by the backend: checkpoint loading makes no other copy."""
         problems = variable_problems(spec, values)
         if problems:
             raise ValueError("cannot build the model: " + "; ".join(problems))
         model = cls.__new__(cls)
-        model._attach(spec, backend, dtype, seed)
+        model._attach(spec, backend, dtype, seed, device)
         model.loss = check_loss(loss)
-        model.native = model.backend.build(spec, values, model.dtype)
+        model.native = model._build(values, model.device)
         return model
+
+    @property
+    def variable_dtype(self) -> DTypeName:
+        """The dtype of the variables, checkpoints and inputs: float32 in mixed precision."""
+        return master_dtype(self.dtype)
+
+    def _place(self, device: str) -> None:
+        """Move this model to ``device`` in place (``fit(device=...)``), variables bit for bit."""
+        name = resolve_device(self.backend, device)
+        if name != self.device:
+            self.native = self._build(self.native.read_variables(), name)
+            self.device = name
 
     def __repr__(self) -> str:
         return (f"MLP(sizes={self.spec.sizes}, activation={self.spec.activation!r}, dropout="
-                f"{self.spec.dropout}, backend={self.backend.name!r}, dtype={self.dtype!r})")
+                f"{self.spec.dropout}, backend={self.backend.name!r}, dtype={self.dtype!r}, "
+                f"device={self.device!r})")
 
     def state_dict(self) -> dict[str, FloatArray]:
         """Copies of every variable as NumPy arrays, by canonical name, canonical layout."""
         return self.native.read_variables()
 
     def load_state_dict(self, values: Mapping[str, Any], strict: bool = True) -> IncompatibleKeys:
-        """Replace the model's variables by ``values`` (numeric, cast to the model's dtype);
+        """Replace the model's variables by ``values`` (numeric, cast to :attr:`variable_dtype`);
         all-or-nothing, a ``ValueError`` lists every problem at once.
 
         ``strict=True``: ``values`` holds exactly the model's variables. ``strict=False`` (as
@@ -123,7 +157,8 @@ class MLP:
         complete = self.state_dict() if missing else {}
         complete.update(arrays)
         self.native.write_variables(
-            {name: np.ascontiguousarray(complete[name], dtype=self.dtype) for name in expected})
+            {name: np.ascontiguousarray(complete[name], dtype=self.variable_dtype)
+             for name in expected})
         return IncompatibleKeys(missing, unexpected)
 
     @property
@@ -135,11 +170,16 @@ class MLP:
         """:meth:`load_state_dict` with ``strict=True``: replace every variable by ``values``."""
         self.load_state_dict(values, strict=True)
 
-    def to(self, backend: str | Backend) -> MLP:
+    def to(self, backend: str | Backend | None = None, *, device: str | None = None) -> MLP:
         """A new model of the same spec, dtype, seed and loss, holding bit-for-bit copies of this
-        model's variables, on ``backend`` (a name or a backend object); this one is unchanged."""
-        return MLP.from_variables(self.spec, self.state_dict(), backend, dtype=self.dtype,
-                                  seed=self.seed, loss=self.loss)
+        model's variables, on ``backend`` (a name or a backend object; default: this one's) and
+        ``device`` (default: this model's device on its own backend, else the CPU); this one is
+        unchanged. A :class:`~mlpcore.errors.DeviceError` lists the devices available."""
+        target = self.backend if backend is None else backend
+        same = target is self.backend or target == self.backend.name
+        return MLP.from_variables(self.spec, self.state_dict(), target, dtype=self.dtype,
+                                  seed=self.seed, loss=self.loss,
+                                  device=self.device if device is None and same else device)
 
     def fit(self, train: Data, *, validation_data: Data | None = None,
             **options: Any) -> History:
@@ -160,10 +200,10 @@ class MLP:
         :class:`~mlpcore.data.rows.Rows` and memory-mapped arrays are read a block at a time."""
         rows = as_rows(x)
         if rows is None:
-            return self.native.forward(check_inputs(x, self.spec.n_inputs, self.dtype))
-        check_rows(rows, self.spec.n_inputs, self.dtype)
-        out = np.empty((len(rows), self.spec.n_outputs), self.dtype)
-        for where, block in rows.blocks(self.dtype):
+            return self.native.forward(check_inputs(x, self.spec.n_inputs, self.variable_dtype))
+        check_rows(rows, self.spec.n_inputs, self.variable_dtype)
+        out = np.empty((len(rows), self.spec.n_outputs), self.variable_dtype)
+        for where, block in rows.blocks(self.variable_dtype):
             out[where] = self.native.forward(block)
         return out
 
@@ -179,8 +219,9 @@ class MLP:
         rows = as_rows(x)
         if rows is not None:
             return self._evaluate_rows(rows, targets, loss_name)
-        inputs = check_inputs(x, self.spec.n_inputs, self.dtype, finite=True)
-        labels = check_targets(targets, len(inputs), self.spec.n_outputs, loss_name, self.dtype)
+        inputs = check_inputs(x, self.spec.n_inputs, self.variable_dtype, finite=True)
+        labels = check_targets(targets, len(inputs), self.spec.n_outputs, loss_name,
+                               self.variable_dtype)
         outputs = self.native.forward(inputs)
         classes = labels if labels.ndim == 1 else np.argmax(labels, axis=1)
         return Evaluation(loss=self.backend.losses.value(loss_name, outputs, labels),
@@ -189,11 +230,11 @@ class MLP:
     def _evaluate_rows(self, rows: Rows, targets: Any, loss: LossName) -> Evaluation:
         """:meth:`evaluate` a block at a time: the loss is the row-weighted mean of the blocks'
         mean losses (the same mean, rounded differently), each block checked for NaN and inf."""
-        check_rows(rows, self.spec.n_inputs, self.dtype)
-        labels = check_targets(targets, len(rows), self.spec.n_outputs, loss, self.dtype)
+        check_rows(rows, self.spec.n_inputs, self.variable_dtype)
+        labels = check_targets(targets, len(rows), self.spec.n_outputs, loss, self.variable_dtype)
         classes = labels if labels.ndim == 1 else np.argmax(labels, axis=1)
         total, correct = 0.0, 0
-        for where, block in rows.blocks(self.dtype):
+        for where, block in rows.blocks(self.variable_dtype):
             check_finite_block(block, where.start, "inputs")
             outputs = self.native.forward(block)
             total += self.backend.losses.value(loss, outputs, labels[where]) * len(block)
@@ -209,7 +250,8 @@ class MLP:
         if Capability.GRADIENTS not in self.backend.capabilities:
             raise NotImplementedError(f"backend {self.backend.name!r} does not offer gradients")
         loss_name = check_loss(self.loss if loss is None else loss)
-        inputs = check_inputs(x, self.spec.n_inputs, self.dtype, finite=True)
-        labels = check_targets(targets, len(inputs), self.spec.n_outputs, loss_name, self.dtype)
+        inputs = check_inputs(x, self.spec.n_inputs, self.variable_dtype, finite=True)
+        labels = check_targets(targets, len(inputs), self.spec.n_outputs, loss_name,
+                               self.variable_dtype)
         return self.native.loss_and_gradients(inputs, labels, loss_name, tuple(regularisers),
                                               keep_masks)

@@ -13,13 +13,19 @@ from typing import Any, Literal, cast, get_args
 
 import numpy as np
 
-__all__ = ["ActivationName", "DTypeName", "MLPSpec", "bias_name", "weights_name"]
+__all__ = ["ActivationName", "ComputeDType", "DTypeName", "MLPSpec", "bias_name",
+           "master_dtype", "weights_name"]
 
 ActivationName = Literal["relu", "sigmoid", "tanh"]
 DTypeName = Literal["float32", "float64"]
+"""The dtypes of variables, checkpoints and every NumPy array crossing the backend boundary."""
+ComputeDType = Literal["float32", "float64", "bfloat16", "float16"]
+"""A model's dtype: the two above, or mixed precision (float32 master variables, see
+:func:`master_dtype`, and the passes computed in bfloat16 or float16)."""
 
 ACTIVATIONS: tuple[str, ...] = get_args(ActivationName)
 DTYPES: tuple[str, ...] = get_args(DTypeName)
+COMPUTE_DTYPES: tuple[str, ...] = get_args(ComputeDType)
 
 
 def weights_name(layer: int) -> str:
@@ -31,10 +37,23 @@ def bias_name(layer: int) -> str:
 
 
 def check_dtype(dtype: str) -> DTypeName:
-    """``dtype`` if it is a supported floating dtype name, else ``ValueError``."""
+    """``dtype`` if it is a variable dtype name (float32, float64), else ``ValueError``."""
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
     return cast(DTypeName, dtype)
+
+
+def check_compute_dtype(dtype: str) -> ComputeDType:
+    """``dtype`` if it is a model dtype name (:data:`ComputeDType`), else ``ValueError``."""
+    if dtype not in COMPUTE_DTYPES:
+        raise ValueError(f"dtype must be one of {', '.join(COMPUTE_DTYPES)}, got {dtype!r}")
+    return cast(ComputeDType, dtype)
+
+
+def master_dtype(dtype: ComputeDType) -> DTypeName:
+    """The dtype of a ``dtype`` model's variables: float32 for bfloat16 and float16 (mixed
+    precision keeps float32 masters, updated by float32 gradients), else ``dtype`` itself."""
+    return "float64" if dtype == "float64" else "float32"
 
 
 def check_rate(rate: float, what: str = "dropout rate") -> float:

@@ -183,14 +183,13 @@ def _checked(data: Data, what: str, model: MLP, loss: LossName) -> tuple[Any, An
     if isinstance(data, tuple) and len(data) != 2:
         raise ValueError(f"{what} data must be (inputs, labels) or a Dataset")
     x, y = data if isinstance(data, tuple) else (data.images, data.labels)
+    dtype = model.variable_dtype
     rows = as_rows(x)
     if rows is not None:
-        x = check_rows(rows, model.spec.n_inputs, model.dtype, what=f"{what} inputs",
-                       finite=True)
+        x = check_rows(rows, model.spec.n_inputs, dtype, what=f"{what} inputs", finite=True)
     else:
-        x = check_inputs(x, model.spec.n_inputs, model.dtype, what=f"{what} inputs",
-                         finite=True)
-    return x, check_targets(y, x.shape[0], model.spec.n_outputs, loss, model.dtype,
+        x = check_inputs(x, model.spec.n_inputs, dtype, what=f"{what} inputs", finite=True)
+    return x, check_targets(y, x.shape[0], model.spec.n_outputs, loss, dtype,
                             what=f"{what} labels")
 
 
@@ -242,7 +241,7 @@ def fit(model: MLP, train: Data, *, loss: str | None = None,
         train_accuracy: bool = True, progress: ProgressCallback | None = None,
         on_epoch: Callable[[EpochRecord], None] | None = None,
         callbacks: Sequence[Callback] = (), data_parallel: DataParallel | bool | None = None,
-        initial_epoch: int = 0) -> History:
+        initial_epoch: int = 0, device: str | None = None) -> History:
     """Train ``model`` in place with mini-batch SGD and return its :class:`History`.
 
     ``train`` and ``validation`` are ``(inputs, labels)`` pairs or have ``images`` and ``labels``.
@@ -250,7 +249,9 @@ def fit(model: MLP, train: Data, *, loss: str | None = None,
     (default: the model's) keys the shuffling and the portable dropout masks. ``callbacks`` run
     at fixed points (:class:`Callback`). Epochs ``initial_epoch + 1 … epochs`` run: a run resumed
     from a checkpoint continues its update sequence. ``data_parallel``: docs/distributed.md.
-    Every argument is described in docs/user-guide.md, "Training" and "Training methods".
+    ``device`` moves the model there first, in place (it stays there); the training set is
+    copied to the model's device once (docs/devices.md). Every argument is described in
+    docs/user-guide.md, "Training" and "Training methods".
     """
     loss_name = check_loss(model.loss if loss is None else loss)
     hooks = _callbacks(callbacks, progress, on_epoch)
@@ -276,8 +277,7 @@ def fit(model: MLP, train: Data, *, loss: str | None = None,
         raise ValueError(f"backend {model.backend.name!r} has no native dropout")
     seed = model.seed if seed is None else seed
     methods = tuple(model.backend.training_methods)
-    method = methods[0] if method is None else method
-    if method not in methods:
+    if method is not None and method not in methods:
         raise ValueError(f"backend {model.backend.name!r} trains with method "
                          f"{', '.join(map(repr, methods))}, not {method!r}")
     if compiled and Capability.COMPILE not in model.backend.capabilities:
@@ -289,6 +289,8 @@ def fit(model: MLP, train: Data, *, loss: str | None = None,
     if world.size > 1 and dropout_mode == "native":
         raise ValueError("dropout_mode 'native' draws each worker's masks from its own RNG; "
                          "data-parallel training takes 'portable' masks")
+    if device is not None:
+        model._place(device)
     x, y = _checked(train, "training", model, loss_name)
     valid = None if validation is None else _checked(validation, "validation", model, loss_name)
     n_steps = math.ceil(x.shape[0] / batch_size)
@@ -306,8 +308,8 @@ def fit(model: MLP, train: Data, *, loss: str | None = None,
     for hook in hooks:
         hook.on_train_begin(run)
     model.loss = loss_name
-    trainer = model.native.start_training(config, *((x.take([], model.dtype), y[:0]) if streamed
-                                                    else (x, y)))
+    start = (x.take([], model.variable_dtype), y[:0]) if streamed else (x, y)
+    trainer = model.native.start_training(config, *start)
     for epoch in range(int(initial_epoch), epochs):
         run.epoch = epoch + 1
         started = time.perf_counter()
@@ -316,7 +318,7 @@ def fit(model: MLP, train: Data, *, loss: str | None = None,
         for first in range(0, n_steps, chunk):
             rows = order[first * batch_size:(first + chunk) * batch_size]
             if streamed:  # the chunk's rows alone, in memory, in the model's dtype
-                trainer.bind(x.take(rows, model.dtype), y[rows])
+                trainer.bind(x.take(rows, model.variable_dtype), y[rows])
                 rows = np.arange(len(rows), dtype=np.int64)
             losses.append(trainer.run(rows, batch_size, epoch * n_steps + first))
             for hook in hooks:

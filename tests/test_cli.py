@@ -31,10 +31,10 @@ def test_backends_lists_numpy_as_ok(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "backends")
     assert code == 0
     header, *rows = out.splitlines()
-    assert header.split() == ["NAME", "VERSION", "CONTRACT", "PLUGIN", "STATUS"]
+    assert header.split() == ["NAME", "VERSION", "CONTRACT", "DEVICES", "PLUGIN", "STATUS"]
     numpy_row = next(r for r in rows if r.startswith("numpy "))
-    assert numpy_row.split()[2:] == ["1", f"mlpcore=={importlib.metadata.version('mlpcore')}",
-                                     "ok"]
+    assert numpy_row.split()[2:] == ["1", "cpu",
+                                     f"mlpcore=={importlib.metadata.version('mlpcore')}", "ok"]
 
 
 def test_train_prints_epoch_table_saves_and_evaluate_agrees(

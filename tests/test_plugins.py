@@ -316,10 +316,11 @@ def test_mlpcore_backends_shows_distribution_version_contract_and_errors(site: P
     result = _run(code, site, **disabled)
     assert result.returncode == 0, result.stderr
     header, *lines = result.stdout.splitlines()
-    assert header.split() == ["NAME", "VERSION", "CONTRACT", "PLUGIN", "STATUS"]
+    assert header.split() == ["NAME", "VERSION", "CONTRACT", "DEVICES", "PLUGIN", "STATUS"]
     by_start = {line.split()[0]: line for line in lines}
-    assert by_start["thirdgood"].split()[2:] == ["1", "mlpcore-thirdgood==1.2.3", "ok"]
-    assert by_start["numpy"].split()[2:] == ["1", f"mlpcore=={MLPCORE_VERSION}", "ok"]
+    # thirdgood has no devices(): a backend of the documented Protocols runs on the CPU
+    assert by_start["thirdgood"].split()[2:] == ["1", "cpu", "mlpcore-thirdgood==1.2.3", "ok"]
+    assert by_start["numpy"].split()[2:] == ["1", "cpu", f"mlpcore=={MLPCORE_VERSION}", "ok"]
     nobuild = by_start["nobuild"]
     assert "mlpcore-nobuild==0.2" in nobuild and "failed: TypeError:" in nobuild
     assert "lacks build, dropout.apply" in nobuild

@@ -80,7 +80,8 @@ def test_backend_declares_the_contract() -> None:
     assert backend.name == "tensorflow"
     assert backend.contract_version == mlpcore.CONTRACT_VERSION
     assert backend.capabilities == {Capability.FLOAT64, Capability.GRADIENTS,
-                                    Capability.NATIVE_DROPOUT, Capability.COMPILE}
+                                    Capability.NATIVE_DROPOUT, Capability.COMPILE,
+                                    Capability.BFLOAT16, Capability.FLOAT16}
     assert backend.training_methods == ("autodiff", "optimizer")
     assert backend.framework_version() == tf.__version__
     model = MLP(MLPSpec((3, 2)), backend=backend)

@@ -76,7 +76,8 @@ def test_backend_declares_its_contract(torch_backend: TorchBackend) -> None:
     assert torch_backend.contract_version == mlpcore.CONTRACT_VERSION
     assert torch_backend.capabilities == {Capability.FLOAT64, Capability.GRADIENTS,
                                           Capability.NATIVE_DROPOUT, Capability.COMPILE,
-                                          Capability.DATA_PARALLEL}
+                                          Capability.DATA_PARALLEL, Capability.BFLOAT16,
+                                          Capability.FLOAT16}
     assert torch_backend.training_methods == ("autodiff", "optimizer")
     assert torch_backend.framework_version() == str(torch.__version__)
     assert "torch" in mlpcore.list_backends()

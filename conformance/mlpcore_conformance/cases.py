@@ -11,10 +11,21 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from mlpcore.spec import MLPSpec
+from mlpcore.backend import Backend, BackendModel
+from mlpcore.devices import available_devices
+from mlpcore.spec import ComputeDType, MLPSpec
 from mlpcore_conformance.repro import Code
 
-__all__ = ["code", "labels", "normal", "one_hot", "special_values", "variables"]
+__all__ = ["build", "code", "labels", "normal", "one_hot", "special_values", "variables"]
+
+
+def build(backend: Backend, spec: MLPSpec, values: dict[str, npt.NDArray[Any]],
+          dtype: ComputeDType, device: str) -> BackendModel:
+    """``backend.build`` on ``device`` (a name the backend resolved), as :class:`mlpcore.MLP`
+    calls it: without ``device=`` for the backend's CPU, its default."""
+    if device != available_devices(backend)[0]:
+        return backend.build(spec, values, dtype, device=device)  # type: ignore[call-arg]
+    return backend.build(spec, values, dtype)
 
 
 def normal(seed: int, shape: tuple[int, ...], dtype: str = "float64",

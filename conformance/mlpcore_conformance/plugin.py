@@ -11,6 +11,7 @@ Options (see ``docs/conformance.md``)::
 
     --mlpcore-backend SPEC   backend(s) under test: a registered name, "module:factory", "all",
                              or a comma-separated list; default $MLPCORE_CONFORMANCE_BACKEND
+    --mlpcore-device DEVICE  where the models under test live (default: the CPU)
     --mlpcore-matrix         also run the cross-backend checkpoint matrix
     --mlpcore-examples N     Hypothesis examples per property test
     --mlpcore-xfails PATH    extra xfails file (repeatable)
@@ -43,7 +44,8 @@ __all__ = [
 SESSION_KEY: pytest.StashKey[ConformanceSession] = pytest.StashKey()
 """Where the active session lives in ``config.stash``; absent when the plugin is inert."""
 
-_OPTIONS = ("mlpcore_matrix", "mlpcore_examples", "mlpcore_xfails", "mlpcore_report")
+_OPTIONS = ("mlpcore_matrix", "mlpcore_examples", "mlpcore_xfails", "mlpcore_report",
+            "mlpcore_device")
 
 
 def _positive(text: str) -> int:
@@ -63,6 +65,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
              "(resolved by mlpcore.get_backend), 'package.module:factory' (a callable returning "
              "the backend), 'all' (every installed backend) or a comma-separated list. "
              f"Default: ${ENV_BACKEND}.")
+    group.addoption(
+        "--mlpcore-device", dest="mlpcore_device", default=None, metavar="DEVICE",
+        help="the device the suite's models are built on and trained on: 'cpu' (default), "
+             "'gpu', 'gpu:N' or the backend's own name (torch 'cuda:0', TensorFlow '/GPU:0'); "
+             "a backend that cannot use it now has those tests skipped, saying why. The ops "
+             "objects take NumPy arrays and are not placed.")
     group.addoption(
         "--mlpcore-matrix", dest="mlpcore_matrix", action="store_true", default=False,
         help="run the cross-backend checkpoint matrix: saved by A, loaded by B, for every ordered "

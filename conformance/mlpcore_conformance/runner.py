@@ -41,6 +41,9 @@ def add_parser(commands: Any) -> None:
         "--backend", default=None,
         help="backend(s) under test: a registered name, 'package.module:factory', 'all', or a "
              f"comma-separated list (default: ${ENV_BACKEND})")
+    conformance.add_argument("--device", default=None,
+                             help="build and train the suite's models on this device: 'cpu' "
+                                  "(default), 'gpu', 'gpu:N' or the backend's own name")
     conformance.add_argument("--matrix", action="store_true",
                              help="also run the cross-backend checkpoint matrix")
     conformance.add_argument("--examples", type=_positive, default=None, metavar="N",
@@ -70,6 +73,8 @@ def run(args: argparse.Namespace, pytest_args: list[str]) -> int:
         argv = ["-p", "mlpcore_conformance.plugin", *argv]
     if args.backend:
         argv += ["--mlpcore-backend", args.backend]
+    if args.device:
+        argv += ["--mlpcore-device", args.device]
     if args.matrix:
         argv.append("--mlpcore-matrix")
     if args.examples is not None:

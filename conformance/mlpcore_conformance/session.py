@@ -158,6 +158,8 @@ class ConformanceSession:
             or strategies.DEFAULT_EXAMPLES
         self.derandomize = bool(os.environ.get("CI"))
         self.report_path: str | None = config.getoption("mlpcore_report", default=None)
+        self.device: str | None = config.getoption("mlpcore_device", default=None)
+        """``--mlpcore-device``: where the models under test live (``None``: the CPU)."""
         self.extra_xfails: list[xfails.XfailEntry] = []
         for path in config.getoption("mlpcore_xfails", default=None) or []:
             try:
@@ -235,6 +237,8 @@ class ConformanceSession:
             caps = ", ".join(sorted(str(c) for c in entry.backend.capabilities)) or "none"
             lines.append(f"mlpcore conformance: backend {name} ({entry.origin}), "
                          f"{_framework_version(entry.backend)}; capabilities: {caps}")
+        if self.device is not None:
+            lines.append(f"mlpcore conformance: device {self.device}")
         if self.matrix_enabled:
             lines.append(f"mlpcore conformance: checkpoint matrix over {', '.join(self.matrix)}")
         lines.append(f"mlpcore conformance: hypothesis max_examples={self.examples}"
@@ -293,8 +297,9 @@ class ConformanceSession:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
-        """Skip on capabilities the backend does not declare: float64 for a ``dtype="float64"``
-        parameter, and whatever ``@pytest.mark.mlpcore_requires(...)`` names."""
+        """Skip on capabilities the backend does not declare: float64, bfloat16 or float16 for a
+        ``dtype`` parameter of that name, and whatever ``@pytest.mark.mlpcore_requires(...)``
+        names."""
         if not is_suite_item(item):
             return
         names = []
@@ -305,8 +310,8 @@ class ConformanceSession:
         if pair is not None:
             names += list(pair)
         needed: list[str] = []
-        if _param(item, "dtype") == "float64":
-            needed.append(str(mlpcore.Capability.FLOAT64))
+        if _param(item, "dtype") in ("float64", "bfloat16", "float16"):
+            needed.append(str(_param(item, "dtype")))
         for marker in item.iter_markers("mlpcore_requires"):
             needed += [str(c) for c in marker.args]
         for backend_name in names:

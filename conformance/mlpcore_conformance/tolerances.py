@@ -107,12 +107,13 @@ def tolerance(op: str, dtype: str) -> Tolerance:
 
 
 def tolerance_table_markdown() -> str:
-    """The table as Markdown, one row per op with both dtypes (as shown in the docs)."""
-    lines = ["| op | float32 rtol | float32 atol | float64 rtol | float64 atol |",
-             "|----|-------------:|-------------:|-------------:|-------------:|"]
+    """The table as Markdown, one row per op with every dtype (as shown in the docs)."""
+    dtypes = list(dict.fromkeys(d for by_dtype in table().values() for d in by_dtype))
+    lines = ["| op | " + " | ".join(f"{d} {t}" for d in dtypes for t in ("rtol", "atol")) + " |",
+             "|----|" + "".join("-" * (len(d) + 6) + ":|" for d in dtypes for _ in "ra")]
     for op, by_dtype in table().items():
         cells = []
-        for dtype in ("float32", "float64"):
+        for dtype in dtypes:
             entry = by_dtype.get(dtype)
             cells += ["-", "-"] if entry is None else [_short(entry["rtol"]),
                                                        _short(entry["atol"])]

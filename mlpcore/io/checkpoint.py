@@ -31,7 +31,14 @@ import safetensors.numpy
 
 from mlpcore.errors import CheckpointError
 from mlpcore.io.atomic import fsync, write_atomically
-from mlpcore.spec import DTYPES, DTypeName, MLPSpec, check_dtype
+from mlpcore.spec import (
+    DTYPES,
+    DTypeName,
+    MLPSpec,
+    check_compute_dtype,
+    check_dtype,
+    master_dtype,
+)
 from mlpcore.version import __version__
 
 if TYPE_CHECKING:
@@ -107,7 +114,7 @@ def save(model: MLP, path: PathArg, *, checksum: Literal["crc32", "sha256"] = "c
     """
     if checksum not in _DIGESTS:
         raise ValueError(f"checksum must be one of {', '.join(_DIGESTS)}, got {checksum!r}")
-    dtype, native = check_dtype(model.dtype), model.native
+    dtype, native = check_dtype(model.variable_dtype), model.native
     # views only from the class of the read_variables in effect or a subclass of it
     owners = [next((k for k in type(native).__mro__ if attribute in vars(k)), None)
               for attribute in ("variable_views", "read_variables")]
@@ -307,17 +314,19 @@ def read_checkpoint(path: PathArg, *, mmap: bool = False) -> Checkpoint:
 
 
 def load(path: PathArg, backend: str | Backend | None = None, *, dtype: str | None = None,
-         mmap: bool = True) -> MLP:
-    """A model with the checkpoint's spec and variables, on ``backend``, in ``dtype`` (default:
-    the checkpoint's; :func:`cast_variables`). Every misfit to its own spec is reported
-    together. With ``mmap`` the backend's own arrays are the only full copy."""
+         mmap: bool = True, device: str | None = None) -> MLP:
+    """A model with the checkpoint's spec and variables, on ``backend`` and ``device`` (default:
+    the CPU), in ``dtype`` (default: the checkpoint's; bfloat16 and float16 keep float32
+    masters; :func:`cast_variables`). Every misfit to its own spec is reported together. With
+    ``mmap`` the backend's own arrays are the only full copy."""
     from mlpcore.model import MLP
 
     checkpoint = read_checkpoint(path, mmap=mmap)
     check_fit(checkpoint, checkpoint.spec, "its own spec")
-    model_dtype = check_dtype(dtype) if dtype is not None else checkpoint.dtype
-    values = cast_variables(checkpoint.path, checkpoint.variables, model_dtype)
-    return MLP.from_variables(checkpoint.spec, values, backend=backend, dtype=model_dtype)
+    model_dtype = check_compute_dtype(dtype) if dtype is not None else checkpoint.dtype
+    values = cast_variables(checkpoint.path, checkpoint.variables, master_dtype(model_dtype))
+    return MLP.from_variables(checkpoint.spec, values, backend=backend, dtype=model_dtype,
+                              device=device)
 
 
 def check_fit(checkpoint: Checkpoint, spec: MLPSpec, target: str) -> None:

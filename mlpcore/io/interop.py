@@ -178,7 +178,7 @@ def load_into(model: MLP, path: PathArg, *, include: Collection[str] | None = No
         if format is not None or not whole:
             raise
         entry = BUILTIN_FORMATS[0]  # let read_checkpoint explain what is wrong with the file
-    dtype = check_dtype(model.dtype)
+    dtype = check_dtype(model.variable_dtype)
     if entry.name == "mlpcore" and whole:
         checkpoint = ckpt.read_checkpoint(file, mmap=True)
         ckpt.check_fit(checkpoint, model.spec, "the model")

@@ -2,19 +2,22 @@
 
 Variables are ``tf.Variable`` objects in the canonical layout, ``dense_{i}/weights``
 (d_i, d_{i+1}) and ``dense_{i}/bias`` (d_{i+1},), so the boundary converts only NumPy <-> tensor
-and copies the values bit for bit.
+and copies the values bit for bit. A model lives on one device (``/CPU:0``, ``/GPU:N``): its
+variables are made, its ops run and its training set is copied under ``tf.device`` of it.
 """
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import tensorflow as tf
 
-from mlpcore.backend import TrainingConfig
+from mlpcore.backend import Capability, TrainingConfig
 from mlpcore.backend_common import AUTODIFF_CAPABILITIES, BackendBase, ModelBase
+from mlpcore.devices import Portable
 from mlpcore_tensorflow.ops import OPS
 from mlpcore_tensorflow.training import TensorflowTrainer
 
@@ -29,6 +32,16 @@ class TensorflowModel(ModelBase):
     forward_rows = 16384
     ops = OPS
 
+    def _placed(self) -> contextlib.AbstractContextManager[Any]:
+        placed: contextlib.AbstractContextManager[Any] = tf.device(self.device)
+        return placed
+
+    def _tensor(self, array: npt.NDArray[Any]) -> tf.Tensor:
+        """On the CPU, a tensor sharing nothing written later; elsewhere copied to the device
+        (``convert_to_tensor`` makes host tensors whatever the device scope)."""
+        tensor = tf.convert_to_tensor(array)
+        return tensor if self.device.startswith("/CPU") else tf.identity(tensor)
+
     def _native(self, array: FloatArray) -> tf.Variable:
         return tf.Variable(array)
 
@@ -42,16 +55,35 @@ class TensorflowModel(ModelBase):
     def _trainer(self, config: TrainingConfig, x: FloatArray,
                  targets: npt.NDArray[Any]) -> TensorflowTrainer:
         return TensorflowTrainer(self.spec, self._weights, self._biases, config,
-                                 tf.convert_to_tensor(x), tf.convert_to_tensor(targets))
+                                 self._tensor(x), self._tensor(targets), self.dtype, self.device)
 
 
 class TensorflowBackend(BackendBase):
     """:class:`mlpcore.backend.Backend` on TensorFlow: ``tf.GradientTape`` gradients and whole
-    chunks of training steps inside one ``tf.function`` (optionally XLA-compiled)."""
+    chunks of training steps inside one ``tf.function`` (optionally XLA-compiled), on the CPU or
+    a GPU; mixed precision in bfloat16 and float16."""
 
     name = "tensorflow"
-    capabilities = AUTODIFF_CAPABILITIES
+    capabilities = AUTODIFF_CAPABILITIES | {Capability.BFLOAT16, Capability.FLOAT16}
     training_methods = TensorflowModel.training_methods
     framework = tf
     model = TensorflowModel
     ops = OPS
+
+    def devices(self) -> list[str]:
+        """The logical devices, ``/CPU:0`` first, as ``/TYPE:N``."""
+        found = [self.device_name(d.name, None) for d in tf.config.list_logical_devices()]
+        return sorted(set(found), key=lambda name: (not name.startswith("/CPU"), name))
+
+    def device_name(self, device: str, portable: Portable | None) -> str:
+        """``tf.DeviceSpec``'s spellings (``/GPU:1``, ``/device:GPU:1``, ``gpu:1``) as
+        ``/TYPE:N``; portable ``gpu:N`` is ``/GPU:N``, ``cpu`` ``/CPU:0``."""
+        if portable is not None:
+            return f"/{portable.kind.upper()}:{portable.index}"
+        try:
+            spec = tf.DeviceSpec.from_string(device)
+        except ValueError as error:
+            raise ValueError(str(error).splitlines()[0]) from None
+        if spec.device_type is None or spec.job or spec.task is not None or spec.replica:
+            raise ValueError("expected '/CPU:0' or '/GPU:N'")
+        return f"/{spec.device_type.upper()}:{spec.device_index or 0}"

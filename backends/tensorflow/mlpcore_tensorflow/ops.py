@@ -93,6 +93,10 @@ class TensorflowOps:
         return np.array(value.numpy())
 
     @staticmethod
+    def cast(x: tf.Tensor, dtype: str) -> tf.Tensor:
+        return tf.cast(x, dtype)
+
+    @staticmethod
     def gradients(fn: Callable[..., tf.Tensor], args: Sequence[tf.Tensor],
                   n: int) -> tuple[tf.Tensor, list[tf.Tensor]]:
         with tf.GradientTape() as tape:

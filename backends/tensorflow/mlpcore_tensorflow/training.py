@@ -29,6 +29,14 @@ Updates, for every variable ``w`` with gradient ``g`` (weights and biases):
 
 * ``"autodiff"``: ``w -= lr · g``, or with momentum μ ``v = μ v + g; w -= lr · v``, exactly
   :mod:`mlpcore.optimizers`, by :func:`apply_sgd` (one fused TensorFlow kernel a variable);
+Devices: the chunk function's ops are placed on the model's device (``tf.device`` at trace
+time), where its variables and the training set (copied once per trainer) are. Mixed precision
+(``dtype`` bfloat16 or float16): the network casts to ``dtype`` inside every dense layer; the
+variables, gradients and updates are float32. float16 scales the loss dynamically with
+``keras.optimizers.LossScaleOptimizer`` around the Keras SGD (a step whose gradients overflow is
+skipped and the scale halved; it doubles after 2000 good steps), so float16 trains with the
+``"optimizer"`` method.
+
 * ``"optimizer"``: ``keras.optimizers.SGD(lr, momentum)``, whose form ``v = μ v - lr g; w += v``
   follows the same trajectory for a constant learning rate (only the rounding differs). The
   learning rate is given as a constant callable returning a NumPy float64 and the momentum as a
@@ -67,22 +75,25 @@ class TensorflowTrainer(TrainerBase):
 
     def __init__(self, spec: MLPSpec, weights: Sequence[tf.Variable],
                  biases: Sequence[tf.Variable], config: TrainingConfig, x: tf.Tensor,
-                 targets: tf.Tensor):
+                 targets: tf.Tensor, dtype: str = "float32", device: str = "/CPU:0"):
         super().__init__(spec, config, int(x.shape[0]))
         self.trace_count = 0
         self.calls = 0
         self.compile_seconds = 0.0
         self.shapes: set[tuple[int, int]] = set()
-        self._net = network(OPS, spec.activation, config.loss, config.regularisers)
+        self._net = network(OPS, spec.activation, config.loss, config.regularisers, dtype)
         self._weights, self._biases = list(weights), list(biases)
         self._variables = interleave(self._weights, self._biases)
-        self._x = x
-        self._targets = targets
+        self._x, self._targets, self._device = x, targets, device
         self._dtype = x.dtype
         self._lr = tf.constant(config.optimizer.lr, self._dtype)
         self._momentum = tf.constant(config.optimizer.momentum, self._dtype)
         self._velocities: list[tf.Variable] = []
         self._optimizer: Any = None
+        self._loss_scaled = dtype == "float16"
+        if self._loss_scaled and config.method != "optimizer":
+            raise ValueError("float16 training scales the loss with keras' LossScaleOptimizer: "
+                             "use method='optimizer' (the default for float16)")
         if config.method == "optimizer":
             import keras
 
@@ -93,6 +104,8 @@ class TensorflowTrainer(TrainerBase):
             lr = np.float64(config.optimizer.lr)
             self._optimizer = keras.optimizers.SGD(learning_rate=lambda: lr,
                                                    momentum=np.float64(config.optimizer.momentum))
+            if self._loss_scaled:
+                self._optimizer = keras.optimizers.LossScaleOptimizer(self._optimizer)
             self._optimizer.build(self._variables)
         elif config.optimizer.momentum > 0.0:
             self._velocities = [tf.Variable(tf.zeros_like(v), trainable=False)
@@ -116,7 +129,8 @@ class TensorflowTrainer(TrainerBase):
                   masks: tuple[tf.Tensor, ...]) -> tf.Tensor:
             alive = trainer()
             assert alive is not None, "a chunk function called after its trainer was freed"
-            return alive._chunk(x, targets, order, first_step, masks)
+            with tf.device(device):
+                return alive._chunk(x, targets, order, first_step, masks)
 
         self._chunk_fn = tf.function(chunk, input_signature=signature,
                                      jit_compile=config.compiled)
@@ -137,7 +151,8 @@ class TensorflowTrainer(TrainerBase):
             keep = self._keep_masks(j, first_step, tf.shape(rows)[0], masks)
             with tf.GradientTape() as tape:
                 value = self._net.objective(self._weights, self._biases, x_batch, t_batch, keep)
-            grads = tape.gradient(value, self._variables)
+                scaled = self._optimizer.scale_loss(value) if self._loss_scaled else value
+            grads = tape.gradient(scaled, self._variables)
             self._update(grads)
             return j + 1, losses.write(j, value)
 
@@ -176,7 +191,10 @@ class TensorflowTrainer(TrainerBase):
     # --- the Python side: one call per block (at most two per chunk) --------------------------
 
     def _bind(self, x: npt.NDArray[Any], targets: npt.NDArray[Any]) -> None:
-        self._x, self._targets = tf.convert_to_tensor(x), tf.convert_to_tensor(targets)
+        with tf.device(self._device):  # convert_to_tensor makes host tensors; identity copies
+            placed = [tf.convert_to_tensor(a) for a in (x, targets)]
+            self._x, self._targets = (placed if self._device.startswith("/CPU")
+                                      else [tf.identity(t) for t in placed])
 
     def _block(self, order: npt.NDArray[np.int64], first_step: int) -> npt.NDArray[np.float64]:
         shape = (int(order.shape[0]), int(order.shape[1]))

@@ -11,6 +11,7 @@ import torch
 
 from mlpcore.backend import Capability, TrainingConfig
 from mlpcore.backend_common import AUTODIFF_CAPABILITIES, BackendBase, ModelBase
+from mlpcore.devices import Portable
 from mlpcore.distributed import World
 from mlpcore_torch import distributed
 from mlpcore_torch.ops import OPS, as_tensor
@@ -20,23 +21,27 @@ FloatArray = npt.NDArray[np.floating]
 
 
 class TorchModel(ModelBase):
-    """:class:`mlpcore.backend.BackendModel` holding CPU tensors in torch's native layout.
+    """:class:`mlpcore.backend.BackendModel` holding tensors on ``device`` in torch's native
+    layout.
 
     ``dense_{i}/weights`` is the ``(fan_out, fan_in)`` tensor of ``nn.Linear.weight`` and
     ``F.linear``: every array crossing the boundary is transposed to or from the canonical
     ``(fan_in, fan_out)`` layout, exactly (a transpose moves numbers, it rounds none), and
     copied. The tensors are leaves with ``requires_grad=True``, updated in place, so a running
-    trainer keeps seeing them.
+    trainer keeps seeing them. Mixed precision keeps them float32 (the masters).
     """
 
     training_methods = ("autodiff", "optimizer")
     ops = OPS
 
+    def _tensor(self, array: npt.NDArray[Any]) -> torch.Tensor:
+        return as_tensor(array).to(self.device)
+
     def _native(self, array: FloatArray) -> torch.Tensor:
-        return torch.from_numpy(np.array(array.T, order="C")).requires_grad_(True)
+        return self._tensor(np.array(array.T, order="C")).requires_grad_(True)
 
     def _canonical(self, value: torch.Tensor) -> FloatArray:
-        return np.array(value.detach().numpy().T, order="C")
+        return np.array(value.detach().cpu().numpy().T, order="C")
 
     def _assign(self, weights: list[torch.Tensor], biases: list[torch.Tensor]) -> None:
         with torch.no_grad():
@@ -50,16 +55,18 @@ class TorchModel(ModelBase):
 
     def _trainer(self, config: TrainingConfig, x: FloatArray,
                  targets: npt.NDArray[Any]) -> TorchTrainer:
-        return TorchTrainer(self.spec, self._weights, self._biases, config, as_tensor(x),
-                            as_tensor(targets))
+        return TorchTrainer(self.spec, self._weights, self._biases, config, self._tensor(x),
+                            self._tensor(targets), self.dtype)
 
 
 class TorchBackend(BackendBase):
-    """:class:`mlpcore.backend.Backend` in PyTorch (CPU): autograd, ``torch.optim``,
-    ``torch.compile``, data-parallel training on ``torch.distributed``."""
+    """:class:`mlpcore.backend.Backend` in PyTorch: autograd, ``torch.optim``, ``torch.compile``,
+    on the CPU, CUDA GPUs or Apple's MPS; mixed precision in bfloat16 and float16; data-parallel
+    training on ``torch.distributed``."""
 
     name = "torch"
-    capabilities = AUTODIFF_CAPABILITIES | {Capability.DATA_PARALLEL}
+    capabilities = AUTODIFF_CAPABILITIES | {Capability.DATA_PARALLEL, Capability.BFLOAT16,
+                                            Capability.FLOAT16}
     training_methods = TorchModel.training_methods
     framework = torch
     model = TorchModel
@@ -70,3 +77,25 @@ class TorchBackend(BackendBase):
 
     def launch(self, workers: int, command: Sequence[str], timeout: float) -> None:
         distributed.launch(workers, command, timeout)
+
+    def devices(self) -> list[str]:
+        found = ["cpu", *(f"cuda:{i}" for i in range(torch.cuda.device_count()))]
+        return found + (["mps"] if torch.backends.mps.is_available() else [])
+
+    def device_name(self, device: str, portable: Portable | None) -> str:
+        """``torch.device``'s spellings as ``cpu``, ``cuda:N``, ``mps``; portable ``gpu:N`` is
+        ``cuda:N`` (``mps`` on a Mac without CUDA)."""
+        if portable is not None:
+            if portable.kind == "cpu":
+                return super().device_name(device, portable)
+            if (portable.index == 0 and not torch.cuda.is_available()
+                    and torch.backends.mps.is_available()):
+                return "mps"
+            return f"cuda:{portable.index}"
+        try:
+            parsed = torch.device(device)
+        except (RuntimeError, ValueError) as error:
+            raise ValueError(str(error).splitlines()[0]) from None
+        if parsed.type == "cuda":
+            return f"cuda:{parsed.index or 0}"
+        return parsed.type if parsed.index in (None, 0) else str(parsed)

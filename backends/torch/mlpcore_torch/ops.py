@@ -18,7 +18,8 @@ native masks    ``torch.rand`` in float32 from ``torch.Generator().manual_seed(s
                 ``u >= float32(p)``: the portable rule with torch's generator
 ==============  =================================================================================
 
-Gradients are ``torch.autograd.grad``. Every conversion keeps the dtype and the values.
+Gradients are ``torch.autograd.grad``. Every conversion keeps the dtype and the values; ``cast``
+(mixed precision) is ``Tensor.to(dtype)``, a no-op for a tensor already in that dtype.
 """
 
 from __future__ import annotations
@@ -67,7 +68,11 @@ class TorchOps:
 
     @staticmethod
     def numpy(value: torch.Tensor) -> npt.NDArray[Any]:
-        return np.array(value.detach().numpy(), order="C")
+        return np.array(value.detach().cpu().numpy(), order="C")
+
+    @staticmethod
+    def cast(x: torch.Tensor, dtype: str) -> torch.Tensor:
+        return x.to(getattr(torch, dtype))
 
     @staticmethod
     def gradients(fn: Callable[..., torch.Tensor], args: Sequence[torch.Tensor],

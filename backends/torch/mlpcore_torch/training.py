@@ -18,6 +18,15 @@ forward and ``autograd.grad`` into one graph and the optimizer's ``step`` into a
 first use; the seconds of the calls that compiled accumulate in ``compile_seconds``. Dropout masks
 are drawn eagerly in both modes and enter the graph as inputs, so compiled and eager steps see the
 same masks. Per-step objectives stay tensors until the block ends.
+
+Devices: the trainer runs where the model's tensors are (``x.device``): the training set is
+copied there once, each block's row indices once per block, the step's portable masks once per
+step (native masks are drawn there by a generator of that device). Mixed precision (``dtype``
+bfloat16 or float16): the :class:`~mlpcore.backend_common.Network` casts to ``dtype`` inside
+every dense layer, the variables and the update stay float32. float16 scales the loss with
+``torch.amp.GradScaler`` (dynamic: skips a step whose gradients overflow and halves the scale,
+doubles it after 2000 good steps), which unscales ``.grad`` and steps ``torch.optim.SGD``: so
+float16 trains with the ``"optimizer"`` method, eagerly.
 """
 
 from __future__ import annotations
@@ -83,9 +92,12 @@ def masks_on_device(device: torch.device) -> bool:
 
 
 def _gradients(net: Network, params: list[torch.Tensor], x: torch.Tensor, targets: torch.Tensor,
-               masks: Sequence[torch.Tensor]) -> tuple[torch.Tensor, Grads]:
+               masks: Sequence[torch.Tensor],
+               scaler: torch.amp.GradScaler | None = None) -> tuple[torch.Tensor, Grads]:
+    """The objective and the gradients of ``scaler.scale(objective)`` (no scaler: itself)."""
     value = net.objective(params[0::2], params[1::2], x, targets, masks)
-    return value.detach(), torch.autograd.grad(value, params)
+    scaled = value if scaler is None else scaler.scale(value)
+    return value.detach(), torch.autograd.grad(scaled, params)
 
 
 def _graphs_compiled() -> int:
@@ -118,29 +130,38 @@ class _Buffers:
         self.x = x.new_empty((n, *x.shape[1:]))
         self.targets = targets.new_empty((n, *targets.shape[1:]))
         self.masks = [x.new_empty((n, w)) for w in widths]
-        self.uniform = [torch.empty((n, w)) for w in widths] if native else []
+        self.uniform = [torch.empty((n, w), device=x.device) for w in widths] if native else []
 
 
 class TorchTrainer(TrainerBase):
     """:class:`mlpcore.backend.Trainer` updating a torch model's own tensors in place.
 
     ``weights`` (native ``(out, in)`` layout) and ``biases`` are the model's leaf tensors;
-    ``x`` (N, d_0) and ``targets`` ((N,) int64 or (N, K)) are bound at the start or by ``bind``
-    (sharing the NumPy arrays' memory), never copied or written.
+    ``x`` (N, d_0) and ``targets`` ((N,) int64 or (N, K)) are bound at the start or by ``bind``,
+    on the model's device, never written; ``dtype`` is the model's (mixed precision for bfloat16,
+    float16).
     """
 
     def __init__(self, spec: MLPSpec, weights: list[torch.Tensor], biases: list[torch.Tensor],
-                 config: TrainingConfig, x: torch.Tensor, targets: torch.Tensor):
+                 config: TrainingConfig, x: torch.Tensor, targets: torch.Tensor,
+                 dtype: str = "float32"):
         super().__init__(spec, config, x.shape[0])
-        self._x, self._targets = x, targets
+        self._x, self._targets, self._device = x, targets, x.device
         self._params = interleave(weights, biases)
-        self._net = net = network(OPS, spec.activation, config.loss, config.regularisers)
+        self._net = net = network(OPS, spec.activation, config.loss, config.regularisers, dtype)
         self._lr, self._momentum = lr, momentum = config.optimizer.lr, config.optimizer.momentum
         self._optimizer = (torch.optim.SGD(self._params, lr=lr, momentum=momentum)
                            if config.method == "optimizer" else None)
+        self._scaler = None
+        if dtype == "float16":
+            if self._optimizer is None or config.compiled:
+                raise ValueError("float16 training scales the loss with torch.amp.GradScaler, "
+                                 "which steps torch.optim: use method='optimizer' (the default "
+                                 "for float16) and compiled=False")
+            self._scaler = torch.amp.GradScaler(self._device.type)
         self._velocities = ([torch.zeros_like(p) for p in self._params]
                             if self._optimizer is None and momentum > 0 else [])
-        self._generator = torch.Generator().manual_seed(config.seed)
+        self._generator = torch.Generator(device=self._device).manual_seed(config.seed)
         self._buffers: dict[int, _Buffers] = {}
         self._sum = GradientSum(self._params) if config.world.size > 1 else None
         self._drawn: tuple[int, list[torch.Tensor]] = (0, [])  # see _device_masks
@@ -168,18 +189,20 @@ class TorchTrainer(TrainerBase):
             self._optimizer_step = torch.compile(self._optimizer.step, dynamic=False)
 
     def _bind(self, x: npt.NDArray[Any], targets: npt.NDArray[Any]) -> None:
-        self._x, self._targets = as_tensor(x), as_tensor(targets)
+        self._x = as_tensor(x).to(self._device, non_blocking=True)
+        self._targets = as_tensor(targets).to(self._device, non_blocking=True)
 
     def _block(self, rows: npt.NDArray[np.int64], first_step: int) -> npt.NDArray[np.float64]:
         n_steps, batch = rows.shape
         if batch not in self._buffers:
             self._buffers[batch] = _Buffers(batch, self._x, self._targets, self.widths,
                                             self.dropout == "native")
-        buffers, indices = self._buffers[batch], as_tensor(rows)
+        buffers = self._buffers[batch]
+        indices = as_tensor(rows).to(self._device, non_blocking=True)
         with contextlib.nullcontext() if self._graph is None else _tracing_autograd():
             values = [self._step(indices[j], self._masks(first_step + j, buffers), buffers)
                       for j in range(n_steps)]
-        result: npt.NDArray[np.float64] = torch.stack(values).to(torch.float64).numpy()
+        result: npt.NDArray[np.float64] = torch.stack(values).to("cpu", torch.float64).numpy()
         return result
 
     def _masks(self, step: int, buffers: _Buffers) -> list[torch.Tensor]:
@@ -218,7 +241,8 @@ class TorchTrainer(TrainerBase):
             value, grads = _gradients(self._net, self._params,
                                       torch.index_select(self._x, 0, rows, out=buffers.x),
                                       torch.index_select(self._targets, 0, rows,
-                                                         out=buffers.targets), masks)
+                                                         out=buffers.targets), masks,
+                                      self._scaler)
             value, grads = self._all_reduce(value, grads)
             self._apply(grads)
             return value
@@ -254,6 +278,10 @@ class TorchTrainer(TrainerBase):
             return
         for p, g in zip(self._params, grads, strict=True):
             p.grad = g
-        self._optimizer_step()
+        if self._scaler is not None and self._optimizer is not None:
+            self._scaler.step(self._optimizer)  # unscales .grad; skips the step on inf or NaN
+            self._scaler.update()
+        else:
+            self._optimizer_step()
         for p in self._params:
             p.grad = None

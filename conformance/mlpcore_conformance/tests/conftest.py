@@ -12,6 +12,7 @@ import pytest
 
 import mlpcore
 from mlpcore.backend import Backend
+from mlpcore.devices import resolve_device
 from mlpcore_conformance.plugin import ENV_BACKEND, SESSION_KEY
 from mlpcore_conformance.repro import Repro
 from mlpcore_conformance.session import ConformanceSession
@@ -67,6 +68,16 @@ def backend(request: pytest.FixtureRequest, conformance: ConformanceSession) -> 
     if name is None:
         pytest.skip(_no_backend_reason())
     return conformance.backend(name).backend
+
+
+@pytest.fixture(scope="session")
+def device(backend: Backend, conformance: ConformanceSession) -> str:
+    """The backend's name of ``--mlpcore-device`` (default: its CPU); skips the test when the
+    backend cannot use that device now, saying which devices it has."""
+    try:
+        return resolve_device(backend, conformance.device)
+    except mlpcore.DeviceError as error:
+        pytest.skip(f"--mlpcore-device {conformance.device}: {error}")
 
 
 @pytest.fixture(scope="session")

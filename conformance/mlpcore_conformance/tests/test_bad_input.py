@@ -47,7 +47,7 @@ CALLS: dict[str, Callable[[mlpcore.MLP, Any, Any, str], object]] = {
 BAD_ARGUMENTS: dict[str, str] = {
     # case: a call that must raise ValueError, run as written (given backend, spec, x, y), so a
     # failure's snippet is exactly what ran
-    "dtype float16": "mlpcore.MLP(spec, backend=backend, dtype='float16')",
+    "dtype float8": "mlpcore.MLP(spec, backend=backend, dtype='float8_e4m3fn')",
     "negative seed": "mlpcore.MLP(spec, backend=backend, seed=-1)",
     "epochs 0": "mlpcore.fit(mlpcore.MLP(spec, backend=backend), (x, y), epochs=0)",
     "batch size 0": "mlpcore.fit(mlpcore.MLP(spec, backend=backend), (x, y), batch_size=0)",

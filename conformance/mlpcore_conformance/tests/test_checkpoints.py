@@ -1,5 +1,6 @@
-"""Checkpoints (``mlpcore/io/checkpoint.py``): bit-exact round trips, every ordered pair of
-backends (with ``--mlpcore-matrix``), strict loads, and nothing changed by a failed load.
+"""Checkpoints (``mlpcore/io/checkpoint.py``): bit-exact round trips, across devices (from the
+``--mlpcore-device`` device to the CPU and back), every ordered pair of backends (with
+``--mlpcore-matrix``), strict loads, and nothing changed by a failed load.
 
 A failed write is provoked at the backend boundary by handing ``write_variables`` one value that
 cannot be converted to a float (a string array): the contract says a backend converts everything
@@ -89,6 +90,31 @@ def test_round_trip_is_bit_exact(backend: Backend, repro: Repro, tmp_path: Path,
     mlpcore.load_into(into, path)
     for name, value in values.items():
         assert_bit_identical(into.variables[name], value, f"{name} after load_into", snippet)
+
+
+def test_checkpoint_from_device_loads_on_the_cpu_bit_exact_and_back(
+        backend: Backend, repro: Repro, device: str, tmp_path: Path) -> None:
+    values = _values("float32", seed=83)
+    snippet = repro("model = mlpcore.MLP(spec, backend=backend, device=device)",
+                    "model.assign(values)", "mlpcore.save(model, 'd.safetensors')",
+                    "on_cpu = mlpcore.load('d.safetensors', backend=backend, device='cpu')",
+                    "mlpcore.save(on_cpu, 'cpu.safetensors')",
+                    "back = mlpcore.load('cpu.safetensors', backend=backend, device=device)",
+                    spec=SPEC, values=values, device=device)
+    model = mlpcore.MLP(SPEC, backend=backend, device=device)
+    model.assign(values)
+    on_cpu = mlpcore.load(mlpcore.save(model, tmp_path / "d.safetensors"), backend=backend,
+                          device="cpu")
+    back = mlpcore.load(mlpcore.save(on_cpu, tmp_path / "cpu.safetensors"), backend=backend,
+                        device=device)
+    assert back.device == model.device, f"loaded on {back.device!r}, asked for {device!r}"
+    for what, loaded in (("on the CPU", on_cpu), (f"back on {device}", back)):
+        for name, value in values.items():
+            assert_bit_identical(loaded.variables[name], value, f"{name} {what}", snippet)
+    moved = model.to(device="cpu")
+    for name, value in values.items():
+        assert_bit_identical(moved.variables[name], value, f"{name} after model.to(device='cpu')",
+                             snippet)
 
 
 def test_saved_by_one_backend_loaded_by_another(checkpoint_pair: tuple[Backend, Backend],

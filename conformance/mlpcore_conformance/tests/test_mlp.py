@@ -28,13 +28,15 @@ FD_CASES = [(name, dtype) for name in reference.ACTIVATIONS for dtype in DTYPES
 @pytest.mark.parametrize("dtype", DTYPES)
 @conformance_settings()
 @given(data=st.data())
-def test_forward_matches_reference(backend: Backend, repro: Repro, dtype: DTypeName,
-                                   data: st.DataObject) -> None:
+def test_forward_matches_reference(backend: Backend, repro: Repro, device: str,
+                                   dtype: DTypeName, data: st.DataObject) -> None:
     problem = data.draw(mlp_problems(dtype, training=False), label="problem")
-    snippet = repro("got = backend.build(spec, variables, dtype).forward(x)",
+    snippet = repro("got = cases.build(backend, spec, variables, dtype, device).forward(x)",
                     "want = reference.forward(spec, variables, x)",
-                    spec=problem.spec, variables=problem.variables, dtype=dtype, x=problem.x)
-    got = backend.build(problem.spec, problem.variables, dtype).forward(problem.x)
+                    device=device, spec=problem.spec, variables=problem.variables, dtype=dtype,
+                    x=problem.x)
+    got = cases.build(backend, problem.spec, problem.variables, dtype,
+                      device).forward(problem.x)
     assert isinstance(got, np.ndarray) and got.dtype == np.dtype(dtype) \
         and got.shape == (len(problem.x), problem.spec.n_outputs), (
             f"forward gave {getattr(got, 'dtype', '?')} {getattr(got, 'shape', '?')}")
@@ -44,14 +46,15 @@ def test_forward_matches_reference(backend: Backend, repro: Repro, dtype: DTypeN
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_forward_is_eval_mode_whatever_the_dropout_rate(backend: Backend, repro: Repro,
+                                                        device: str,
                                                         dtype: DTypeName) -> None:
     spec = mlpcore.MLPSpec((6, 8, 8, 4), activation="sigmoid", dropout=0.5)
     variables = cases.variables(spec, 51, dtype)
     x = cases.normal(52, (10, 6), dtype)
-    snippet = repro("got = backend.build(spec, variables, dtype).forward(x)",
-                    spec=spec, variables=variables, dtype=dtype,
+    snippet = repro("got = cases.build(backend, spec, variables, dtype, device).forward(x)",
+                    device=device, spec=spec, variables=variables, dtype=dtype,
                     x=cases.code("normal", 52, (10, 6), dtype))
-    got = backend.build(spec, variables, dtype).forward(x)
+    got = cases.build(backend, spec, variables, dtype, device).forward(x)
     assert_close(got, reference.forward(spec, variables, x), "forward", dtype,
                  what="forward with dropout 0.5 in the spec (no dropout in eval mode)",
                  reproduce=snippet)
@@ -59,12 +62,14 @@ def test_forward_is_eval_mode_whatever_the_dropout_rate(backend: Backend, repro:
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_predict_through_the_mlp_api_matches_reference(backend: Backend, repro: Repro,
+                                                       device: str,
                                                        dtype: str) -> None:
     spec = mlpcore.MLPSpec((6, 5, 4), activation="relu")
-    snippet = repro("model = mlpcore.MLP(spec, backend=backend, seed=3, dtype=dtype)",
-                    "got = model.predict(x)", spec=spec, dtype=dtype,
+    snippet = repro("model = mlpcore.MLP(spec, backend=backend, seed=3, dtype=dtype, "
+                    "device=device)", "got = model.predict(x)", device=device, spec=spec,
+                    dtype=dtype,
                     x=cases.code("normal", 53, (9, 6), dtype))
-    model = mlpcore.MLP(spec, backend=backend, seed=3, dtype=dtype)
+    model = mlpcore.MLP(spec, backend=backend, seed=3, dtype=dtype, device=device)
     x = cases.normal(53, (9, 6), dtype)
     assert_close(model.predict(x), reference.forward(spec, model.variables, x), "forward", dtype,
                  what="MLP.predict", reproduce=snippet)
@@ -74,17 +79,17 @@ def test_predict_through_the_mlp_api_matches_reference(backend: Backend, repro: 
 @pytest.mark.parametrize("dtype", DTYPES)
 @conformance_settings()
 @given(data=st.data())
-def test_gradients_match_reference(backend: Backend, repro: Repro, dtype: DTypeName,
-                                   data: st.DataObject) -> None:
+def test_gradients_match_reference(backend: Backend, repro: Repro, device: str,
+                                   dtype: DTypeName, data: st.DataObject) -> None:
     p = data.draw(mlp_problems(dtype, training=True), label="problem")
     assume(reference.clear_of_relu_kinks(p.spec, p.variables, p.x, dtype, p.keep_masks))
-    snippet = repro("model = backend.build(spec, variables, dtype)",
+    snippet = repro("model = cases.build(backend, spec, variables, dtype, device)",
                     "objective, grads = model.loss_and_gradients(x, targets, loss, regs, masks)",
                     "want = reference.loss_and_gradients(spec, variables, x, targets, loss, "
                     "regs, masks)",
-                    spec=p.spec, variables=p.variables, dtype=dtype, x=p.x, targets=p.targets,
-                    loss=p.loss, regs=p.regularisers, masks=p.keep_masks)
-    model = backend.build(p.spec, p.variables, dtype)
+                    device=device, spec=p.spec, variables=p.variables, dtype=dtype, x=p.x,
+                    targets=p.targets, loss=p.loss, regs=p.regularisers, masks=p.keep_masks)
+    model = cases.build(backend, p.spec, p.variables, dtype, device)
     objective, grads = model.loss_and_gradients(p.x, p.targets, p.loss,
                                                 p.regularisers, p.keep_masks)
     want_objective, want = reference.loss_and_gradients(p.spec, p.variables, p.x, p.targets,
@@ -99,7 +104,7 @@ def test_gradients_match_reference(backend: Backend, repro: Repro, dtype: DTypeN
 
 @pytest.mark.mlpcore_requires("gradients")
 @pytest.mark.parametrize(("activation", "dtype"), FD_CASES)
-def test_gradients_match_finite_differences(backend: Backend, repro: Repro,
+def test_gradients_match_finite_differences(backend: Backend, repro: Repro, device: str,
                                             activation: ActivationName,
                                             dtype: DTypeName) -> None:
     spec = FD_SPEC[activation]
@@ -109,13 +114,13 @@ def test_gradients_match_finite_differences(backend: Backend, repro: Repro,
     masks = [reference.keep_mask(64, 0, layer, (5, width), spec.dropout)
              for layer, width in enumerate(spec.sizes[1:-1])]
     regs = (mlpcore.L2(0.1),)  # smooth: L1 has a kink at 0 that a step could cross
-    snippet = repro("model = backend.build(spec, variables, dtype)",
+    snippet = repro("model = cases.build(backend, spec, variables, dtype, device)",
                     "_, grads = model.loss_and_gradients(x, labels, 'softmax_cross_entropy', "
                     "regs, masks)",
-                    spec=spec, variables=variables, dtype=dtype,
+                    device=device, spec=spec, variables=variables, dtype=dtype,
                     x=cases.code("normal", 62, (5, 3), dtype),
                     labels=cases.code("labels", 63, 5, 2), regs=regs, masks=masks)
-    model = backend.build(spec, variables, dtype)
+    model = cases.build(backend, spec, variables, dtype, device)
     _, grads = model.loss_and_gradients(x, labels, "softmax_cross_entropy", regs, masks)
 
     def objective(values: dict[str, np.ndarray]) -> float:

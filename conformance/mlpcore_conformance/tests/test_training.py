@@ -19,7 +19,7 @@ import mlpcore
 from mlpcore.backend import Backend, Capability, TrainingConfig
 from mlpcore.losses import LossName
 from mlpcore.regularisers import Regulariser
-from mlpcore.spec import DTypeName
+from mlpcore.spec import ComputeDType, master_dtype
 from mlpcore_conformance import cases, reference
 from mlpcore_conformance.repro import Code, Repro
 from mlpcore_conformance.strategies import DTYPES
@@ -70,19 +70,21 @@ CHUNKS = [(0, 0, 24, 0), (0, 24, N_ROWS, 3), (1, 0, N_ROWS, 5)]
 """(epoch, start, stop, first_step): the calls to ``Trainer.run``."""
 
 
-def _check_run(backend: Backend, repro: Repro, case_name: str, dtype: DTypeName, method: str,
-               compiled: bool, bind: bool = False) -> None:
-    """The :data:`CHUNKS` against the reference; ``bind``: the trainer starts on no rows and each
-    chunk's rows are bound (``Trainer.bind``) and run in order, as ``fit`` streams data."""
-    case = CASES[case_name]
-    variables = reference.initial_variables(case.spec.sizes, 5, dtype=dtype)
-    x, targets, targets_code = _data(case, dtype)
+def _check_run(backend: Backend, repro: Repro, case_name: str, dtype: ComputeDType,
+               method: str | None, compiled: bool, device: str, bind: bool = False) -> None:
+    """The :data:`CHUNKS` against the reference; a mixed-precision ``dtype`` trains float32
+    variables on float32 data (``method=None``: the model's default). ``bind``: the trainer
+    starts on no rows and each chunk's rows are bound (``Trainer.bind``) and run in order, as
+    ``fit`` streams data."""
+    case, data_dtype = CASES[case_name], master_dtype(dtype)
+    variables = reference.initial_variables(case.spec.sizes, 5, dtype=data_dtype)
+    x, targets, targets_code = _data(case, data_dtype)
     config = TrainingConfig(loss=case.loss, optimizer=case.optimizer,
                             regularisers=case.regularisers, dropout_mode="portable", seed=SEED,
                             method=method, compiled=compiled)
     snippet = repro(
-        "model = backend.build(spec, reference.initial_variables(spec.sizes, 5, dtype=dtype), "
-        "dtype)",
+        "model = cases.build(backend, spec, reference.initial_variables(spec.sizes, 5, "
+        f"dtype={data_dtype!r}), dtype, device)",
         *(["trainer = model.start_training(config, x[:0], targets[:0])"] if bind else
           ["trainer = model.start_training(config, x, targets)"]),
         *[line for i, (e, a, b, s) in enumerate(CHUNKS) for line in (
@@ -92,10 +94,10 @@ def _check_run(backend: Backend, repro: Repro, case_name: str, dtype: DTypeName,
             [f"objectives_{i} = trainer.run(reference.epoch_order({SEED}, {e}, {N_ROWS})"
              f"[{a}:{b}], {BATCH}, {s})"])],
         "variables = model.read_variables()",
-        spec=case.spec, dtype=dtype, config=config,
-        x=cases.code("normal", 71, (N_ROWS, case.spec.n_inputs), dtype),
+        spec=case.spec, dtype=dtype, device=device, config=config,
+        x=cases.code("normal", 71, (N_ROWS, case.spec.n_inputs), data_dtype),
         targets=Code(targets_code))
-    model = backend.build(case.spec, variables, dtype)
+    model = cases.build(backend, case.spec, variables, dtype, device)
     trainer = model.start_training(config, x[:0] if bind else x, targets[:0] if bind else targets)
     got: list[npt.NDArray[np.float64]] = []
     state = reference.SGDResult(np.empty(0), {k: v.astype(np.float64) for k, v in
@@ -127,42 +129,46 @@ def _check_run(backend: Backend, repro: Repro, case_name: str, dtype: DTypeName,
 @pytest.mark.parametrize("method", KNOWN_METHODS)
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("case_name", sorted(CASES))
-def test_sgd_steps_follow_the_reference(backend: Backend, repro: Repro, case_name: str,
-                                        dtype: DTypeName, method: str) -> None:
+def test_sgd_steps_follow_the_reference(backend: Backend, repro: Repro, device: str,
+                                        case_name: str, dtype: ComputeDType,
+                                        method: str) -> None:
     if method not in backend.training_methods:
         pytest.skip(f"backend {backend.name!r} declares no training method {method!r}")
-    _check_run(backend, repro, case_name, dtype, method, compiled=False)
+    _check_run(backend, repro, case_name, dtype, method, compiled=False, device=device)
 
 
 @pytest.mark.parametrize("method", KNOWN_METHODS)
-def test_bound_chunks_follow_the_reference(backend: Backend, repro: Repro, method: str) -> None:
+def test_bound_chunks_follow_the_reference(backend: Backend, repro: Repro, device: str,
+                                           method: str) -> None:
     """``Trainer.bind`` then ``run``, chunk by chunk, as ``fit`` streams data larger than memory:
     the same trajectory, optimiser state (momentum) and step numbers (dropout) carried on."""
     if method not in backend.training_methods:
         pytest.skip(f"backend {backend.name!r} declares no training method {method!r}")
     _check_run(backend, repro, "dropout-momentum-l1-l2", "float32", method, compiled=False,
-               bind=True)
+               device=device, bind=True)
 
 
 @pytest.mark.mlpcore_requires("compile")
-def test_compiled_sgd_steps_follow_the_reference(backend: Backend, repro: Repro) -> None:
+def test_compiled_sgd_steps_follow_the_reference(backend: Backend, repro: Repro,
+                                                 device: str) -> None:
     _check_run(backend, repro, "dropout-momentum-l1-l2", "float32", backend.training_methods[0],
-               compiled=True)
+               compiled=True, device=device)
 
 
-def test_fit_epoch_losses_follow_the_reference(backend: Backend, repro: Repro) -> None:
+def test_fit_epoch_losses_follow_the_reference(backend: Backend, repro: Repro,
+                                               device: str) -> None:
     """``fit`` in chunks of two steps: epoch losses are the mean of the reference's steps."""
     case = CASES["dropout-momentum-l1-l2"]
     x, targets, _ = _data(case, "float32")
-    snippet = repro("model = mlpcore.MLP(spec, backend=backend, seed=17)",
+    snippet = repro("model = mlpcore.MLP(spec, backend=backend, seed=17, device=device)",
                     "history = mlpcore.fit(model, (x, targets), loss=loss, optimizer=optimizer, "
                     "regulariser=regs, epochs=2, batch_size=8, steps_per_call=2, "
                     "train_accuracy=False)",
-                    spec=case.spec, loss=case.loss, optimizer=case.optimizer,
+                    spec=case.spec, device=device, loss=case.loss, optimizer=case.optimizer,
                     regs=list(case.regularisers),
                     x=cases.code("normal", 71, (N_ROWS, case.spec.n_inputs), "float32"),
                     targets=cases.code("one_hot", 72, N_ROWS, case.spec.n_outputs, "float32"))
-    model = mlpcore.MLP(case.spec, backend=backend, seed=SEED)
+    model = mlpcore.MLP(case.spec, backend=backend, seed=SEED, device=device)
     start = model.variables
     history = mlpcore.fit(model, (x, targets), loss=case.loss, optimizer=case.optimizer,
                           regulariser=list(case.regularisers), epochs=2, batch_size=BATCH,
@@ -186,7 +192,7 @@ def test_fit_epoch_losses_follow_the_reference(backend: Backend, repro: Repro) -
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_native_dropout_mode(backend: Backend, repro: Repro, dtype: DTypeName) -> None:
+def test_native_dropout_mode(backend: Backend, repro: Repro, dtype: ComputeDType) -> None:
     """With ``native_dropout`` declared, the native mode trains: at p = 0 exactly along the
     reference trajectory, at p = 0.5 with finite objectives. Without it, ``fit`` refuses the mode
     (native masks differ by design, so nothing else can be compared)."""

@@ -161,3 +161,20 @@ def test_fit_matches_the_numpy_backend() -> None:
         outputs.append(model.predict(x))
     np.testing.assert_allclose(histories[0], histories[1], rtol=1e-5)
     np.testing.assert_allclose(outputs[0], outputs[1], rtol=1e-4, atol=1e-5)
+
+
+def test_devices_are_jax_devices(backend: JaxBackend) -> None:
+    """``platform:id`` names, the CPU first; a model's arrays are committed to its device."""
+    devices = backend.devices()
+    assert devices[0] == "cpu:0" and all(":" in name for name in devices)
+    assert backend.device_name("cuda:1", None) == "gpu:1"
+    model = mlpcore.MLP(SPEC, backend=backend, device="cpu")
+    assert model.device == "cpu:0"
+    x, y = _data(16)
+    mlpcore.fit(model, (x, y), epochs=1, batch_size=4)
+    native = model.native
+    assert isinstance(native, JaxModel)
+    assert {str(d) for w in native._weights for d in w.devices()} == {
+        str(jax.devices("cpu")[0])}
+    with pytest.raises(mlpcore.DeviceError, match="cpu:0"):
+        mlpcore.MLP(SPEC, backend=backend, device="tpu:7")

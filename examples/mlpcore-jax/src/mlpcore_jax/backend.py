@@ -1,11 +1,14 @@
 """The JAX backend object and its model: what the plugin's ``factory`` returns.
 
 Every public method runs inside :func:`~mlpcore_jax.ops.x64_scope`, so float64 models are
-float64 without turning on ``jax_enable_x64`` for the process.
+float64 without turning on ``jax_enable_x64`` for the process. Devices are JAX's, named
+``platform:id`` (``cpu:0``, ``gpu:0``, ``tpu:0``); a model's arrays are committed to its device
+(``jax.device_put``), so its jitted training chunks run there.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import jax
@@ -21,6 +24,7 @@ from mlpcore.backend_common import (
     ModelBase,
     Regularisers,
 )
+from mlpcore.devices import Portable
 
 from mlpcore_jax.ops import OPS, in_x64_scope
 from mlpcore_jax.plugin import CONTRACT_VERSION
@@ -41,16 +45,22 @@ class JaxModel(ModelBase):
     loss_and_gradients = in_x64_scope(ModelBase.loss_and_gradients)
     start_training = in_x64_scope(ModelBase.start_training)
 
+    def _tensor(self, array: npt.NDArray[Any]) -> jax.Array:
+        platform, _, index = self.device.partition(":")
+        device = next(d for d in jax.devices(platform) if d.id == int(index))
+        result: jax.Array = jax.device_put(np.asarray(array), device)
+        return result
+
     def _native(self, array: FloatArray) -> jax.Array:
-        return OPS.tensor(array)
+        return self._tensor(array)
 
     def _assign(self, weights: list[jax.Array], biases: list[jax.Array]) -> None:
         self._weights[:], self._biases[:] = weights, biases  # the trainer holds these lists
 
     def _trainer(self, config: TrainingConfig, x: FloatArray,
                  targets: npt.NDArray[Any]) -> JaxTrainer:
-        return JaxTrainer(self.spec, self._weights, self._biases, config, OPS.tensor(x),
-                          OPS.tensor(targets))
+        return JaxTrainer(self.spec, self._weights, self._biases, config, self._tensor(x),
+                          self._tensor(targets))
 
 
 class JaxActivations(Activations):
@@ -88,6 +98,20 @@ class JaxBackend(BackendBase):
     model = JaxModel
     ops = OPS
     build = in_x64_scope(BackendBase.build)
+
+    def devices(self) -> list[str]:
+        """JAX's CPU devices, then those of its default backend (GPUs, TPUs), ``platform:id``."""
+        found = [*jax.devices("cpu"), *jax.devices()]
+        return list(dict.fromkeys(f"{d.platform}:{d.id}" for d in found))
+
+    def device_name(self, device: str, portable: Portable | None) -> str:
+        """``platform:id`` (``cuda:N`` is ``gpu:N``); portable ``cpu`` is ``cpu:0``."""
+        if portable is not None:
+            return f"{portable.kind}:{portable.index}"
+        match = re.fullmatch(r"([a-z]+):(\d+)", device)
+        if match is None:
+            raise ValueError("expected a JAX device as 'platform:id', e.g. 'cpu:0', 'gpu:1'")
+        return f"{'gpu' if match[1] == 'cuda' else match[1]}:{match[2]}"
 
     def __init__(self) -> None:
         self.activations = JaxActivations(OPS)

@@ -151,6 +151,10 @@ class JaxOps:
         return np.array(value, order="C")
 
     @staticmethod
+    def cast(x: jax.Array, dtype: str) -> jax.Array:
+        return x.astype(dtype)
+
+    @staticmethod
     def gradients(fn: Callable[..., jax.Array], args: Sequence[jax.Array],
                   n: int) -> tuple[jax.Array, list[jax.Array]]:
         value, grads = _value_and_grad(fn, n)(*args)

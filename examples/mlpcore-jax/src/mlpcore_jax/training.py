@@ -113,7 +113,8 @@ class JaxTrainer(TrainerBase):
     bind = in_x64_scope(TrainerBase.bind)
 
     def _bind(self, x: npt.NDArray[Any], targets: npt.NDArray[Any]) -> None:
-        self._x, self._targets = OPS.tensor(x), OPS.tensor(targets)
+        device = next(iter(self._x.devices()))  # the model's, where start_training put x
+        self._x, self._targets = (jax.device_put(a, device) for a in (x, targets))
 
     def _block(self, order: npt.NDArray[np.int64], first_step: int) -> npt.NDArray[np.float64]:
         n_steps, batch = order.shape
