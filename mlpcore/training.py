@@ -310,6 +310,9 @@ def fit(model: MLP, train: Data, *, loss: str | None = None,
     model.loss = loss_name
     start = (x.take([], model.variable_dtype), y[:0]) if streamed else (x, y)
     trainer = model.native.start_training(config, *start)
+    if streamed and not callable(getattr(trainer, "bind", None)):  # a Trainer older than bind
+        x, streamed = x.take(np.arange(len(x)), model.variable_dtype), False
+        trainer = model.native.start_training(config, x, y)
     for epoch in range(int(initial_epoch), epochs):
         run.epoch = epoch + 1
         started = time.perf_counter()

@@ -163,6 +163,28 @@ def test_fit_streams_memory_mapped_npy(tmp_path: Path) -> None:
         np.testing.assert_array_equal(b.variables[name], value)
 
 
+def test_a_trainer_without_bind_trains_on_streamed_data_read_into_memory(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A third-party Trainer written before ``bind`` keeps working: fit reads the mapped rows
+    into memory once and trains as on an in-memory set, bit for bit."""
+    rng = np.random.default_rng(3)
+    x, y = rng.random((70, 12), dtype=np.float32), rng.integers(0, 3, 70)
+    np.save(tmp_path / "x.npy", x)
+    a, b = (mlpcore.MLP(SPEC, backend="numpy", seed=5) for _ in range(2))
+    mlpcore.fit(a, (x, y), epochs=2, batch_size=16)
+
+    class RunOnly:  # the Trainer protocol as it was: run alone
+        def __init__(self, trainer: Any) -> None:
+            self.run = trainer.run
+
+    start = b.native.start_training
+    monkeypatch.setattr(b.native, "start_training",
+                        lambda config, xs, ys: RunOnly(start(config, xs, ys)))
+    mlpcore.fit(b, (load_npy(tmp_path / "x.npy", mmap=True), y), epochs=2, batch_size=16)
+    for name, value in a.variables.items():
+        np.testing.assert_array_equal(b.variables[name], value)
+
+
 def test_evaluate_and_predict_read_rows_in_blocks(tmp_path: Path,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("mlpcore.data.rows.BLOCK_ROWS", 7)  # blocks of 56 rows: 6 of them
