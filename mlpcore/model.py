@@ -13,6 +13,7 @@ from mlpcore.backend import Backend, BackendModel, Capability
 from mlpcore.data.rows import Rows, as_rows
 from mlpcore.initialisers import Initialiser, initial_variables
 from mlpcore.losses import LossName, check_loss
+from mlpcore.optimizers import OptimizerState
 from mlpcore.registry import get_backend
 from mlpcore.regularisers import Regulariser
 from mlpcore.spec import DTypeName, MLPSpec, check_dtype
@@ -71,6 +72,9 @@ class MLP:
 
     def _attach(self, spec: MLPSpec, backend: str | Backend | None, dtype: str, seed: int) -> None:
         self.spec, self.seed = spec, seed
+        self.optimizer_state: OptimizerState | None = None
+        """Where the last ``fit`` left its optimizer; the next ``fit`` with an equal optimizer
+        continues from it (``mlpcore.save`` stores it, ``mlpcore.load`` restores it)."""
         self.dtype: DTypeName = check_dtype(dtype)
         if backend is None or isinstance(backend, str):
             backend = get_backend(backend)

@@ -13,8 +13,9 @@ import numpy as np
 import numpy.typing as npt
 import tensorflow as tf
 
-from mlpcore.backend import TrainingConfig
+from mlpcore.backend import Capability, TrainingConfig
 from mlpcore.backend_common import AUTODIFF_CAPABILITIES, BackendBase, ModelBase
+from mlpcore.optimizers import OptimizerState
 from mlpcore_tensorflow.ops import OPS
 from mlpcore_tensorflow.training import TensorflowTrainer
 
@@ -25,7 +26,7 @@ class TensorflowModel(ModelBase):
     """:class:`mlpcore.backend.BackendModel` holding ``tf.Variable`` objects, assigned in place
     (a running trainer sees every write)."""
 
-    training_methods = ("autodiff", "optimizer")
+    training_methods = ("autodiff", "optimizer", "manual")
     forward_rows = 16384
     ops = OPS
 
@@ -39,18 +40,19 @@ class TensorflowModel(ModelBase):
         for target, source in zip(self._weights + self._biases, weights + biases, strict=True):
             target.assign(source)
 
-    def _trainer(self, config: TrainingConfig, x: FloatArray,
-                 targets: npt.NDArray[Any]) -> TensorflowTrainer:
+    def _trainer(self, config: TrainingConfig, x: FloatArray, targets: npt.NDArray[Any],
+                 state: OptimizerState | None) -> TensorflowTrainer:
         return TensorflowTrainer(self.spec, self._weights, self._biases, config,
-                                 tf.convert_to_tensor(x), tf.convert_to_tensor(targets))
+                                 tf.convert_to_tensor(x), tf.convert_to_tensor(targets), state)
 
 
 class TensorflowBackend(BackendBase):
-    """:class:`mlpcore.backend.Backend` on TensorFlow: ``tf.GradientTape`` gradients and whole
-    chunks of training steps inside one ``tf.function`` (optionally XLA-compiled)."""
+    """:class:`mlpcore.backend.Backend` on TensorFlow: ``tf.GradientTape`` gradients (or backprop
+    by hand, ``manual``) and whole chunks of training steps inside one ``tf.function``
+    (optionally XLA-compiled)."""
 
     name = "tensorflow"
-    capabilities = AUTODIFF_CAPABILITIES
+    capabilities = AUTODIFF_CAPABILITIES | {Capability.OPTIMIZERS}
     training_methods = TensorflowModel.training_methods
     framework = tf
     model = TensorflowModel

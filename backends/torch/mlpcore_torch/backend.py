@@ -12,6 +12,7 @@ import torch
 from mlpcore.backend import Capability, TrainingConfig
 from mlpcore.backend_common import AUTODIFF_CAPABILITIES, BackendBase, ModelBase
 from mlpcore.distributed import World
+from mlpcore.optimizers import OptimizerState
 from mlpcore_torch import distributed
 from mlpcore_torch.ops import OPS, as_tensor
 from mlpcore_torch.training import TorchTrainer
@@ -29,7 +30,7 @@ class TorchModel(ModelBase):
     trainer keeps seeing them.
     """
 
-    training_methods = ("autodiff", "optimizer")
+    training_methods = ("autodiff", "optimizer", "manual")
     ops = OPS
 
     def _native(self, array: FloatArray) -> torch.Tensor:
@@ -48,18 +49,19 @@ class TorchModel(ModelBase):
         with torch.inference_mode():
             return super()._forward(x)
 
-    def _trainer(self, config: TrainingConfig, x: FloatArray,
-                 targets: npt.NDArray[Any]) -> TorchTrainer:
+    def _trainer(self, config: TrainingConfig, x: FloatArray, targets: npt.NDArray[Any],
+                 state: OptimizerState | None) -> TorchTrainer:
         return TorchTrainer(self.spec, self._weights, self._biases, config, as_tensor(x),
-                            as_tensor(targets))
+                            as_tensor(targets), state)
 
 
 class TorchBackend(BackendBase):
     """:class:`mlpcore.backend.Backend` in PyTorch (CPU): autograd, ``torch.optim``,
-    ``torch.compile``, data-parallel training on ``torch.distributed``."""
+    ``torch.compile``, data-parallel training on ``torch.distributed``, and backprop by hand
+    (``manual``)."""
 
     name = "torch"
-    capabilities = AUTODIFF_CAPABILITIES | {Capability.DATA_PARALLEL}
+    capabilities = AUTODIFF_CAPABILITIES | {Capability.DATA_PARALLEL, Capability.OPTIMIZERS}
     training_methods = TorchModel.training_methods
     framework = torch
     model = TorchModel
