@@ -112,13 +112,15 @@ def slot_names(optimizer: Optimizer, variables: list[str] | tuple[str, ...]) -> 
 @dataclass(frozen=True)
 class OptimizerState:
     """Where a run of ``optimizer`` stands: ``step`` updates made (Adam's ``t``), its ``slots``
-    by :func:`slot_names` (NumPy, canonical layout, the model's dtype) and the ``epoch`` count
-    of ``mlpcore.fit`` (a backend's trainer reports 0; ``fit`` sets it)."""
+    by :func:`slot_names` (NumPy, canonical layout, the model's dtype), and what ``mlpcore.fit``
+    continues from besides: the epochs done and the ``seed`` of its shuffling and dropout masks
+    (a backend's trainer reports 0 and ``None``; ``fit`` sets them)."""
 
     optimizer: Optimizer
     step: int = 0
     slots: Mapping[str, npt.NDArray[np.floating]] = field(default_factory=dict)
     epoch: int = 0
+    seed: int | None = None
 
 
 def state_problems(state: OptimizerState, shapes: Mapping[str, tuple[int, ...]]) -> list[str]:
@@ -133,7 +135,9 @@ def state_problems(state: OptimizerState, shapes: Mapping[str, tuple[int, ...]])
     problems += [f"optimizer slot {name!r} has shape {np.shape(state.slots[name])}, expected "
                  f"{shape}" for name, shape in expected.items()
                  if name in state.slots and np.shape(state.slots[name]) != shape]
+    counters = [("step", state.step), ("epoch", state.epoch)]
+    counters += [] if state.seed is None else [("seed", state.seed)]
     return problems + [f"optimizer {what} must be an integer >= 0, got {value!r}"
-                       for what, value in (("step", state.step), ("epoch", state.epoch))
+                       for what, value in counters
                        if isinstance(value, bool) or not isinstance(value, int | np.integer)
                        or value < 0]

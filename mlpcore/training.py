@@ -253,14 +253,15 @@ def starting_state(model: MLP, optimizer: Optimizer) -> OptimizerState | None:
                                  for name, value in state.slots.items()})
 
 
-def _state_after(trainer: Any, optimizer: Optimizer, epoch: int,
-                 step: int) -> OptimizerState | None:
+def _state_after(trainer: Any, optimizer: Optimizer, epoch: int, step: int,
+                 seed: int) -> OptimizerState | None:
     """The trainer's state at the end of ``epoch`` (``None``: a backend without the
     ``optimizers`` capability, where only slot-free SGD can be resumed)."""
     if trainer is not None:
         state: OptimizerState = trainer.optimizer_state()
-        return replace(state, epoch=epoch)
-    return OptimizerState(optimizer, step, epoch=epoch) if kind(optimizer) == "sgd" else None
+        return replace(state, epoch=epoch, seed=seed)
+    return OptimizerState(optimizer, step, epoch=epoch, seed=seed) \
+        if kind(optimizer) == "sgd" else None
 
 
 def fit(model: MLP, train: Data, *, loss: str | None = None,
@@ -314,7 +315,9 @@ def fit(model: MLP, train: Data, *, loss: str | None = None,
                          f"got {dropout_mode!r}")
     if dropout_mode == "native" and Capability.NATIVE_DROPOUT not in model.backend.capabilities:
         raise ValueError(f"backend {model.backend.name!r} has no native dropout")
-    seed = model.seed if seed is None else seed
+    state = starting_state(model, optimizer)
+    if seed is None:
+        seed = model.seed if state is None or state.seed is None else state.seed
     methods = tuple(model.backend.training_methods)
     method = methods[0] if method is None else method
     if method not in methods:
@@ -338,7 +341,6 @@ def fit(model: MLP, train: Data, *, loss: str | None = None,
     config = TrainingConfig(loss=loss_name, optimizer=optimizer, regularisers=regularisers,
                             dropout_mode=dropout_mode, seed=seed, method=method, compiled=compiled,
                             world=world)
-    state = starting_state(model, optimizer)
     if initial_epoch and state is not None and state.epoch != initial_epoch:
         raise ValueError(f"initial_epoch {initial_epoch} differs from the {state.epoch} epochs of "
                          "model.optimizer_state, which this run continues")
@@ -380,7 +382,7 @@ def fit(model: MLP, train: Data, *, loss: str | None = None,
         history.epochs.append(record)
         model.optimizer_state = _state_after(
             trainer if optimizers else None, optimizer, epoch + 1,
-            first_step + (epoch + 1 - first_epoch) * n_steps)
+            first_step + (epoch + 1 - first_epoch) * n_steps, seed)
         for hook in hooks:
             hook.on_epoch_end(run, record)
         if run.stop_training:

@@ -100,10 +100,11 @@ class TensorflowOps:
         "softmax_cross_entropy": _cross_entropy_gradient,
         "mse": lambda o, t: 2 * (o - t) / tf.cast(tf.size(o), o.dtype)})
     derivatives: Table[Callable[[tf.Tensor], tf.Tensor]] = Table("activation", {
-        "relu": lambda h: tf.cast(h > 0, h.dtype), "sigmoid": lambda h: h * (1 - h),
-        "tanh": lambda h: 1 - h * h})
+        "relu": lambda h: tf.cast(h > 0, h.dtype),
+        "sigmoid": lambda a: a * (1 - a),
+        "tanh": lambda t: 1 - t * t})
     penalty_gradients: Table[Callable[[tf.Tensor], tf.Tensor]] = Table("regulariser", {
-        "l2": lambda w: w, "l1": tf.sign})
+        "l2": tf.identity, "l1": tf.sign})
     tensor = staticmethod(tf.convert_to_tensor)
 
     @staticmethod
