@@ -172,8 +172,8 @@ def _optimizer_config(optimizer: Optimizer) -> dict[str, Any]:
 def _optimizer_state(entry: dict[str, Any], slots: Mapping[str, FloatArray]) -> OptimizerState:
     """The state of a manifest's ``optimizer`` entry (checked by :func:`_manifest`), its slots
     the tensors ``slots`` (by tensor name)."""
-    config = {k: tuple(v) if isinstance(v, list) else v for k, v in entry.items()
-              if k not in ("name", "step", "epoch", "seed", "slots")}
+    config: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in entry.items()
+                              if k not in ("name", "step", "epoch", "seed", "slots")}
     return OptimizerState(_OPTIMIZERS[entry["name"]](**config), entry["step"],
                           {name.removeprefix(OPTIMIZER_PREFIX): slots[name]
                            for name in entry["slots"]}, entry["epoch"], entry.get("seed"))
@@ -472,7 +472,7 @@ def _manifest(file: Path, metadata: dict[str, str]) -> tuple[dict[str, Any], MLP
     return fields, spec
 
 
-def _entry_problems(where: str, entry: Any, allowed: tuple[str, ...], version: int) -> list[str]:
+def _entry_problems(where: str, entry: Any, allowed: tuple[str, ...], version: Any) -> list[str]:
     """What is wrong with one tensor's manifest entry (shape and one checksum)."""
     if not isinstance(entry, dict):
         return [f"{where} entry must be a JSON object, got {type(entry).__name__}"]
@@ -491,7 +491,7 @@ def _entry_problems(where: str, entry: Any, allowed: tuple[str, ...], version: i
     return problems
 
 
-def _optimizer_problems(entry: Any, allowed: tuple[str, ...], version: int) -> list[str]:
+def _optimizer_problems(entry: Any, allowed: tuple[str, ...], version: Any) -> list[str]:
     """What is wrong with the manifest's ``optimizer`` entry: ``name`` ``"SGD"`` or ``"Adam"``
     with that optimizer's valid fields, ``step`` and ``epoch`` integers >= 0, ``slots`` tensor
     entries named ``optimizer/…``."""
