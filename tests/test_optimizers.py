@@ -253,3 +253,26 @@ def test_a_slot_of_the_wrong_shape_is_refused(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match=r"optimizer slot 'dense_0/bias/velocity' has shape "
                                               r"\(5,\), expected \(8,\)"):
         mlpcore.load(path)
+
+
+def test_a_backend_without_the_optimizers_capability() -> None:
+    """Its trainers know neither Adam, Nesterov nor states: fit refuses those, still continues
+    plain SGD (no slots), and starts momentum afresh."""
+    from mlpcore_numpy.backend import NumpyBackend
+
+    class Plain(NumpyBackend):
+        capabilities = NumpyBackend.capabilities - {mlpcore.Capability.OPTIMIZERS}
+
+    model = MLP(SPEC, backend=Plain())
+    for optimizer in (Adam(), SGD(0.1, momentum=0.9, nesterov=True)):
+        with pytest.raises(ValueError, match="no 'optimizers' capability"):
+            fit(model, data(), optimizer=optimizer)
+    train(model, SGD(0.1), 1)
+    assert model.optimizer_state == OptimizerState(SGD(0.1), 4, {}, 1, 0)
+    assert [e.epoch for e in fit(model, data(), optimizer=SGD(0.1), epochs=1).epochs] == [2]
+    train(model, SGD(0.1, momentum=0.9), 1)
+    assert model.optimizer_state is None
+    slots = {f"{n}/velocity": np.zeros(s, np.float32) for n, s in SPEC.variable_shapes().items()}
+    model.optimizer_state = OptimizerState(SGD(0.1, momentum=0.9), 4, slots, 1)
+    with pytest.raises(ValueError, match="cannot resume an optimizer's slots"):
+        fit(model, data(), optimizer=SGD(0.1, momentum=0.9))

@@ -167,9 +167,11 @@ class TorchTrainer(TrainerBase):
             if config.method == "manual"
             else network(OPS, spec.activation, config.loss, config.regularisers))
         net, opt = self._net, config.optimizer
+        # torch.optim makes its own slots unless it continues a state
         self._slots: Slots = [[torch.zeros_like(p) if value is None else _native(value, p)
                                for value in values]
-                              for p, values in zip(self._params, self.start_slots(), strict=True)]
+                              for p, values in zip(self._params, self.start_slots(), strict=True)
+                              ] if config.method != "optimizer" or self.step else []
         self._optimizer = _framework_optimizer(self._params, opt, self._slots, self.step) \
             if config.method == "optimizer" else None
         self._generator = torch.Generator().manual_seed(config.seed)
