@@ -94,14 +94,18 @@ class NumpyTrainer(TrainerBase):
         lr, mu = dtype(opt.lr), dtype(opt.momentum)
         for p, g, slots, s in zip(params, grads, self._slots,
                                   self._scratch or [None] * len(params), strict=True):
-            if slots:
+            if slots and opt.nesterov:
                 v = slots[0]
                 v *= mu
                 v += g
-                if opt.nesterov:
-                    np.multiply(v, mu, out=s)
-                    g += s
-                else:
-                    g[...] = v
-            g *= lr
+                np.multiply(v, mu, out=s)
+                g += s
+                g *= lr
+            elif slots:
+                v = slots[0]
+                v *= mu
+                v += g
+                np.multiply(v, lr, out=g)
+            else:
+                g *= lr
             p -= g
