@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
@@ -141,9 +141,14 @@ class MLP:
 
     def to(self, backend: str | Backend) -> MLP:
         """A new model of the same spec, dtype, seed and loss, holding bit-for-bit copies of this
-        model's variables, on ``backend`` (a name or a backend object); this one is unchanged."""
-        return MLP.from_variables(self.spec, self.state_dict(), backend, dtype=self.dtype,
-                                  seed=self.seed, loss=self.loss)
+        model's variables and optimizer state, on ``backend`` (a name or a backend object); this
+        one is unchanged."""
+        model = MLP.from_variables(self.spec, self.state_dict(), backend, dtype=self.dtype,
+                                   seed=self.seed, loss=self.loss)
+        state = self.optimizer_state
+        model.optimizer_state = None if state is None else replace(
+            state, slots={name: np.array(value) for name, value in state.slots.items()})
+        return model
 
     def fit(self, train: Data, *, validation_data: Data | None = None,
             **options: Any) -> History:

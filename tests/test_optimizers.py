@@ -276,3 +276,17 @@ def test_a_backend_without_the_optimizers_capability() -> None:
     model.optimizer_state = OptimizerState(SGD(0.1, momentum=0.9), 4, slots, 1)
     with pytest.raises(ValueError, match="cannot resume an optimizer's slots"):
         fit(model, data(), optimizer=SGD(0.1, momentum=0.9))
+
+
+def test_model_to_carries_the_optimizer_state() -> None:
+    model = MLP(SPEC, backend="numpy", seed=3)
+    train(model, Adam(0.01), 2)
+    moved = model.to("torch")
+    assert model.optimizer_state is not None and moved.optimizer_state is not None
+    assert moved.optimizer_state.step == 8 and moved.optimizer_state.epoch == 2
+    for name, value in model.optimizer_state.slots.items():
+        assert np.array_equal(moved.optimizer_state.slots[name], value)
+        assert moved.optimizer_state.slots[name] is not value
+    straight = MLP(SPEC, backend="numpy", seed=3)
+    want = train(straight, Adam(0.01), 3)
+    assert_close(train(moved, Adam(0.01), 1), want[2:], "training", "float32", what="epoch 3")
