@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from mlpcore.io.checkpoint import load, read_checkpoint, save
     from mlpcore.io.interop import load_into
     from mlpcore.model import MLP, Evaluation
-    from mlpcore.optimizers import SGD
+    from mlpcore.optimizers import SGD, Adam, OptimizerState
     from mlpcore.regularisers import L1, L2
     from mlpcore.spec import MLPSpec
     from mlpcore.training import Callback, EpochRecord, History, TrainingRun, fit
@@ -55,7 +55,7 @@ _LAZY = {
     "TruncatedNormal": "initialisers", "Zeros": "initialisers",
     "initial_variables": "initialisers",
     "MLP": "model", "Evaluation": "model",
-    "SGD": "optimizers",
+    "SGD": "optimizers", "Adam": "optimizers", "OptimizerState": "optimizers",
     "L1": "regularisers", "L2": "regularisers",
     "MLPSpec": "spec",
     "Callback": "training", "EpochRecord": "training", "History": "training",
@@ -82,12 +82,12 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
-    "CONTRACT_VERSION", "L1", "L2", "MLP", "SGD", "Backend", "BackendLoadError",
+    "CONTRACT_VERSION", "L1", "L2", "MLP", "SGD", "Adam", "Backend", "BackendLoadError",
     "BackendNotFoundError", "Callback", "Capability", "CheckpointError", "DataError",
     "DataParallel", "DeviceError", "DistributedError", "EarlyStopping", "EpochRecord",
     "Evaluation", "GlorotUniform", "History", "HistoryLogger", "InvalidInputError", "MLPSpec",
-    "MissingDependencyError", "MlpcoreError", "ModelCheckpoint", "Normal", "TrainingRun",
-    "TruncatedNormal", "Zeros", "__version__", "backend_statuses", "fit", "get_backend",
-    "initial_variables", "list_backends", "load", "load_into", "read_checkpoint", "read_history",
-    "save",
+    "MissingDependencyError", "MlpcoreError", "ModelCheckpoint", "Normal", "OptimizerState",
+    "TrainingRun", "TruncatedNormal", "Zeros", "__version__", "backend_statuses", "fit",
+    "get_backend", "initial_variables", "list_backends", "load", "load_into", "read_checkpoint",
+    "read_history", "save",
 ]

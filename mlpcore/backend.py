@@ -17,7 +17,7 @@ from mlpcore.activations import ActivationOps
 from mlpcore.distributed import World
 from mlpcore.dropout import DropoutMode, DropoutOps
 from mlpcore.losses import LossName, LossOps
-from mlpcore.optimizers import SGD
+from mlpcore.optimizers import Optimizer, OptimizerState
 from mlpcore.regularisers import Regulariser, RegulariserOps
 from mlpcore.spec import ComputeDType, MLPSpec
 from mlpcore.version import CONTRACT_VERSION
@@ -39,6 +39,7 @@ class Capability(StrEnum):
     NATIVE_DROPOUT = "native_dropout"  # masks from the framework's RNG (dropout_mode="native")
     COMPILE = "compile"  # TrainingConfig.compiled=True compiles the whole training step
     DATA_PARALLEL = "data_parallel"  # the backend is a mlpcore.distributed.ProcessGroup
+    OPTIMIZERS = "optimizers"  # Nesterov and Adam; trainers start from and report their state
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,7 @@ class TrainingConfig:
     ``world`` of more than one rank needs ``DATA_PARALLEL`` (see :mod:`mlpcore.distributed`)."""
 
     loss: LossName
-    optimizer: SGD
+    optimizer: Optimizer
     regularisers: tuple[Regulariser, ...] = ()
     dropout_mode: DropoutMode = "portable"
     seed: int = 0
@@ -60,13 +61,17 @@ class TrainingConfig:
 
 @runtime_checkable
 class Trainer(Protocol):
-    """A training run bound to one model and one training set, holding optimiser state."""
+    """A training run bound to one model and one training set, holding the optimizer state."""
 
     def run(self, order: npt.NDArray[np.int64], batch_size: int,
             first_step: int) -> npt.NDArray[np.float64]:
         """Run ``ceil(len(order) / batch_size)`` SGD steps, step ``j`` on the rows
         ``order[j * batch_size:(j + 1) * batch_size]`` numbered ``first_step + j``; each step's
-        objective (loss + penalties) before its update, float64 (n_steps,)."""
+        objective (loss + penalties) before its update, float64 (n_steps,).
+
+        With ``Capability.OPTIMIZERS`` a trainer also has ``optimizer_state() ->
+        OptimizerState``: the updates made and copies of the optimizer's slots (not part of this
+        Protocol, so a backend without the capability need not define it)."""
 
     def bind(self, x: FloatArray, targets: Targets) -> None:
         """Replace the training set by ``x`` (M, d_0) and ``targets`` (M,) or (M, K), any
@@ -116,8 +121,11 @@ class BackendModel(Protocol):
         """The objective on one batch and every variable's gradient (canonical layout);
         ``keep_masks``: one bool mask per hidden layer, ``None`` for eval mode."""
 
-    def start_training(self, config: TrainingConfig, x: FloatArray, targets: Targets) -> Trainer:
-        """Bind a training set (converted to native arrays once) and return a :class:`Trainer`."""
+    def start_training(self, config: TrainingConfig, x: FloatArray, targets: Targets,
+                       state: OptimizerState | None = None) -> Trainer:
+        """Bind a training set (converted to native arrays once) and return a :class:`Trainer`
+        whose optimizer starts from ``state`` (``OPTIMIZERS`` only; checked by the core to fit
+        the model and ``config.optimizer``), else from zero slots and step 0."""
 
 
 @runtime_checkable
@@ -128,7 +136,7 @@ class Backend(Protocol):
     contract_version: int
     capabilities: frozenset[str]
     training_methods: tuple[str, ...]
-    """Default first: ``"manual"``, ``"autodiff"``, ``"optimizer"``; all the same SGD update."""
+    """Default first: ``"manual"``, ``"autodiff"``, ``"optimizer"``; all the same update."""
     activations: ActivationOps
     losses: LossOps
     regularisers: RegulariserOps

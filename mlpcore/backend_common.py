@@ -21,6 +21,7 @@ from mlpcore.backend import CONTRACT_VERSION, Capability, Trainer, TrainingConfi
 from mlpcore.devices import CPU, Portable
 from mlpcore.dropout import DropoutOps, check_rate, dropout_widths, portable_keep_mask, scaled_mask
 from mlpcore.losses import LossName, LossOps, check_loss
+from mlpcore.optimizers import SLOTS, OptimizerState, kind
 from mlpcore.regularisers import REGULARISERS, Regulariser, RegulariserOps
 from mlpcore.spec import ComputeDType, MLPSpec, master_dtype
 
@@ -149,6 +150,73 @@ AUTODIFF_CAPABILITIES: frozenset[str] = frozenset({
 dropout masks and a compiled step."""
 
 
+class ManualOps(Protocol):
+    """What a framework supplies for the ``manual`` training method (backprop written with its
+    linear algebra, no autodiff), besides ``dense``, ``activations``, ``losses``, ``penalties``:
+
+    - ``loss_gradients[name](z, targets)``: ``dL/dz`` of the batch-mean loss (docs/contracts.md);
+    - ``derivatives[name](h)``: ``f'`` from the activation's output ``h = f(z)``: relu ``[h > 0]``,
+      sigmoid ``h(1 - h)``, tanh ``1 - h²``;
+    - ``penalty_gradients[kind](W)``: the penalty's gradient before λ (``W``, ``sign(W)``);
+    - ``dense_gradients(a, delta)``: ``(aᵀ δ, Σ_n δ)`` with the weight gradient in the
+      backend's own layout; ``dense_backward(delta, W) = δ Wᵀ`` (canonical ``W``'s transpose).
+    """
+
+    activations: Table[Callable[[Native], Native]]
+    losses: Table[Callable[[Native, Native], Native]]
+    penalties: Table[Callable[[Native], Native]]
+    loss_gradients: Table[Callable[[Native, Native], Native]]
+    derivatives: Table[Callable[[Native], Native]]
+    penalty_gradients: Table[Callable[[Native], Native]]
+
+    def dense(self, a: Native, w: Native, b: Native) -> Native: ...
+    def dense_gradients(self, a: Native, delta: Native) -> tuple[Native, Native]: ...
+    def dense_backward(self, delta: Native, w: Native) -> Native: ...
+
+
+@dataclass(frozen=True)
+class Backprop:
+    """The ``manual`` method's objective and gradients through :class:`ManualOps`, the NumPy
+    backend's backpropagation (:mod:`mlpcore_numpy.network`) in a framework's own ops::
+
+        forward:  h_i = f(a_i W_i + b_i);  a_{i+1} = h_i · s_i   (s_i scaled keep-mask, if any)
+        backward: δ_{L-1} = dL/dz_{L-1};  dW_i = a_iᵀ δ_i + Σ λ dP(W_i);  db_i = Σ_n δ_i
+                  δ_{i-1} = (δ_i W_iᵀ) · s_{i-1} · f'(h_{i-1})
+
+    Hashable, as :class:`Network`; called as ``(weights, biases, x, targets, masks)``, it returns
+    ``(objective, [dW_0, db_0, dW_1, …])`` (:func:`interleave` order)."""
+
+    ops: ManualOps
+    activation: str
+    loss: str
+    regularisers: tuple[Regulariser, ...] = ()
+
+    def __call__(self, weights: Sequence[Native], biases: Sequence[Native], x: Native,
+                 targets: Native, masks: Sequence[Native] = ()) -> tuple[Native, list[Native]]:
+        ops, terms = self.ops, [(r.strength, r.kind) for r in self.regularisers]
+        inputs, outputs = [x], []
+        for i in range(len(weights) - 1):
+            outputs.append(ops.activations[self.activation](ops.dense(inputs[i], weights[i],
+                                                                      biases[i])))
+            inputs.append(outputs[i] * masks[i] if masks else outputs[i])
+        z = ops.dense(inputs[-1], weights[-1], biases[-1])
+        objective = ops.losses[self.loss](z, targets)
+        for strength, name in terms:
+            objective = objective + sum(strength * ops.penalties[name](w) for w in weights)
+        delta, grads = ops.loss_gradients[self.loss](z, targets), list[Native]()
+        for i in range(len(weights) - 1, -1, -1):
+            grad_w, grad_b = ops.dense_gradients(inputs[i], delta)
+            for strength, name in terms:
+                grad_w = grad_w + strength * ops.penalty_gradients[name](weights[i])
+            grads[:0] = [grad_w, grad_b]
+            if i:
+                delta = ops.dense_backward(delta, weights[i])
+                if masks:
+                    delta = delta * masks[i - 1]
+                delta = delta * ops.derivatives[self.activation](outputs[i - 1])
+        return objective, grads
+
+
 class AutodiffOps(Protocol):
     """What an autodiff framework supplies in its ``ops.py``:
 
@@ -238,8 +306,8 @@ class ModelBase:
                 [*params, self._tensor(x), self._tensor(targets), scaled], len(params))
         return float(value), grads
 
-    def _trainer(self, config: TrainingConfig, x: FloatArray,
-                 targets: npt.NDArray[Any]) -> Trainer:
+    def _trainer(self, config: TrainingConfig, x: FloatArray, targets: npt.NDArray[Any],
+                 state: OptimizerState | None) -> Trainer:
         raise NotImplementedError
 
     def _convert(self, values: Mapping[str, Any]) -> tuple[list[Native], list[Native]]:
@@ -282,7 +350,7 @@ class ModelBase:
         return value, self._named(grads)
 
     def start_training(self, config: TrainingConfig, x: FloatArray,
-                       targets: npt.NDArray[Any]) -> Trainer:
+                       targets: npt.NDArray[Any], state: OptimizerState | None = None) -> Trainer:
         if config.method is not None and config.method not in self.training_methods:
             raise ValueError(f"this model trains with method "
                              f"{' or '.join(map(repr, self.training_methods))}, "
@@ -292,7 +360,7 @@ class ModelBase:
         config = replace(config, method=config.method or self.default_method())
         with self._placed():
             return self._trainer(config, np.ascontiguousarray(x, dtype=self.master),
-                                 np.ascontiguousarray(labels(targets, self.master)))
+                                 np.ascontiguousarray(labels(targets, self.master)), state)
 
     def default_method(self) -> str:
         """The training method of ``method=None``: the first, or for float16 the optimizer's
@@ -306,14 +374,17 @@ class TrainerBase:
     """:class:`~mlpcore.backend.Trainer` plumbing: :meth:`run` checks the rows and runs the
     :func:`~mlpcore.backend.batch_blocks` by the subclass's :meth:`_block`; :meth:`bind` checks
     the new rows and hands them to the subclass's :meth:`_bind`. ``dropout`` is ``"off"`` (no
-    hidden layer or rate 0), ``"portable"`` or ``"native"``.
+    hidden layer or rate 0), ``"portable"`` or ``"native"``. ``step`` counts the optimizer's
+    updates (from ``state.step``); the subclass advances it and keeps the slots
+    (:meth:`start_slots` in, :meth:`_slot_values` out).
 
     With ``config.world`` of ``N > 1`` ranks, :meth:`_block` gets this rank's columns of each
     block (:meth:`World.rows <mlpcore.distributed.World.rows>` of the global ``batch``), and
     :meth:`step_masks` this rank's rows of the global batch's masks; the subclass all-reduces
     ``share · (objective, gradients)`` over the ranks before it updates."""
 
-    def __init__(self, spec: MLPSpec, config: TrainingConfig, n_rows: int) -> None:
+    def __init__(self, spec: MLPSpec, config: TrainingConfig, n_rows: int,
+                 state: OptimizerState | None = None) -> None:
         self.spec, self.config, self.n_rows = spec, config, n_rows
         self.widths = dropout_widths(spec)
         self.dropout = config.dropout_mode if self.widths else "off"
@@ -321,6 +392,30 @@ class TrainerBase:
         """The global batch size of the block :meth:`_block` is running."""
         self.share = 1.0
         """This rank's fraction of that batch's rows (1.0 in one process)."""
+        self.kind = kind(config.optimizer)
+        self.step = 0 if state is None else int(state.step)
+        self._state = state
+
+    def start_slots(self) -> list[list[FloatArray | None]]:
+        """Per variable (:func:`interleave` order), its slots' starting values (canonical
+        NumPy, from the state) in ``SLOTS`` order, ``None`` where they start at 0."""
+        slots = {} if self._state is None else self._state.slots
+        return [[slots.get(f"{name}/{slot}") for slot in SLOTS[self.kind]]
+                for name in self.spec.variable_shapes()]
+
+    def _slot_values(self) -> list[list[FloatArray]]:
+        """Per variable, its slots now, as canonical NumPy copies (the structure of
+        :meth:`start_slots`)."""
+        raise NotImplementedError
+
+    def optimizer_state(self) -> OptimizerState:
+        """The optimizer's update count and slots now (:class:`~mlpcore.optimizers.
+        OptimizerState`, ``epoch`` 0)."""
+        slots = {f"{name}/{slot}": value
+                 for name, values in zip(self.spec.variable_shapes(), self._slot_values(),
+                                         strict=True)
+                 for slot, value in zip(SLOTS[self.kind], values, strict=True)}
+        return OptimizerState(self.config.optimizer, self.step, slots)
 
     def run(self, order: npt.NDArray[np.int64], batch_size: int,
             first_step: int) -> npt.NDArray[np.float64]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
@@ -14,6 +14,7 @@ from mlpcore.data.rows import Rows, as_rows
 from mlpcore.devices import available_devices, resolve_device
 from mlpcore.initialisers import Initialiser, initial_variables
 from mlpcore.losses import LossName, check_loss
+from mlpcore.optimizers import OptimizerState
 from mlpcore.registry import get_backend
 from mlpcore.regularisers import Regulariser
 from mlpcore.spec import ComputeDType, DTypeName, MLPSpec, check_compute_dtype, master_dtype
@@ -80,6 +81,9 @@ class MLP:
     def _attach(self, spec: MLPSpec, backend: str | Backend | None, dtype: str, seed: int,
                 device: str | None) -> None:
         self.spec, self.seed = spec, seed
+        self.optimizer_state: OptimizerState | None = None
+        """Where the last ``fit`` left its optimizer; the next ``fit`` with an equal optimizer
+        continues from it (``mlpcore.save`` stores it, ``mlpcore.load`` restores it)."""
         self.dtype: ComputeDType = check_compute_dtype(dtype)
         if backend is None or isinstance(backend, str):
             backend = get_backend(backend)
@@ -172,14 +176,19 @@ class MLP:
 
     def to(self, backend: str | Backend | None = None, *, device: str | None = None) -> MLP:
         """A new model of the same spec, dtype, seed and loss, holding bit-for-bit copies of this
-        model's variables, on ``backend`` (a name or a backend object; default: this one's) and
-        ``device`` (default: this model's device on its own backend, else the CPU); this one is
-        unchanged. A :class:`~mlpcore.errors.DeviceError` lists the devices available."""
+        model's variables and optimizer state, on ``backend`` (a name or a backend object;
+        default: this one's) and ``device`` (default: this model's device on its own backend,
+        else the CPU); this one is unchanged. A :class:`~mlpcore.errors.DeviceError` lists the
+        devices available."""
         target = self.backend if backend is None else backend
         same = target is self.backend or target == self.backend.name
-        return MLP.from_variables(self.spec, self.state_dict(), target, dtype=self.dtype,
-                                  seed=self.seed, loss=self.loss,
-                                  device=self.device if device is None and same else device)
+        model = MLP.from_variables(self.spec, self.state_dict(), target, dtype=self.dtype,
+                                   seed=self.seed, loss=self.loss,
+                                   device=self.device if device is None and same else device)
+        state = self.optimizer_state
+        model.optimizer_state = None if state is None else replace(
+            state, slots={name: np.array(value) for name, value in state.slots.items()})
+        return model
 
     def fit(self, train: Data, *, validation_data: Data | None = None,
             **options: Any) -> History:

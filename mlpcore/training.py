@@ -1,5 +1,7 @@
-"""Mini-batch SGD: ``fit`` shuffles (:func:`epoch_order`), batches (the last one may be smaller)
-and hands the backend chunks of steps per call; see docs/contracts.md, "Training loop".
+"""Mini-batch training: ``fit`` shuffles (:func:`epoch_order`), batches (the last one may be
+smaller) and hands the backend chunks of steps per call; see docs/contracts.md, "Training loop".
+It keeps the optimizer's state on the model (``model.optimizer_state``), and a later ``fit`` with
+an equal optimizer continues from it: its epochs, step numbers and slots.
 :class:`Callback` is the protocol of the code ``fit`` runs at fixed points (mlpcore.callbacks).
 
 Inputs in memory are bound to the backend once. Inputs that are :class:`~mlpcore.data.rows.Rows`
@@ -12,7 +14,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -23,7 +25,7 @@ from mlpcore.data.rows import Rows, as_rows
 from mlpcore.distributed import DataParallel, ProcessGroup, World
 from mlpcore.dropout import DROPOUT_MODES, DropoutMode
 from mlpcore.losses import LossName, check_loss
-from mlpcore.optimizers import SGD
+from mlpcore.optimizers import SGD, Adam, Optimizer, OptimizerState, kind, state_problems
 from mlpcore.random import Purpose, stream
 from mlpcore.regularisers import L1, L2, Regulariser
 from mlpcore.validation import check_inputs, check_rows, check_targets
@@ -232,8 +234,37 @@ def _world(model: MLP, data_parallel: DataParallel | bool | None) -> World:
     return World() if world is None else world
 
 
+def starting_state(model: MLP, optimizer: Optimizer) -> OptimizerState | None:
+    """The state ``fit`` continues from: ``model.optimizer_state`` if its optimizer equals
+    ``optimizer`` (checked to fit the model, slots cast to its dtype), else ``None``: a fresh
+    start at epoch 0, step 0."""
+    state = model.optimizer_state
+    if state is None or state.optimizer != optimizer:
+        return None
+    problems = state_problems(state, model.spec.variable_shapes())
+    if problems:
+        raise ValueError("model.optimizer_state does not fit the model: " + "; ".join(problems))
+    if state.slots and Capability.OPTIMIZERS not in model.backend.capabilities:
+        raise ValueError(f"backend {model.backend.name!r} cannot resume an optimizer's slots "
+                         "(no 'optimizers' capability); set model.optimizer_state = None to "
+                         "start afresh")
+    return replace(state, slots={name: np.asarray(value, model.variable_dtype)
+                                 for name, value in state.slots.items()})
+
+
+def _state_after(trainer: Any, optimizer: Optimizer, epoch: int, step: int,
+                 seed: int) -> OptimizerState | None:
+    """The trainer's state at the end of ``epoch`` (``None``: a backend without the
+    ``optimizers`` capability, where only slot-free SGD can be resumed)."""
+    if trainer is not None:
+        state: OptimizerState = trainer.optimizer_state()
+        return replace(state, epoch=epoch, seed=seed)
+    return OptimizerState(optimizer, step, epoch=epoch, seed=seed) \
+        if kind(optimizer) == "sgd" else None
+
+
 def fit(model: MLP, train: Data, *, loss: str | None = None,
-        optimizer: SGD | None = None,
+        optimizer: Optimizer | None = None,
         regulariser: Regulariser | Sequence[Regulariser] | None = None,
         epochs: int = 10, batch_size: int = 64, validation: Data | None = None,
         seed: int | None = None, dropout_mode: DropoutMode = "portable",
@@ -242,22 +273,31 @@ def fit(model: MLP, train: Data, *, loss: str | None = None,
         on_epoch: Callable[[EpochRecord], None] | None = None,
         callbacks: Sequence[Callback] = (), data_parallel: DataParallel | bool | None = None,
         initial_epoch: int = 0, device: str | None = None) -> History:
-    """Train ``model`` in place with mini-batch SGD and return its :class:`History`.
+    """Train ``model`` in place with mini-batch ``optimizer`` steps and return its
+    :class:`History`; ``model.optimizer_state`` holds where the optimizer stands afterwards.
 
     ``train`` and ``validation`` are ``(inputs, labels)`` pairs or have ``images`` and ``labels``.
     ``loss`` (default: the model's) becomes the model's :attr:`~mlpcore.MLP.loss`. ``seed``
-    (default: the model's) keys the shuffling and the portable dropout masks. ``callbacks`` run
-    at fixed points (:class:`Callback`). Epochs ``initial_epoch + 1 … epochs`` run: a run resumed
-    from a checkpoint continues its update sequence. ``data_parallel``: docs/distributed.md.
-    ``device`` moves the model there first, in place (it stays there); the training set is
-    copied to the model's device once (docs/devices.md). Every argument is described in
-    docs/user-guide.md, "Training" and "Training methods".
+    keys the shuffling and the portable dropout masks (default: the resumed state's, else the
+    model's). With ``model.optimizer_state`` of an equal optimizer (a former ``fit``, or
+    ``mlpcore.load``) the run continues it: ``epochs`` more epochs (``run.epoch`` and the records
+    count on), step numbers and slots (:func:`starting_state`). With ``initial_epoch`` > 0,
+    epochs ``initial_epoch + 1 … epochs`` run, Keras's way: a run resumed from a checkpoint
+    continues its update sequence (a resumed state must have done ``initial_epoch`` epochs).
+    ``callbacks`` run at fixed points (:class:`Callback`). ``data_parallel``:
+    docs/distributed.md. ``device`` moves the model there first, in place (it stays there); the
+    training set is copied to the model's device once (docs/devices.md). Every argument is
+    described in docs/user-guide.md, "Training" and "Training methods".
     """
     loss_name = check_loss(model.loss if loss is None else loss)
     hooks = _callbacks(callbacks, progress, on_epoch)
     optimizer = SGD() if optimizer is None else optimizer
-    if not isinstance(optimizer, SGD):
-        raise TypeError(f"optimizer must be an mlpcore.SGD, got {optimizer!r}")
+    if not isinstance(optimizer, SGD | Adam):
+        raise TypeError(f"optimizer must be mlpcore.SGD or mlpcore.Adam, got {optimizer!r}")
+    optimizers = Capability.OPTIMIZERS in model.backend.capabilities
+    if not optimizers and (isinstance(optimizer, Adam) or optimizer.nesterov):
+        raise ValueError(f"backend {model.backend.name!r} trains with SGD and plain momentum "
+                         f"only (no 'optimizers' capability), not optimizer={optimizer!r}")
     given = () if regulariser is None else regulariser
     items = list(given) if isinstance(given, Sequence) and not isinstance(given, str) else [given]
     regularisers = tuple(r for r in items if isinstance(r, L1 | L2))
@@ -275,7 +315,9 @@ def fit(model: MLP, train: Data, *, loss: str | None = None,
                          f"got {dropout_mode!r}")
     if dropout_mode == "native" and Capability.NATIVE_DROPOUT not in model.backend.capabilities:
         raise ValueError(f"backend {model.backend.name!r} has no native dropout")
-    seed = model.seed if seed is None else seed
+    state = starting_state(model, optimizer)
+    if seed is None:
+        seed = model.seed if state is None or state.seed is None else state.seed
     methods = tuple(model.backend.training_methods)
     if method is not None and method not in methods:
         raise ValueError(f"backend {model.backend.name!r} trains with method "
@@ -300,6 +342,12 @@ def fit(model: MLP, train: Data, *, loss: str | None = None,
     config = TrainingConfig(loss=loss_name, optimizer=optimizer, regularisers=regularisers,
                             dropout_mode=dropout_mode, seed=seed, method=method, compiled=compiled,
                             world=world)
+    if initial_epoch and state is not None and state.epoch != initial_epoch:
+        raise ValueError(f"initial_epoch {initial_epoch} differs from the {state.epoch} epochs of "
+                         "model.optimizer_state, which this run continues")
+    first_epoch = int(initial_epoch) if initial_epoch else state.epoch if state else 0
+    last_epoch = epochs if initial_epoch else first_epoch + epochs
+    first_step = state.step if state else first_epoch * n_steps
     history = History()
     measured = {"loss": True, "train_accuracy": train_accuracy,
                 "valid_loss": valid is not None, "valid_accuracy": valid is not None}
@@ -308,12 +356,18 @@ def fit(model: MLP, train: Data, *, loss: str | None = None,
     for hook in hooks:
         hook.on_train_begin(run)
     model.loss = loss_name
-    start = (x.take([], model.variable_dtype), y[:0]) if streamed else (x, y)
-    trainer = model.native.start_training(config, *start)
+    bound = (x.take([], model.variable_dtype), y[:0]) if streamed else (x, y)
+
+    def start(xs: Any, ys: Any) -> Any:
+        native = model.native
+        return (native.start_training(config, xs, ys, state) if state and optimizers
+                else native.start_training(config, xs, ys))
+
+    trainer = start(*bound)
     if streamed and not callable(getattr(trainer, "bind", None)):  # a Trainer older than bind
         x, streamed = x.take(np.arange(len(x)), model.variable_dtype), False
-        trainer = model.native.start_training(config, x, y)
-    for epoch in range(int(initial_epoch), epochs):
+        trainer = start(x, y)
+    for epoch in range(first_epoch, last_epoch):
         run.epoch = epoch + 1
         started = time.perf_counter()
         order = epoch_order(seed, epoch, x.shape[0])
@@ -323,7 +377,8 @@ def fit(model: MLP, train: Data, *, loss: str | None = None,
             if streamed:  # the chunk's rows alone, in memory, in the model's dtype
                 trainer.bind(x.take(rows, model.variable_dtype), y[rows])
                 rows = np.arange(len(rows), dtype=np.int64)
-            losses.append(trainer.run(rows, batch_size, epoch * n_steps + first))
+            losses.append(trainer.run(rows, batch_size,
+                                      first_step + (epoch - first_epoch) * n_steps + first))
             for hook in hooks:
                 hook.on_steps_end(run, min(first + chunk, n_steps), n_steps)
         epoch_loss = float(np.mean(np.concatenate(losses)))
@@ -334,6 +389,9 @@ def fit(model: MLP, train: Data, *, loss: str | None = None,
                              valid_loss=None if valid_eval is None else valid_eval.loss,
                              seconds=time.perf_counter() - started)
         history.epochs.append(record)
+        model.optimizer_state = _state_after(
+            trainer if optimizers else None, optimizer, epoch + 1,
+            first_step + (epoch + 1 - first_epoch) * n_steps, seed)
         for hook in hooks:
             hook.on_epoch_end(run, record)
         if run.stop_training:

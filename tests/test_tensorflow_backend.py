@@ -81,8 +81,9 @@ def test_backend_declares_the_contract() -> None:
     assert backend.contract_version == mlpcore.CONTRACT_VERSION
     assert backend.capabilities == {Capability.FLOAT64, Capability.GRADIENTS,
                                     Capability.NATIVE_DROPOUT, Capability.COMPILE,
-                                    Capability.BFLOAT16, Capability.FLOAT16}
-    assert backend.training_methods == ("autodiff", "optimizer")
+                                    Capability.BFLOAT16, Capability.FLOAT16,
+                                    Capability.OPTIMIZERS}
+    assert backend.training_methods == ("autodiff", "optimizer", "manual")
     assert backend.framework_version() == tf.__version__
     model = MLP(MLPSpec((3, 2)), backend=backend)
     assert isinstance(model.native, BackendModel)
@@ -590,4 +591,4 @@ def test_bad_input_raises_invalid_input_error() -> None:
     with pytest.raises(InvalidInputError):
         model.predict(np.zeros((2, 5), np.float32))
     with pytest.raises(ValueError, match="method"):
-        fit(model, (x, y), method="manual")
+        fit(model, (x, y), method="by-hand")

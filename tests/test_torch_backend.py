@@ -77,8 +77,8 @@ def test_backend_declares_its_contract(torch_backend: TorchBackend) -> None:
     assert torch_backend.capabilities == {Capability.FLOAT64, Capability.GRADIENTS,
                                           Capability.NATIVE_DROPOUT, Capability.COMPILE,
                                           Capability.DATA_PARALLEL, Capability.BFLOAT16,
-                                          Capability.FLOAT16}
-    assert torch_backend.training_methods == ("autodiff", "optimizer")
+                                          Capability.FLOAT16, Capability.OPTIMIZERS}
+    assert torch_backend.training_methods == ("autodiff", "optimizer", "manual")
     assert torch_backend.framework_version() == str(torch.__version__)
     assert "torch" in mlpcore.list_backends()
 
@@ -512,8 +512,8 @@ def test_trainer_runs_chunks_and_binds_the_training_set_without_copying() -> Non
 
 def test_trainer_refuses_a_method_it_does_not_have() -> None:
     x, y = classification(n=10)
-    config = TrainingConfig(loss="softmax_cross_entropy", optimizer=SGD(0.1), method="manual")
-    with pytest.raises(ValueError, match="'autodiff' or 'optimizer'"):
+    config = TrainingConfig(loss="softmax_cross_entropy", optimizer=SGD(0.1), method="by-hand")
+    with pytest.raises(ValueError, match="'autodiff' or 'optimizer' or 'manual'"):
         native(MLP(SPEC, backend="torch")).start_training(config, x, y)
 
 

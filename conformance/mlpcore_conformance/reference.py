@@ -12,7 +12,8 @@ output as the NumPy backend does.
 
 Objects from the core are read by duck typing: a spec has ``sizes``, ``activation`` and
 ``dropout``; a regulariser has ``kind`` (``"l1"``/``"l2"``) and ``strength``; an initialiser is
-recognised by its class name and fields; an optimiser has ``lr`` and ``momentum``.
+recognised by its class name and fields; an optimizer has ``lr`` and ``momentum`` (and
+``nesterov``), or ``lr``, ``betas`` and ``eps`` (Adam).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ __all__ = [
     "PURPOSE_DROPOUT",
     "PURPOSE_INIT",
     "PURPOSE_SHUFFLE",
-    "SGDResult",
+    "TrainResult",
     "activation",
     "activation_derivative",
     "clear_of_relu_kinks",
@@ -53,7 +54,7 @@ __all__ = [
     "penalty_gradient",
     "philox",
     "sample_initialiser",
-    "sgd_steps",
+    "train_steps",
     "variable_names",
 ]
 
@@ -406,34 +407,52 @@ def finite_difference_gradients(objective: Callable[[dict[str, F64]], float],
     return grads
 
 
-# ----------------------------------------------------------------------------------------- SGD
+# ---------------------------------------------------------------------------------- optimizers
 
 @dataclass
-class SGDResult:
-    """What :func:`sgd_steps` returns: per-step objectives, final variables, velocities."""
+class TrainResult:
+    """What :func:`train_steps` returns: per-step objectives, final variables, the optimizer's
+    slots by ``{variable}/{slot}`` name and its update count ``step``."""
 
     objectives: F64
     variables: dict[str, F64]
-    velocities: dict[str, F64]
+    slots: dict[str, F64]
+    step: int
 
 
-def sgd_steps(spec: SpecLike, variables: Mapping[str, Any], x: Any, targets: Any, *,
-              loss_name: str, lr: float, momentum: float = 0.0,
-              regularisers: Sequence[RegulariserLike] = (), seed: int = 0,
-              order: Sequence[int] | npt.NDArray[np.int64], batch_size: int,
-              first_step: int = 0, velocities: Mapping[str, Any] | None = None) -> SGDResult:
-    """``ceil(len(order) / batch_size)`` SGD steps with portable dropout masks.
+def _update(optimizer: Any, name: str, w: F64, g: F64, slots: dict[str, F64], t: int) -> F64:
+    """Update number ``t`` of ``w`` by ``optimizer`` (duck typed: ``betas`` and ``eps`` make it
+    Adam, else SGD with ``lr``, ``momentum`` and ``nesterov``); ``slots`` updated in place."""
+    lr = float(optimizer.lr)
+    if hasattr(optimizer, "betas"):
+        beta1, beta2 = map(float, optimizer.betas)
+        m = slots[f"{name}/m"] = beta1 * slots.get(f"{name}/m", 0.0 * w) + (1 - beta1) * g
+        v = slots[f"{name}/v"] = beta2 * slots.get(f"{name}/v", 0.0 * w) + (1 - beta2) * g * g
+        m_hat, v_hat = m / (1 - beta1**t), v / (1 - beta2**t)
+        return w - lr * m_hat / (np.sqrt(v_hat) + float(optimizer.eps))
+    momentum = float(optimizer.momentum)
+    if momentum == 0.0:
+        return w - lr * g
+    v = slots[f"{name}/velocity"] = momentum * slots.get(f"{name}/velocity", 0.0 * w) + g
+    return w - lr * (g + momentum * v if getattr(optimizer, "nesterov", False) else v)
+
+
+def train_steps(spec: SpecLike, variables: Mapping[str, Any], x: Any, targets: Any, *,
+                loss_name: str, optimizer: Any, regularisers: Sequence[RegulariserLike] = (),
+                seed: int = 0, order: Sequence[int] | npt.NDArray[np.int64], batch_size: int,
+                first_step: int = 0, slots: Mapping[str, Any] | None = None,
+                step: int = 0) -> TrainResult:
+    """``ceil(len(order) / batch_size)`` optimizer steps with portable dropout masks.
 
     Step ``j`` uses rows ``order[j B:(j + 1) B]`` and the masks of step ``first_step + j``; its
-    objective is taken before its update. ``w ← w - lr g`` or, with momentum μ,
-    ``v ← μ v + g; w ← w - lr v`` (``v`` from ``velocities``, else 0).
+    objective is taken before its update, which is the optimizer's update number
+    ``step + j + 1`` (docs/contracts.md, "Optimizers"), from ``slots`` (missing ones are 0).
     """
     x = _f64(x)
     targets = np.asarray(targets)
     order = np.asarray(order, dtype=np.int64)
     current = {name: _f64(value).copy() for name, value in variables.items()}
-    velocity = {name: (np.zeros_like(value) if velocities is None else _f64(velocities[name]))
-                for name, value in current.items()}
+    state = {name: _f64(value).copy() for name, value in (slots or {}).items()}
     hidden = list(spec.sizes[1:-1])
     n_steps = math.ceil(len(order) / batch_size)
     objectives = np.empty(n_steps)
@@ -447,9 +466,5 @@ def sgd_steps(spec: SpecLike, variables: Mapping[str, Any], x: Any, targets: Any
                                               regularisers, masks)
         objectives[j] = objective
         for name, grad in grads.items():
-            if momentum > 0.0:
-                velocity[name] = momentum * velocity[name] + grad
-                current[name] = current[name] - lr * velocity[name]
-            else:
-                current[name] = current[name] - lr * grad
-    return SGDResult(objectives, current, velocity)
+            current[name] = _update(optimizer, name, current[name], grad, state, step + j + 1)
+    return TrainResult(objectives, current, state, step + n_steps)

@@ -1,7 +1,9 @@
 """Checkpoints: a model's variables in a safetensors file with an mlpcore manifest.
 
 One little-endian tensor per variable, canonical names and layout (``dense_{i}/weights``
-(fan_in, fan_out), ``dense_{i}/bias`` (fan_out,)); ``__metadata__`` holds the JSON manifest
+(fan_in, fan_out), ``dense_{i}/bias`` (fan_out,)), and one per optimizer slot if the model has
+an optimizer state (``optimizer/dense_0/weights/m``; its optimizer, step and epoch in the
+manifest's ``optimizer`` entry); ``__metadata__`` holds the JSON manifest
 under ``"mlpcore"`` and its CRC-32 under ``"mlpcore_manifest_crc32"``
 (``docs/checkpoint-format.md``). Every failure is a :class:`~mlpcore.errors.CheckpointError`
 naming the file (and the variable).
@@ -31,6 +33,7 @@ import safetensors.numpy
 
 from mlpcore.errors import CheckpointError
 from mlpcore.io.atomic import fsync, write_atomically
+from mlpcore.optimizers import SGD, Adam, Optimizer, OptimizerState, state_problems
 from mlpcore.spec import (
     DTYPES,
     DTypeName,
@@ -83,6 +86,8 @@ class Checkpoint:
     manifest: dict[str, Any]
     spec: MLPSpec
     variables: dict[str, FloatArray]
+    optimizer_state: OptimizerState | None = None
+    """The optimizer's state, slots as stored (``None``: the file holds none)."""
 
     @property
     def dtype(self) -> DTypeName:
@@ -105,7 +110,8 @@ class VariableViews(Protocol):
 
 
 def save(model: MLP, path: PathArg, *, checksum: Literal["crc32", "sha256"] = "crc32") -> Path:
-    """Write ``model``'s variables and manifest to ``path``, atomically; return the path.
+    """Write ``model``'s variables, its ``optimizer_state`` (if any) and manifest to ``path``,
+    atomically; return the path.
 
     ``checksum`` per variable: ``"crc32"`` (fast; detects corruption, not tampering) or
     ``"sha256"``. On any failure the previous file is kept, no temporary file is left, and
@@ -120,27 +126,64 @@ def save(model: MLP, path: PathArg, *, checksum: Literal["crc32", "sha256"] = "c
               for attribute in ("variable_views", "read_variables")]
     source = native.variable_views() if isinstance(native, VariableViews) and owners[0] and (
         owners[1] is None or issubclass(owners[0], owners[1])) else model.variables
-    tensors = {name: np.ascontiguousarray(value, dtype="<f4" if dtype == "float32" else "<f8")
-               for name, value in source.items()}
+    state = model.optimizer_state
+    little = "<f4" if dtype == "float32" else "<f8"
+    tensors = {name: np.ascontiguousarray(value, dtype=little) for name, value in source.items()}
+    slots = {} if state is None else {f"{OPTIMIZER_PREFIX}{name}": np.ascontiguousarray(
+        value, dtype=little) for name, value in state.slots.items()}
+    if state is not None and (problems := state_problems(state, model.spec.variable_shapes())):
+        raise CheckpointError(f"cannot save {os.fspath(path)}: model.optimizer_state does not "
+                              "fit the model: " + "; ".join(problems))
     blank = "x" * len(_DIGESTS[checksum](b""))  # as wide as a digest, never a valid one
 
+    def entries(arrays: Mapping[str, npt.NDArray[Any]],
+                digests: Mapping[str, str] | None) -> dict[str, Any]:
+        return {name: {"shape": list(array.shape), "dtype": dtype,
+                       checksum: digests[name] if digests else blank}
+                for name, array in arrays.items()}
+
     def metadata(digests: Mapping[str, str] | None) -> dict[str, str]:
-        text = _json({
+        manifest = {
             "format": FORMAT, "format_version": FORMAT_VERSION, "mlpcore_version": __version__,
             "backend": model.backend.name, "backend_version": model.backend.framework_version(),
-            "dtype": dtype, "spec": model.spec.to_dict(),
-            "variables": {name: {"shape": list(array.shape), "dtype": dtype,
-                                 checksum: digests[name] if digests else blank}
-                          for name, array in tensors.items()}})
+            "dtype": dtype, "spec": model.spec.to_dict(), "variables": entries(tensors, digests)}
+        if state is not None:
+            manifest["optimizer"] = {**_optimizer_config(state.optimizer), "step": state.step,
+                                     "epoch": state.epoch, "seed": state.seed,
+                                     "slots": entries(slots, digests)}
+        text = _json(manifest)
         return {MANIFEST_KEY: text,
                 MANIFEST_CHECKSUM_KEY: _DIGESTS["crc32"](text.encode()) if digests else "x" * 8}
 
     # Checksums computed while safetensors writes and the data is synced (both release the GIL),
     # then put in the header: 400 MB took 0.52 s with them computed first, 0.38 s so.
+    everything = {**tensors, **slots}
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        digests = pool.submit(lambda: {n: _DIGESTS[checksum](a) for n, a in tensors.items()})
-        return write_safetensors(Path(os.fspath(path)), tensors, metadata(None),
+        digests = pool.submit(lambda: {n: _DIGESTS[checksum](a) for n, a in everything.items()})
+        return write_safetensors(Path(os.fspath(path)), everything, metadata(None),
                                  final=lambda: metadata(digests.result()))
+
+
+OPTIMIZER_PREFIX: Final = "optimizer/"
+"""Optimizer slot ``dense_0/weights/m`` is the tensor ``optimizer/dense_0/weights/m``."""
+_OPTIMIZERS: Final[dict[str, type[SGD] | type[Adam]]] = {"SGD": SGD, "Adam": Adam}
+
+
+def _optimizer_config(optimizer: Optimizer) -> dict[str, Any]:
+    """``{"name": "Adam", "lr": …, "betas": […], "eps": …}``: the manifest's optimizer fields."""
+    fields = {key: list(value) if isinstance(value, tuple) else value
+              for key, value in vars(optimizer).items()}
+    return {"name": type(optimizer).__name__, **fields}
+
+
+def _optimizer_state(entry: dict[str, Any], slots: Mapping[str, FloatArray]) -> OptimizerState:
+    """The state of a manifest's ``optimizer`` entry (checked by :func:`_manifest`), its slots
+    the tensors ``slots`` (by tensor name)."""
+    config: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in entry.items()
+                              if k not in ("name", "step", "epoch", "seed", "slots")}
+    return OptimizerState(_OPTIMIZERS[entry["name"]](**config), entry["step"],
+                          {name.removeprefix(OPTIMIZER_PREFIX): slots[name]
+                           for name in entry["slots"]}, entry["epoch"], entry.get("seed"))
 
 
 def write_safetensors(target: Path, tensors: Mapping[str, npt.NDArray[Any]],
@@ -287,7 +330,9 @@ def read_checkpoint(path: PathArg, *, mmap: bool = False) -> Checkpoint:
     file = Path(os.fspath(path))
     metadata, tensors = read_safetensors(file)
     manifest, spec = _manifest(file, metadata)
-    recorded: dict[str, dict[str, Any]] = manifest["variables"]
+    optimizer = manifest.get("optimizer")
+    recorded: dict[str, dict[str, Any]] = {**manifest["variables"],
+                                           **(optimizer["slots"] if optimizer else {})}
     problems = [f"tensor {name!r} is in the file but not in the manifest"
                 for name in tensors if name not in recorded]
     problems += [f"variable {name!r} is in the manifest but has no tensor in the file"
@@ -309,24 +354,39 @@ def read_checkpoint(path: PathArg, *, mmap: bool = False) -> Checkpoint:
                             "data is corrupt")
     if problems:
         raise _problems_error(file, "is damaged or inconsistent", problems)
-    return Checkpoint(file, manifest, spec, {
-        name: tensors[name] if mmap else np.array(tensors[name]) for name in recorded})
+    arrays = {name: tensors[name] if mmap else np.array(tensors[name]) for name in recorded}
+    state = None if optimizer is None else _optimizer_state(optimizer, arrays)
+    if state is not None and (problems := state_problems(state, spec.variable_shapes())):
+        raise _problems_error(file, "holds an optimizer state that does not fit its spec",
+                              problems)
+    return Checkpoint(file, manifest, spec, {name: arrays[name] for name in manifest["variables"]},
+                      state)
 
 
 def load(path: PathArg, backend: str | Backend | None = None, *, dtype: str | None = None,
          mmap: bool = True, device: str | None = None) -> MLP:
     """A model with the checkpoint's spec and variables, on ``backend`` and ``device`` (default:
     the CPU), in ``dtype`` (default: the checkpoint's; bfloat16 and float16 keep float32
-    masters; :func:`cast_variables`). Every misfit to its own spec is reported together. With
-    ``mmap`` the backend's own arrays are the only full copy."""
+    masters; :func:`cast_variables`), and its ``optimizer_state`` if the file holds one (the next
+    ``fit`` with that optimizer continues it). Every misfit to its own spec is reported together.
+    With ``mmap`` the backend's own arrays are the only full copy."""
     from mlpcore.model import MLP
 
     checkpoint = read_checkpoint(path, mmap=mmap)
     check_fit(checkpoint, checkpoint.spec, "its own spec")
     model_dtype = check_compute_dtype(dtype) if dtype is not None else checkpoint.dtype
-    values = cast_variables(checkpoint.path, checkpoint.variables, master_dtype(model_dtype))
-    return MLP.from_variables(checkpoint.spec, values, backend=backend, dtype=model_dtype,
-                              device=device)
+    master = master_dtype(model_dtype)
+    values = cast_variables(checkpoint.path, checkpoint.variables, master)
+    model = MLP.from_variables(checkpoint.spec, values, backend=backend, dtype=model_dtype,
+                               device=device)
+    state = checkpoint.optimizer_state
+    if state is not None:
+        model.optimizer_state = OptimizerState(
+            state.optimizer, state.step,
+            cast_variables(checkpoint.path, {name: np.array(value) for name, value in
+                                             state.slots.items()}, master), state.epoch,
+            state.seed)
+    return model
 
 
 def check_fit(checkpoint: Checkpoint, spec: MLPSpec, target: str) -> None:
@@ -408,22 +468,10 @@ def _manifest(file: Path, metadata: dict[str, str]) -> tuple[dict[str, Any], MLP
         problems.append(f"variables must be a JSON object, got {type(variables).__name__}")
     allowed = ("sha256",) if version == 1 else tuple(_DIGESTS)
     for name, entry in variables.items() if isinstance(variables, dict) else ():
-        if not isinstance(entry, dict):
-            problems.append(f"variable {name!r}: entry must be a JSON object, got "
-                            f"{type(entry).__name__}")
-            continue
-        where, present = f"variable {name!r}:", [a for a in _DIGESTS if a in entry]
-        if not _counts(entry.get("shape"), 0, MAX_RANK):
-            problems.append(f"{where} shape must be a list of non-negative integers, got "
-                            f"{entry.get('shape')!r}")
-        if len(present) != 1 or present[0] not in allowed:
-            problems.append(f"{where} must record exactly one checksum, one of "
-                            f"{', '.join(allowed)} (format version {version}), got "
-                            f"{present or 'none'}")
-        elif not (isinstance(digest := entry[present[0]], str) and re.fullmatch(
-                f"[0-9a-f]{{{len(_DIGESTS[present[0]](b''))}}}", digest)):
-            problems.append(f"{where} {present[0]} must be {len(_DIGESTS[present[0]](b''))} "
-                            f"lowercase hex digits, got {digest!r}")
+        problems += _entry_problems(f"variable {name!r}:", entry, allowed, version)
+    if "optimizer" in fields:
+        problems += [f"optimizer: {p}" for p in _optimizer_problems(fields["optimizer"],
+                                                                    allowed, version)]
     if problems or spec is None:
         raise _problems_error(file, "has an invalid manifest", problems)
     recorded, found = metadata.get(MANIFEST_CHECKSUM_KEY), _DIGESTS["crc32"](text.encode())
@@ -432,6 +480,52 @@ def _manifest(file: Path, metadata: dict[str, str]) -> tuple[dict[str, Any], MLP
             f"{here} the manifest fails its checksum (crc32 of the manifest text is {found}, "
             f"{MANIFEST_CHECKSUM_KEY} records {recorded!r}): the header is corrupt")
     return fields, spec
+
+
+def _entry_problems(where: str, entry: Any, allowed: tuple[str, ...], version: Any) -> list[str]:
+    """What is wrong with one tensor's manifest entry (shape and one checksum)."""
+    if not isinstance(entry, dict):
+        return [f"{where} entry must be a JSON object, got {type(entry).__name__}"]
+    problems, present = [], [a for a in _DIGESTS if a in entry]
+    if not _counts(entry.get("shape"), 0, MAX_RANK):
+        problems.append(f"{where} shape must be a list of non-negative integers, got "
+                        f"{entry.get('shape')!r}")
+    if len(present) != 1 or present[0] not in allowed:
+        problems.append(f"{where} must record exactly one checksum, one of "
+                        f"{', '.join(allowed)} (format version {version}), got "
+                        f"{present or 'none'}")
+    elif not (isinstance(digest := entry[present[0]], str) and re.fullmatch(
+            f"[0-9a-f]{{{len(_DIGESTS[present[0]](b''))}}}", digest)):
+        problems.append(f"{where} {present[0]} must be {len(_DIGESTS[present[0]](b''))} "
+                        f"lowercase hex digits, got {digest!r}")
+    return problems
+
+
+def _optimizer_problems(entry: Any, allowed: tuple[str, ...], version: Any) -> list[str]:
+    """What is wrong with the manifest's ``optimizer`` entry: ``name`` ``"SGD"`` or ``"Adam"``
+    with that optimizer's valid fields, ``step`` and ``epoch`` integers >= 0, ``slots`` tensor
+    entries named ``optimizer/…``."""
+    if not isinstance(entry, dict):
+        return [f"must be a JSON object, got {type(entry).__name__}"]
+    problems = [f"{key} must be an integer >= 0, got {entry.get(key)!r}"
+                for key in ("step", "epoch") if not _counts([entry.get(key)], 1, 1)]
+    if entry.get("seed") is not None and not _counts([entry["seed"]], 1, 1):
+        problems.append(f"seed must be null or an integer >= 0, got {entry['seed']!r}")
+    name, slots = entry.get("name"), entry.get("slots")
+    if name not in _OPTIMIZERS:
+        problems.append(f"name must be one of {', '.join(_OPTIMIZERS)}, got {name!r}")
+    else:
+        try:
+            _optimizer_state({**entry, "slots": {}}, {})
+        except (TypeError, ValueError) as err:
+            problems.append(f"invalid {name}: {err}")
+    if not isinstance(slots, dict):
+        return [*problems, f"slots must be a JSON object, got {type(slots).__name__}"]
+    for slot, value in slots.items():
+        if not slot.startswith(OPTIMIZER_PREFIX):
+            problems.append(f"slot {slot!r} must be named {OPTIMIZER_PREFIX}…")
+        problems += _entry_problems(f"slot {slot!r}:", value, allowed, version)
+    return problems
 
 
 def _problems_error(file: Path, summary: str, problems: list[str]) -> CheckpointError:

@@ -11,6 +11,7 @@ import numpy.typing as npt
 from mlpcore.backend import Capability, TrainingConfig
 from mlpcore.backend_common import BackendBase, BoolArray, FloatArray, ModelBase, interleave
 from mlpcore.losses import LossName
+from mlpcore.optimizers import OptimizerState
 from mlpcore.regularisers import Regulariser
 from mlpcore_numpy.activations import NumpyActivations
 from mlpcore_numpy.dropout import NumpyDropout
@@ -49,9 +50,9 @@ class NumpyModel(ModelBase):
                                  regularisers, ws, masks)
         return objective, interleave(ws.grad_w, ws.grad_b)
 
-    def _trainer(self, config: TrainingConfig, x: FloatArray,
-                 targets: npt.NDArray[Any]) -> NumpyTrainer:
-        return NumpyTrainer(self.spec, self._weights, self._biases, config, x, targets)
+    def _trainer(self, config: TrainingConfig, x: FloatArray, targets: npt.NDArray[Any],
+                 state: OptimizerState | None) -> NumpyTrainer:
+        return NumpyTrainer(self.spec, self._weights, self._biases, config, x, targets, state)
 
 
 class NumpyBackend(BackendBase):
@@ -59,7 +60,7 @@ class NumpyBackend(BackendBase):
 
     name = "numpy"
     capabilities: frozenset[str] = frozenset({Capability.FLOAT64, Capability.GRADIENTS,
-                                              Capability.NATIVE_DROPOUT})
+                                              Capability.NATIVE_DROPOUT, Capability.OPTIMIZERS})
     training_methods = NumpyModel.training_methods
     framework = np
     model = NumpyModel

@@ -1,4 +1,13 @@
-"""The NumPy training loop: many SGD steps per call, in place, on preallocated buffers."""
+"""The NumPy training loop: many optimizer steps per call, in place, on preallocated buffers.
+
+The updates of :mod:`mlpcore.optimizers`, written as torch.optim computes them (per variable
+``w``, gradient ``g``; Adam's factors from :func:`~mlpcore.optimizers.adam_factors`)::
+
+    SGD        w -= lr·g
+    momentum   v = μ·v + g;  w -= lr·v      (Nesterov: w -= lr·(g + μ·v))
+    Adam       m += (1 - β1)·(g - m);  v = β2·v + (1 - β2)·g·g
+               w -= step_size · m / (√v / √(1 - β2^t) + ε)
+"""
 
 from __future__ import annotations
 
@@ -9,6 +18,7 @@ import numpy.typing as npt
 
 from mlpcore.backend import TrainingConfig
 from mlpcore.backend_common import FloatArray, TrainerBase, interleave
+from mlpcore.optimizers import Adam, OptimizerState, adam_factors
 from mlpcore.random import Purpose, stream
 from mlpcore.spec import MLPSpec
 from mlpcore_numpy.dropout import native_keep_mask
@@ -19,14 +29,16 @@ class NumpyTrainer(TrainerBase):
     """:class:`mlpcore.backend.Trainer` over a NumPy model's own weight and bias arrays."""
 
     def __init__(self, spec: MLPSpec, weights: list[FloatArray], biases: list[FloatArray],
-                 config: TrainingConfig, x: FloatArray, targets: npt.NDArray[Any]):
-        super().__init__(spec, config, x.shape[0])
+                 config: TrainingConfig, x: FloatArray, targets: npt.NDArray[Any],
+                 state: OptimizerState | None = None):
+        super().__init__(spec, config, x.shape[0], state)
         self._weights, self._biases = weights, biases
         self._x, self._targets = x, targets
-        self._lr = x.dtype.type(config.optimizer.lr)
-        self._momentum = x.dtype.type(config.optimizer.momentum)
-        self._velocity = ([np.zeros_like(p) for p in interleave(weights, biases)]
-                          if config.optimizer.momentum > 0 else [])
+        params = interleave(weights, biases)
+        self._slots = [[np.zeros_like(p) if value is None else np.array(value, p.dtype)
+                        for value in values]
+                       for p, values in zip(params, self.start_slots(), strict=True)]
+        self._scratch = [np.empty_like(p) for p in params] if self.kind != "sgd" else []
         self._workspaces: dict[int, Workspace] = {}  # per batch size
         self._rng = stream(config.seed, Purpose.DROPOUT)  # native masks
 
@@ -51,15 +63,49 @@ class NumpyTrainer(TrainerBase):
                 self._update(ws)
         return losses
 
+    def _slot_values(self) -> list[list[FloatArray]]:
+        return [[value.copy() for value in values] for values in self._slots]
+
     def _update(self, ws: Workspace) -> None:
-        """SGD in place; the gradient buffers are free after this step, so they hold ``lr * g``
-        (momentum: ``v <- μ v + g``, then ``lr * v``)."""
+        """One update in place (the module's formulas); the gradient buffers are free after this
+        step, so they serve as scratch too."""
+        self.step += 1
+        opt, dtype = self.config.optimizer, self._x.dtype.type
         params = interleave(self._weights, self._biases)
-        for i, (p, g) in enumerate(zip(params, interleave(ws.grad_w, ws.grad_b), strict=True)):
-            if self._velocity:
-                self._velocity[i] *= self._momentum
-                self._velocity[i] += g
-                np.multiply(self._velocity[i], self._lr, out=g)
+        grads = interleave(ws.grad_w, ws.grad_b)
+        if isinstance(opt, Adam):
+            step_size, root = adam_factors(opt, self.step)
+            beta1, beta2 = opt.betas
+            for p, g, (m, v), s in zip(params, grads, self._slots, self._scratch, strict=True):
+                np.subtract(g, m, out=s)
+                s *= dtype(1.0 - beta1)
+                m += s
+                v *= dtype(beta2)
+                g *= g
+                g *= dtype(1.0 - beta2)
+                v += g
+                np.sqrt(v, out=s)
+                s /= dtype(root)
+                s += dtype(opt.eps)
+                np.divide(m, s, out=s)
+                s *= dtype(step_size)
+                p -= s
+            return
+        lr, mu = dtype(opt.lr), dtype(opt.momentum)
+        for p, g, slots, s in zip(params, grads, self._slots,
+                                  self._scratch or [None] * len(params), strict=True):
+            if slots and opt.nesterov:
+                v = slots[0]
+                v *= mu
+                v += g
+                np.multiply(v, mu, out=s)
+                g += s
+                g *= lr
+            elif slots:
+                v = slots[0]
+                v *= mu
+                v += g
+                np.multiply(v, lr, out=g)
             else:
-                g *= self._lr
+                g *= lr
             p -= g

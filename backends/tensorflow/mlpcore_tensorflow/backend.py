@@ -18,6 +18,7 @@ import tensorflow as tf
 from mlpcore.backend import Capability, TrainingConfig
 from mlpcore.backend_common import AUTODIFF_CAPABILITIES, BackendBase, ModelBase
 from mlpcore.devices import Portable
+from mlpcore.optimizers import OptimizerState
 from mlpcore_tensorflow.ops import OPS
 from mlpcore_tensorflow.training import TensorflowTrainer
 
@@ -28,7 +29,7 @@ class TensorflowModel(ModelBase):
     """:class:`mlpcore.backend.BackendModel` holding ``tf.Variable`` objects, assigned in place
     (a running trainer sees every write)."""
 
-    training_methods = ("autodiff", "optimizer")
+    training_methods = ("autodiff", "optimizer", "manual")
     forward_rows = 16384
     ops = OPS
 
@@ -52,19 +53,21 @@ class TensorflowModel(ModelBase):
         for target, source in zip(self._weights + self._biases, weights + biases, strict=True):
             target.assign(source)
 
-    def _trainer(self, config: TrainingConfig, x: FloatArray,
-                 targets: npt.NDArray[Any]) -> TensorflowTrainer:
+    def _trainer(self, config: TrainingConfig, x: FloatArray, targets: npt.NDArray[Any],
+                 state: OptimizerState | None) -> TensorflowTrainer:
         return TensorflowTrainer(self.spec, self._weights, self._biases, config,
-                                 self._tensor(x), self._tensor(targets), self.dtype, self.device)
+                                 self._tensor(x), self._tensor(targets), self.dtype, self.device,
+                                 state)
 
 
 class TensorflowBackend(BackendBase):
-    """:class:`mlpcore.backend.Backend` on TensorFlow: ``tf.GradientTape`` gradients and whole
-    chunks of training steps inside one ``tf.function`` (optionally XLA-compiled), on the CPU or
-    a GPU; mixed precision in bfloat16 and float16."""
+    """:class:`mlpcore.backend.Backend` on TensorFlow: ``tf.GradientTape`` gradients (or backprop
+    by hand, ``manual``) and whole chunks of training steps inside one ``tf.function``
+    (optionally XLA-compiled), on the CPU or a GPU; mixed precision in bfloat16 and float16."""
 
     name = "tensorflow"
-    capabilities = AUTODIFF_CAPABILITIES | {Capability.BFLOAT16, Capability.FLOAT16}
+    capabilities = AUTODIFF_CAPABILITIES | {Capability.BFLOAT16, Capability.FLOAT16,
+                                            Capability.OPTIMIZERS}
     training_methods = TensorflowModel.training_methods
     framework = tf
     model = TensorflowModel

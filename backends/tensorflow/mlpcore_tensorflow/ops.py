@@ -20,8 +20,12 @@ penalties       ``tf.nn.l2_loss`` (``Σ W² / 2``) and ``Σ |W|`` (the tape: ``s
 native masks    :func:`native_keep_mask`, TensorFlow's counter-based stateless RNG
 ==============  =================================================================================
 
-Gradients are ``tf.GradientTape``'s. These functions build ops only: they run eagerly or inside
-a ``tf.function`` alike, so the eager calls and the in-graph training loop share them.
+Gradients are ``tf.GradientTape``'s; the ``manual`` method's backprop
+(:class:`mlpcore.backend_common.Backprop`) takes ``dL/dz`` (``(softmax(z)·Σ_k t_k - t) / N``,
+``2 (o - t) / (N K)``), ``f'`` from the output, ``aᵀ δ`` and ``δ Wᵀ`` from the functions of
+:class:`mlpcore.backend_common.ManualOps` here. These functions build ops only: they run
+eagerly or inside a ``tf.function`` alike, so the eager calls and the in-graph training loop
+share them.
 """
 
 from __future__ import annotations
@@ -72,8 +76,18 @@ def native_keep_mask(shape: Any, rate: float, seed: tf.Tensor, compiled: bool = 
     return uniform >= tf.constant(rate, tf.float32)
 
 
+def _cross_entropy_gradient(z: tf.Tensor, targets: tf.Tensor) -> tf.Tensor:
+    probabilities = tf.nn.softmax(z, axis=1)
+    if targets.dtype.is_integer:
+        delta = probabilities - tf.one_hot(targets, tf.shape(z)[1], dtype=z.dtype)
+    else:
+        delta = probabilities * tf.reduce_sum(targets, axis=1, keepdims=True) - targets
+    return delta / tf.cast(tf.shape(z)[0], z.dtype)
+
+
 class TensorflowOps:
-    """:class:`mlpcore.backend_common.AutodiffOps` in TensorFlow."""
+    """:class:`mlpcore.backend_common.AutodiffOps` and
+    :class:`~mlpcore.backend_common.ManualOps` in TensorFlow."""
 
     activations: Table[Callable[[tf.Tensor], tf.Tensor]] = Table("activation", {
         "relu": tf.nn.relu, "sigmoid": tf.math.sigmoid, "tanh": tf.math.tanh})
@@ -82,7 +96,24 @@ class TensorflowOps:
         "mse": lambda o, t: tf.reduce_mean(tf.math.squared_difference(o, t))})
     penalties: Table[Callable[[tf.Tensor], tf.Tensor]] = Table("regulariser", {
         "l2": tf.nn.l2_loss, "l1": lambda w: tf.reduce_sum(tf.abs(w))})
+    loss_gradients: Table[Callable[[tf.Tensor, tf.Tensor], tf.Tensor]] = Table("loss", {
+        "softmax_cross_entropy": _cross_entropy_gradient,
+        "mse": lambda o, t: 2 * (o - t) / tf.cast(tf.size(o), o.dtype)})
+    derivatives: Table[Callable[[tf.Tensor], tf.Tensor]] = Table("activation", {
+        "relu": lambda h: tf.cast(h > 0, h.dtype),
+        "sigmoid": lambda a: a * (1 - a),
+        "tanh": lambda t: 1 - t * t})
+    penalty_gradients: Table[Callable[[tf.Tensor], tf.Tensor]] = Table("regulariser", {
+        "l2": tf.identity, "l1": tf.sign})
     tensor = staticmethod(tf.convert_to_tensor)
+
+    @staticmethod
+    def dense_gradients(a: tf.Tensor, delta: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        return tf.matmul(a, delta, transpose_a=True), tf.reduce_sum(delta, axis=0)
+
+    @staticmethod
+    def dense_backward(delta: tf.Tensor, w: tf.Tensor) -> tf.Tensor:
+        return tf.matmul(delta, w, transpose_b=True)
 
     @staticmethod
     def dense(a: tf.Tensor, w: tf.Tensor, b: tf.Tensor) -> tf.Tensor:

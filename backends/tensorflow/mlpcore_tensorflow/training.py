@@ -1,17 +1,18 @@
-"""The TensorFlow training loop: a whole chunk of SGD steps inside one ``tf.function`` call.
+"""The TensorFlow training loop: a whole chunk of optimizer steps inside one ``tf.function`` call.
 
 Why: calling a ``tf.function`` costs about 0.4 ms, more than one training step of an MLP this
 size. So :meth:`TensorflowTrainer.run` does not loop in Python; it makes at most two calls per
 chunk, and each runs a ``tf.while_loop`` over the steps in the graph::
 
-    x (N, d_0), targets (N,) or (N, K), order (n_steps, B) int64, first_step int64
-        [, portable masks (n_steps, B, d_l) bool ...]
+    x (N, d_0), targets (N,) or (N, K), order (n_steps, B) int64, first_step int64,
+        updates made int64 [, portable masks (n_steps, B, d_l) bool ...]
     for j in 0 … n_steps-1 (in the graph; each variable read after the previous step's update):
         rows = order[j];  x_b = gather(x, rows);  t_b = gather(targets, rows)
         keep = masks[j] | stateless_uniform((seed, (first_step + j) · n_hidden + l)) >= p
                                           (Philox; Threefry in XLA mode, see ops.py)
-        with GradientTape: J = loss(forward(x_b, keep), t_b) + penalties
-        g = dJ/dθ;  update θ (autodiff: apply_sgd; optimizer: keras SGD.apply_gradients)
+        with GradientTape: J = loss(forward(x_b, keep), t_b) + penalties;  g = dJ/dθ
+            (manual: J and g by Backprop, TensorFlow's linear algebra, no tape)
+        update θ (autodiff, manual: apply_sgd / apply_adam; optimizer: Keras's apply_gradients)
         losses[j] = J                                   (a TensorArray, returned once)
 
 A chunk of ``n`` rows at batch size ``B`` is split into the full batches, one ``(n // B, B)``
@@ -25,23 +26,33 @@ is freed as soon as the fit ends, and a new binding needs no new trace. In compi
 distinct order shape (``shapes``): with whole-epoch chunks that is two, the full batches and the
 remainder, each compiled on first use and then cached.
 
-Updates, for every variable ``w`` with gradient ``g`` (weights and biases):
+Updates, for every variable ``w`` with gradient ``g`` (weights and biases), those of
+:mod:`mlpcore.optimizers`:
 
-* ``"autodiff"``: ``w -= lr · g``, or with momentum μ ``v = μ v + g; w -= lr · v``, exactly
-  :mod:`mlpcore.optimizers`, by :func:`apply_sgd` (one fused TensorFlow kernel a variable);
+* ``"autodiff"`` and ``"manual"``: SGD, momentum and Nesterov by :func:`apply_sgd` (one fused
+  TensorFlow kernel a variable), Adam by :func:`apply_adam` (TensorFlow ops, torch.optim's
+  arithmetic);
+* ``"optimizer"``: ``keras.optimizers.SGD(lr, momentum, nesterov)``, whose form
+  ``m = μ m - lr g; w += m`` (Nesterov: ``w += μ m - lr g``) follows the same trajectory for a
+  constant learning rate (only the rounding differs; its slot ``m`` is ``-lr·v``), or
+  ``keras.optimizers.Adam(lr, β1, β2, ε)``. Keras adds ε to ``√v`` before the bias correction
+  (``w -= lr·√(1-β2^t)/(1-β1^t) · m / (√v + ε)``), so its ``epsilon`` is given as a variable set
+  to ``ε·√(1-β2^t)`` before each update: then it computes the contract's
+  ``w -= lr·m̂ / (√v̂ + ε)`` exactly, up to rounding. The learning rate is a constant callable
+  returning a NumPy float64, momentum and betas NumPy float64: Keras casts them straight to each
+  variable's dtype. (With plain Python floats Keras rounds them through float32, its floatx, and
+  float64 runs drift by ~1e-8 relative.)
+
+The update count (Adam's ``t``) enters each call as ``updates``; the slots start from the
+:class:`~mlpcore.optimizers.OptimizerState` handed to the trainer, if any.
+
 Devices: the chunk function's ops are placed on the model's device (``tf.device`` at trace
 time), where its variables and the training set (copied once per trainer) are. Mixed precision
 (``dtype`` bfloat16 or float16): the network casts to ``dtype`` inside every dense layer; the
 variables, gradients and updates are float32. float16 scales the loss dynamically with
-``keras.optimizers.LossScaleOptimizer`` around the Keras SGD (a step whose gradients overflow is
-skipped and the scale halved; it doubles after 2000 good steps), so float16 trains with the
-``"optimizer"`` method.
-
-* ``"optimizer"``: ``keras.optimizers.SGD(lr, momentum)``, whose form ``v = μ v - lr g; w += v``
-  follows the same trajectory for a constant learning rate (only the rounding differs). The
-  learning rate is given as a constant callable returning a NumPy float64 and the momentum as a
-  NumPy float64: Keras casts both straight to each variable's dtype. (With plain Python floats
-  Keras rounds them through float32, its floatx, and float64 runs drift by ~1e-8 relative.)
+``keras.optimizers.LossScaleOptimizer`` around the Keras optimizer (a step whose gradients
+overflow is skipped and the scale halved; it doubles after 2000 good steps), so float16 trains
+with the ``"optimizer"`` method.
 """
 
 from __future__ import annotations
@@ -56,7 +67,8 @@ import numpy.typing as npt
 import tensorflow as tf
 
 from mlpcore.backend import TrainingConfig
-from mlpcore.backend_common import TrainerBase, interleave, network
+from mlpcore.backend_common import Backprop, FloatArray, TrainerBase, interleave, network
+from mlpcore.optimizers import SLOTS, Adam, OptimizerState
 from mlpcore.spec import MLPSpec
 from mlpcore_tensorflow.ops import OPS, native_keep_mask, native_seed, scaled_mask
 
@@ -75,46 +87,45 @@ class TensorflowTrainer(TrainerBase):
 
     def __init__(self, spec: MLPSpec, weights: Sequence[tf.Variable],
                  biases: Sequence[tf.Variable], config: TrainingConfig, x: tf.Tensor,
-                 targets: tf.Tensor, dtype: str = "float32", device: str = "/CPU:0"):
-        super().__init__(spec, config, int(x.shape[0]))
+                 targets: tf.Tensor, dtype: str = "float32", device: str = "/CPU:0",
+                 state: OptimizerState | None = None):
+        super().__init__(spec, config, int(x.shape[0]), state)
         self.trace_count = 0
         self.calls = 0
         self.compile_seconds = 0.0
         self.shapes: set[tuple[int, int]] = set()
+        if config.method == "manual" and dtype not in ("float32", "float64"):
+            raise ValueError(f"the manual method's backprop computes in the model's float32 "
+                             f"variables; {dtype} trains with 'autodiff' or 'optimizer'")
         self._net = network(OPS, spec.activation, config.loss, config.regularisers, dtype)
+        self._backprop = (Backprop(OPS, spec.activation, config.loss, config.regularisers)
+                          if config.method == "manual" else None)
         self._weights, self._biases = list(weights), list(biases)
         self._variables = interleave(self._weights, self._biases)
         self._x, self._targets, self._device = x, targets, device
         self._dtype = x.dtype
-        self._lr = tf.constant(config.optimizer.lr, self._dtype)
-        self._momentum = tf.constant(config.optimizer.momentum, self._dtype)
-        self._velocities: list[tf.Variable] = []
+        opt = config.optimizer
+        self._lr = tf.constant(opt.lr, self._dtype)
+        self._momentum = tf.constant(0.0 if isinstance(opt, Adam) else opt.momentum, self._dtype)
+        starts = self.start_slots()
         self._optimizer: Any = None
         self._loss_scaled = dtype == "float16"
         if self._loss_scaled and config.method != "optimizer":
             raise ValueError("float16 training scales the loss with keras' LossScaleOptimizer: "
                              "use method='optimizer' (the default for float16)")
         if config.method == "optimizer":
-            import keras
-
-            # Keras would keep a float learning rate in a float32 variable and turn a Python
-            # float momentum into a float32 tensor before casting it to the variable dtype,
-            # rounding both for float64 models. A callable returning a NumPy float64 and a
-            # NumPy float64 momentum (a float subclass) are cast straight to the variable dtype.
-            lr = np.float64(config.optimizer.lr)
-            self._optimizer = keras.optimizers.SGD(learning_rate=lambda: lr,
-                                                   momentum=np.float64(config.optimizer.momentum))
-            if self._loss_scaled:
-                self._optimizer = keras.optimizers.LossScaleOptimizer(self._optimizer)
-            self._optimizer.build(self._variables)
-        elif config.optimizer.momentum > 0.0:
-            self._velocities = [tf.Variable(tf.zeros_like(v), trainable=False)
-                                for v in self._variables]
+            self._optimizer = self._keras_optimizer(starts)
+            self._slots: list[list[tf.Variable]] = []
+        else:
+            self._slots = [[tf.Variable(tf.zeros_like(v) if value is None else value,
+                                        trainable=False, dtype=self._dtype) for value in values]
+                           for v, values in zip(self._variables, starts, strict=True)]
         signature = [
             tf.TensorSpec([None, *x.shape[1:]], x.dtype, name="x"),
             tf.TensorSpec([None, *targets.shape[1:]], targets.dtype, name="targets"),
             tf.TensorSpec([None, None], tf.int64, name="order"),
             tf.TensorSpec([], tf.int64, name="first_step"),
+            tf.TensorSpec([], tf.int64, name="updates"),
             tuple(tf.TensorSpec([None, None, w], tf.bool, name=f"keep_{layer}")
                   for layer, w in enumerate(self.widths) if self.dropout == "portable"),
         ]
@@ -126,19 +137,67 @@ class TensorflowTrainer(TrainerBase):
         trainer = weakref.ref(self)
 
         def chunk(x: tf.Tensor, targets: tf.Tensor, order: tf.Tensor, first_step: tf.Tensor,
-                  masks: tuple[tf.Tensor, ...]) -> tf.Tensor:
+                  updates: tf.Tensor, masks: tuple[tf.Tensor, ...]) -> tf.Tensor:
             alive = trainer()
             assert alive is not None, "a chunk function called after its trainer was freed"
             with tf.device(device):
-                return alive._chunk(x, targets, order, first_step, masks)
+                return alive._chunk(x, targets, order, first_step, updates, masks)
 
         self._chunk_fn = tf.function(chunk, input_signature=signature,
                                      jit_compile=config.compiled)
 
+    def _keras_optimizer(self, starts: list[list[FloatArray | None]]) -> Any:
+        """The Keras optimizer of the config, built, its slots and iterations set from
+        ``starts`` and :attr:`step` (Keras's SGD slot is ``-lr·v``)."""
+        import keras
+
+        opt, lr = self.config.optimizer, np.float64(self.config.optimizer.lr)
+        if isinstance(opt, Adam):
+            # a variable: ε·√(1-β2^t) is set before each update (see the module docstring)
+            self._epsilon = tf.Variable(tf.constant(opt.eps, self._dtype), trainable=False)
+            optimizer = keras.optimizers.Adam(learning_rate=lambda: lr,
+                                              beta_1=np.float64(opt.betas[0]),
+                                              beta_2=np.float64(opt.betas[1]), epsilon=opt.eps)
+        else:
+            optimizer = keras.optimizers.SGD(learning_rate=lambda: lr,
+                                             momentum=np.float64(opt.momentum),
+                                             nesterov=opt.nesterov)
+        outer = keras.optimizers.LossScaleOptimizer(optimizer) if self._loss_scaled else optimizer
+        outer.build(self._variables)  # a loss scaler builds the optimizer it wraps
+        if isinstance(opt, Adam):
+            optimizer.epsilon = self._epsilon
+        slots = self._keras_slots(optimizer)
+        optimizer.iterations.assign(self.step)
+        for variables, values in zip(slots, starts, strict=True):
+            for variable, value in zip(variables, values, strict=True):
+                if value is not None:
+                    scale = value.dtype.type(1.0 if isinstance(opt, Adam) else -lr)
+                    variable.assign(value * scale)
+        return outer
+
+    def _keras_slots(self, optimizer: Any) -> list[list[tf.Variable]]:
+        """Per variable, the Keras optimizer's slot variables in ``SLOTS`` order: its
+        ``variables`` after ``iteration``, grouped."""
+        n = len(SLOTS[self.kind])
+        slots = list(optimizer.variables[1:])
+        if len(slots) != n * len(self._variables):  # pragma: no cover - another Keras
+            raise RuntimeError(f"unexpected Keras optimizer variables: "
+                               f"{[v.path for v in optimizer.variables]}")
+        return [slots[i * n:(i + 1) * n] for i in range(len(self._variables))]
+
+    def _slot_values(self) -> list[list[FloatArray]]:
+        if self._optimizer is None:
+            return [[np.array(v.numpy()) for v in values] for values in self._slots]
+        scale = 1.0 if isinstance(self.config.optimizer, Adam) else -self.config.optimizer.lr
+        keras_optimizer = getattr(self._optimizer, "inner_optimizer", self._optimizer)  # unscaled
+        values = [[np.asarray(v.numpy()) for v in slots]
+                  for slots in self._keras_slots(keras_optimizer)]
+        return [[value / value.dtype.type(scale) for value in slots] for slots in values]
+
     # --- the graph ------------------------------------------------------------------------------
 
     def _chunk(self, x: tf.Tensor, targets: tf.Tensor, order: tf.Tensor, first_step: tf.Tensor,
-               masks: tuple[tf.Tensor, ...]) -> tf.Tensor:
+               updates: tf.Tensor, masks: tuple[tf.Tensor, ...]) -> tf.Tensor:
         """Run ``order.shape[0]`` steps of batch ``order.shape[1]``; their objectives (n_steps,)."""
         self.trace_count += 1  # a Python side effect: runs only while tracing
         n_steps = tf.shape(order)[0]
@@ -149,11 +208,15 @@ class TensorflowTrainer(TrainerBase):
             x_batch = tf.gather(x, rows)
             t_batch = tf.gather(targets, rows)
             keep = self._keep_masks(j, first_step, tf.shape(rows)[0], masks)
-            with tf.GradientTape() as tape:
-                value = self._net.objective(self._weights, self._biases, x_batch, t_batch, keep)
-                scaled = self._optimizer.scale_loss(value) if self._loss_scaled else value
-            grads = tape.gradient(scaled, self._variables)
-            self._update(grads)
+            if self._backprop is not None:
+                value, grads = self._backprop(self._weights, self._biases, x_batch, t_batch, keep)
+            else:
+                with tf.GradientTape() as tape:
+                    value = self._net.objective(self._weights, self._biases, x_batch, t_batch,
+                                                keep)
+                    scaled = self._optimizer.scale_loss(value) if self._loss_scaled else value
+                grads = tape.gradient(scaled, self._variables)
+            self._update(grads, updates + tf.cast(j, tf.int64) + 1)
             return j + 1, losses.write(j, value)
 
         # No control dependency ties the next step to this one's update, and several iterations
@@ -181,12 +244,20 @@ class TensorflowTrainer(TrainerBase):
             masks = tuple(mask[j] for mask in masks)
         return [scaled_mask(keep, rate, self._dtype) for keep in masks]
 
-    def _update(self, grads: Sequence[tf.Tensor]) -> None:
-        """Apply one SGD step to the variables (the Keras optimizer's, or :func:`apply_sgd`)."""
+    def _update(self, grads: Sequence[tf.Tensor], t: tf.Tensor) -> None:
+        """Apply update number ``t`` to the variables (the Keras optimizer's, or
+        :func:`apply_sgd` / :func:`apply_adam`)."""
+        opt = self.config.optimizer
         if self._optimizer is not None:
+            if isinstance(opt, Adam):
+                power = tf.pow(tf.constant(opt.betas[1], self._dtype), tf.cast(t, self._dtype))
+                self._epsilon.assign(tf.constant(opt.eps, self._dtype) * tf.sqrt(1 - power))
             self._optimizer.apply_gradients(zip(grads, self._variables, strict=True))
+        elif isinstance(opt, Adam):
+            apply_adam(self._variables, grads, self._slots, opt, t)
         else:
-            apply_sgd(self._variables, grads, self._lr, self._velocities, self._momentum)
+            apply_sgd(self._variables, grads, self._lr, [s[0] for s in self._slots if s],
+                      self._momentum, nesterov=opt.nesterov)
 
     # --- the Python side: one call per block (at most two per chunk) --------------------------
 
@@ -205,7 +276,9 @@ class TensorflowTrainer(TrainerBase):
         new_shape = shape not in self.shapes
         started = time.perf_counter()
         losses = self._chunk_fn(self._x, self._targets, tf.convert_to_tensor(order),
-                                tf.constant(first_step, tf.int64), masks).numpy()
+                                tf.constant(first_step, tf.int64),
+                                tf.constant(self.step, tf.int64), masks).numpy()
+        self.step += shape[0]
         elapsed = time.perf_counter() - started
         self.calls += 1
         self.shapes.add(shape)
@@ -214,16 +287,34 @@ class TensorflowTrainer(TrainerBase):
         return np.asarray(losses, dtype=np.float64)
 
 
+def apply_adam(variables: Sequence[tf.Variable], grads: Sequence[tf.Tensor],
+               slots: Sequence[Sequence[tf.Variable]], optimizer: Adam, t: tf.Tensor) -> None:
+    """Adam's update number ``t`` (int64) in place, slots ``[m, v]`` per variable, in
+    torch.optim.Adam's arithmetic: ``m += (1 − β1)(g − m)``, ``v = β2·v + (1 − β2)·g²``,
+    ``w −= lr/(1 − β1^t) · m / (√v / √(1 − β2^t) + ε)``. (``ResourceApplyAdam`` adds ε to ``√v``
+    before the bias correction, as Keras does.)"""
+    for var, (m, v), g in zip(variables, slots, grads, strict=True):
+        dtype = var.dtype
+        beta1, beta2 = (tf.constant(b, dtype) for b in optimizer.betas)
+        step = tf.cast(t, dtype)
+        step_size = tf.constant(optimizer.lr, dtype) / (1 - tf.pow(beta1, step))
+        root = tf.sqrt(1 - tf.pow(beta2, step))
+        m.assign_add((g - m) * (1 - beta1))
+        v.assign(v * beta2 + g * g * (1 - beta2))
+        var.assign_sub(step_size * m / (tf.sqrt(v) / root + tf.constant(optimizer.eps, dtype)))
+
+
 def apply_sgd(variables: Sequence[tf.Variable], grads: Sequence[tf.Tensor], lr: tf.Tensor,
-              velocities: Sequence[tf.Variable] = (), momentum: tf.Tensor | None = None) -> None:
+              velocities: Sequence[tf.Variable] = (), momentum: tf.Tensor | None = None, *,
+              nesterov: bool = False) -> None:
     """One SGD step in place, :mod:`mlpcore.optimizers`'s update, for each variable ``w`` with
     gradient ``g`` (same shape and dtype; ``lr`` and ``momentum`` scalars of that dtype)::
 
         without velocities:  w ← w − lr·g
-        with velocities v:   v ← μ·v + g;  w ← w − lr·v
+        with velocities v:   v ← μ·v + g;  w ← w − lr·v     (nesterov: w ← w − lr·(g + μ·v))
 
     Each variable is updated by one fused kernel, ``ResourceApplyGradientDescent`` or
-    ``ResourceApplyMomentum`` (``use_nesterov=False``), which computes exactly these roundings,
+    ``ResourceApplyMomentum`` (``use_nesterov``), which computes exactly these roundings,
     instead of ``assign_sub(lr * g)``, which first writes ``lr·g`` to a temporary as large as the
     variable and then reads it back: the same values bit for bit in one pass over each variable
     (the dropout benchmark's epoch ran ~6 % faster, docs/benchmarks.md). Both kernels also exist
@@ -237,4 +328,4 @@ def apply_sgd(variables: Sequence[tf.Variable], grads: Sequence[tf.Tensor], lr: 
         raise ValueError("apply_sgd: velocities given without a momentum")
     for var, vel, g in zip(variables, velocities, grads, strict=True):
         tf.raw_ops.ResourceApplyMomentum(var=var.handle, accum=vel.handle, lr=lr, grad=g,
-                                         momentum=momentum, use_nesterov=False)
+                                         momentum=momentum, use_nesterov=nesterov)

@@ -13,6 +13,7 @@ from mlpcore.backend import Capability, TrainingConfig
 from mlpcore.backend_common import AUTODIFF_CAPABILITIES, BackendBase, ModelBase
 from mlpcore.devices import Portable
 from mlpcore.distributed import World
+from mlpcore.optimizers import OptimizerState
 from mlpcore_torch import distributed
 from mlpcore_torch.ops import OPS, as_tensor
 from mlpcore_torch.training import TorchTrainer
@@ -31,7 +32,7 @@ class TorchModel(ModelBase):
     trainer keeps seeing them. Mixed precision keeps them float32 (the masters).
     """
 
-    training_methods = ("autodiff", "optimizer")
+    training_methods = ("autodiff", "optimizer", "manual")
     ops = OPS
 
     def _tensor(self, array: npt.NDArray[Any]) -> torch.Tensor:
@@ -53,20 +54,20 @@ class TorchModel(ModelBase):
         with torch.inference_mode():
             return super()._forward(x)
 
-    def _trainer(self, config: TrainingConfig, x: FloatArray,
-                 targets: npt.NDArray[Any]) -> TorchTrainer:
+    def _trainer(self, config: TrainingConfig, x: FloatArray, targets: npt.NDArray[Any],
+                 state: OptimizerState | None) -> TorchTrainer:
         return TorchTrainer(self.spec, self._weights, self._biases, config, self._tensor(x),
-                            self._tensor(targets), self.dtype)
+                            self._tensor(targets), self.dtype, state)
 
 
 class TorchBackend(BackendBase):
     """:class:`mlpcore.backend.Backend` in PyTorch: autograd, ``torch.optim``, ``torch.compile``,
     on the CPU, CUDA GPUs or Apple's MPS; mixed precision in bfloat16 and float16; data-parallel
-    training on ``torch.distributed``."""
+    training on ``torch.distributed``; and backprop by hand (``manual``)."""
 
     name = "torch"
     capabilities = AUTODIFF_CAPABILITIES | {Capability.DATA_PARALLEL, Capability.BFLOAT16,
-                                            Capability.FLOAT16}
+                                            Capability.FLOAT16, Capability.OPTIMIZERS}
     training_methods = TorchModel.training_methods
     framework = torch
     model = TorchModel

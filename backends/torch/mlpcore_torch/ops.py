@@ -18,8 +18,11 @@ native masks    ``torch.rand`` in float32 from ``torch.Generator().manual_seed(s
                 ``u >= float32(p)``: the portable rule with torch's generator
 ==============  =================================================================================
 
-Gradients are ``torch.autograd.grad``. Every conversion keeps the dtype and the values; ``cast``
-(mixed precision) is ``Tensor.to(dtype)``, a no-op for a tensor already in that dtype.
+Gradients are ``torch.autograd.grad``; the ``manual`` method's backprop
+(:class:`mlpcore.backend_common.Backprop`) takes ``dL/dz`` (``(softmax(z)·Σ_k t_k - t) / N``,
+``2 (o - t) / (N K)``), ``f'`` from the output, ``aᵀ δ`` and ``δ W`` from the functions of
+:class:`mlpcore.backend_common.ManualOps` here. Every conversion keeps the dtype and the values;
+``cast`` (mixed precision) is ``Tensor.to(dtype)``, a no-op for a tensor already in that dtype.
 """
 
 from __future__ import annotations
@@ -54,8 +57,16 @@ def as_tensor(array: npt.ArrayLike) -> torch.Tensor:
         return torch.from_numpy(a)
 
 
+def _cross_entropy_gradient(z: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    probabilities = torch.softmax(z, dim=1)
+    if targets.dtype.is_floating_point:
+        return (probabilities * targets.sum(dim=1, keepdim=True) - targets) / z.shape[0]
+    return (probabilities - functional.one_hot(targets, z.shape[1]).to(z.dtype)) / z.shape[0]
+
+
 class TorchOps:
-    """:class:`mlpcore.backend_common.AutodiffOps` in torch."""
+    """:class:`mlpcore.backend_common.AutodiffOps` and :class:`~mlpcore.backend_common.ManualOps`
+    in torch."""
 
     activations: Table[Unary] = Table("activation", {
         "relu": torch.relu, "sigmoid": torch.sigmoid, "tanh": torch.tanh})
@@ -63,8 +74,24 @@ class TorchOps:
         "softmax_cross_entropy": functional.cross_entropy, "mse": functional.mse_loss})
     penalties: Table[Unary] = Table("regulariser", {
         "l2": lambda w: torch.sum(w.square()) / 2, "l1": lambda w: torch.sum(w.abs())})
+    loss_gradients: Table[Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = Table("loss", {
+        "softmax_cross_entropy": _cross_entropy_gradient,
+        "mse": lambda o, t: 2 * (o - t) / o.numel()})
+    derivatives: Table[Unary] = Table("activation", {
+        "relu": lambda h: (h > 0).to(h.dtype), "sigmoid": lambda h: h * (1 - h),
+        "tanh": lambda h: 1 - h * h})
+    penalty_gradients: Table[Unary] = Table("regulariser", {"l2": lambda w: w, "l1": torch.sign})
     dense = staticmethod(functional.linear)
     tensor = staticmethod(as_tensor)
+
+    @staticmethod
+    def dense_gradients(a: torch.Tensor, delta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(δᵀ a, Σ_n δ)``: the weight gradient in ``nn.Linear``'s ``(d_out, d_in)`` layout."""
+        return delta.T @ a, delta.sum(dim=0)
+
+    @staticmethod
+    def dense_backward(delta: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        return delta @ w
 
     @staticmethod
     def numpy(value: torch.Tensor) -> npt.NDArray[Any]:

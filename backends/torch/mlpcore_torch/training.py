@@ -1,18 +1,26 @@
-"""The torch training loop: a chunk of SGD steps per call, with autograd, in place.
+"""The torch training loop: a chunk of optimizer steps per call, in place.
 
-Every step gathers its batch with ``index_select`` (into buffers kept per batch size), takes
-``torch.autograd.grad`` of the :class:`~mlpcore.backend_common.Network` objective (loss +
-penalties) and updates the model's own tensors in place. Both methods compute the update of
-:mod:`mlpcore.optimizers`::
+Every step gathers its batch with ``index_select`` (into buffers kept per batch size), takes the
+gradients of the :class:`~mlpcore.backend_common.Network` objective (loss + penalties) and
+updates the model's own tensors in place. Every method computes the update of
+:mod:`mlpcore.optimizers` (SGD, momentum, Nesterov, Adam):
 
-    momentum = 0:  w <- w - lr·g            momentum = μ:  v <- μ·v + g;  w <- w - lr·v
+* ``"autodiff"``: ``torch.autograd.grad``, then a hand-written update (:func:`sgd_update_`,
+  :func:`adam_update_`: ``Tensor.mul_`` / ``add_`` / ``lerp_`` / ``addcdiv_``, torch.optim's own
+  arithmetic);
+* ``"manual"``: no autograd: the backprop of :class:`~mlpcore.backend_common.Backprop` in torch's
+  linear algebra under ``torch.no_grad``, then the same hand-written update;
+* ``"optimizer"``: ``torch.autograd.grad``, the gradients set as ``.grad``, then
+  ``torch.optim.SGD(params, lr, momentum, nesterov=...)`` or ``torch.optim.Adam(params, lr,
+  betas, eps)``, ``.step()``.
 
-* ``"autodiff"``: a hand-written update, ``Tensor.mul_`` / ``Tensor.add_`` on each tensor;
-* ``"optimizer"``: the gradients set as ``.grad``, then ``torch.optim.SGD(params, lr,
-  momentum).step()``.
+The slots (velocities, Adam's ``m`` and ``v``) and the update count start from the
+:class:`~mlpcore.optimizers.OptimizerState` handed to the trainer, if any, and
+:meth:`TorchTrainer.optimizer_state` reads them back in canonical layout.
 
-Compiled mode (``config.compiled``): ``"autodiff"`` compiles the whole step (gather, forward,
-``autograd.grad``, update) into one ``torch.compile`` graph; ``"optimizer"`` compiles gather,
+Compiled mode (``config.compiled``): ``"autodiff"`` and ``"manual"`` compile the whole step
+(gather, gradients, SGD update) into one ``torch.compile`` graph, but an Adam update runs eagerly
+after the graph (its bias correction changes every step); ``"optimizer"`` compiles gather,
 forward and ``autograd.grad`` into one graph and the optimizer's ``step`` into another
 (torch.optim breaks the graph around ``step()`` on purpose). Each batch size compiles once, on
 first use; the seconds of the calls that compiled accumulate in ``compile_seconds``. Dropout masks
@@ -41,27 +49,42 @@ import numpy.typing as npt
 import torch
 
 from mlpcore.backend import TrainingConfig
-from mlpcore.backend_common import Network, TrainerBase, interleave, network
+from mlpcore.backend_common import Backprop, FloatArray, Network, TrainerBase, interleave, network
 from mlpcore.dropout import keep_scale
 from mlpcore.errors import DistributedError
+from mlpcore.optimizers import SGD, Adam, OptimizerState, adam_factors
 from mlpcore.spec import MLPSpec
 from mlpcore_torch.distributed import GradientSum
 from mlpcore_torch.masks import portable_keep_masks
 from mlpcore_torch.ops import OPS, as_tensor
 
 Grads = tuple[torch.Tensor, ...]
+Slots = list[list[torch.Tensor]]
 
 
-def sgd_update_(params: list[torch.Tensor], grads: Grads, velocities: list[torch.Tensor],
-                lr: float, momentum: float) -> None:
-    """SGD in place on every tensor of ``params`` at once (call it under ``torch.no_grad``).
+def sgd_update_(params: list[torch.Tensor], grads: Grads, slots: Slots, optimizer: SGD) -> None:
+    """SGD in place on every tensor of ``params`` (call it under ``torch.no_grad``); ``slots``
+    holds each tensor's velocity (momentum > 0) or nothing: ``w ← w − lr·g``, or
+    ``v ← μ·v + g; w ← w − lr·v`` (Nesterov: ``w ← w − lr·(g + μ·v)``)."""
+    momentum = optimizer.momentum
+    for param, grad, slot in zip(params, grads, slots, strict=True):
+        if slot:  # public per-tensor ops: 1.5 us a step slower than torch._foreach_*
+            velocity = slot[0].mul_(momentum).add_(grad)
+            grad = grad.add(velocity, alpha=momentum) if optimizer.nesterov else velocity
+        param.add_(grad, alpha=-optimizer.lr)
 
-    With ``velocities`` (momentum > 0): ``v <- μ·v + g; w <- w - lr·v``; else ``w <- w - lr·g``.
-    """
-    for i, (param, grad) in enumerate(zip(params, grads, strict=True)):
-        if velocities:  # public per-tensor ops: 1.5 us a step slower than torch._foreach_*
-            grad = velocities[i].mul_(momentum).add_(grad)
-        param.add_(grad, alpha=-lr)
+
+def adam_update_(params: list[torch.Tensor], grads: Grads, slots: Slots, optimizer: Adam,
+                 t: int) -> None:
+    """Adam's update number ``t`` in place, with ``slots`` ``[m, v]`` per tensor, as
+    torch.optim.Adam computes it: ``m += (1 − β1)(g − m)``, ``v = β2·v + (1 − β2)·g²``,
+    ``w −= lr/(1 − β1^t) · m / (√v / √(1 − β2^t) + ε)``."""
+    step_size, root = adam_factors(optimizer, t)
+    beta1, beta2 = optimizer.betas
+    for param, grad, (m, v) in zip(params, grads, slots, strict=True):
+        m.lerp_(grad, 1 - beta1)
+        v.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+        param.addcdiv_(m, (v.sqrt() / root).add_(optimizer.eps), value=-step_size)
 
 
 def scaled_mask_(out: torch.Tensor, keep: torch.Tensor, rate: float) -> torch.Tensor:
@@ -91,10 +114,15 @@ def masks_on_device(device: torch.device) -> bool:
     return device.type != "cpu"
 
 
-def _gradients(net: Network, params: list[torch.Tensor], x: torch.Tensor, targets: torch.Tensor,
-               masks: Sequence[torch.Tensor],
+def _gradients(net: Network | Backprop, params: list[torch.Tensor], x: torch.Tensor,
+               targets: torch.Tensor, masks: Sequence[torch.Tensor],
                scaler: torch.amp.GradScaler | None = None) -> tuple[torch.Tensor, Grads]:
-    """The objective and the gradients of ``scaler.scale(objective)`` (no scaler: itself)."""
+    """The objective and the gradients of ``scaler.scale(objective)`` (no scaler: itself);
+    :class:`Backprop` (the ``manual`` method) computes them without autograd."""
+    if isinstance(net, Backprop):
+        with torch.no_grad():
+            value, grads = net(params[0::2], params[1::2], x, targets, masks)
+        return value, tuple(grads)
     value = net.objective(params[0::2], params[1::2], x, targets, masks)
     scaled = value if scaler is None else scaler.scale(value)
     return value.detach(), torch.autograd.grad(scaled, params)
@@ -144,14 +172,25 @@ class TorchTrainer(TrainerBase):
 
     def __init__(self, spec: MLPSpec, weights: list[torch.Tensor], biases: list[torch.Tensor],
                  config: TrainingConfig, x: torch.Tensor, targets: torch.Tensor,
-                 dtype: str = "float32"):
-        super().__init__(spec, config, x.shape[0])
+                 dtype: str = "float32", state: OptimizerState | None = None):
+        super().__init__(spec, config, x.shape[0], state)
         self._x, self._targets, self._device = x, targets, x.device
         self._params = interleave(weights, biases)
-        self._net = net = network(OPS, spec.activation, config.loss, config.regularisers, dtype)
-        self._lr, self._momentum = lr, momentum = config.optimizer.lr, config.optimizer.momentum
-        self._optimizer = (torch.optim.SGD(self._params, lr=lr, momentum=momentum)
-                           if config.method == "optimizer" else None)
+        if config.method == "manual" and dtype not in ("float32", "float64"):
+            raise ValueError(f"the manual method's backprop computes in the model's float32 "
+                             f"variables; {dtype} trains with 'autodiff' or 'optimizer'")
+        self._net: Network | Backprop = (
+            Backprop(OPS, spec.activation, config.loss, config.regularisers)
+            if config.method == "manual"
+            else network(OPS, spec.activation, config.loss, config.regularisers, dtype))
+        net, opt = self._net, config.optimizer
+        # torch.optim makes its own slots unless it continues a state
+        self._slots: Slots = [[torch.zeros_like(p) if value is None else _native(value, p)
+                               for value in values]
+                              for p, values in zip(self._params, self.start_slots(), strict=True)
+                              ] if config.method != "optimizer" or self.step else []
+        self._optimizer = _framework_optimizer(self._params, opt, self._slots, self.step) \
+            if config.method == "optimizer" else None
         self._scaler = None
         if dtype == "float16":
             if self._optimizer is None or config.compiled:
@@ -159,8 +198,6 @@ class TorchTrainer(TrainerBase):
                                  "which steps torch.optim: use method='optimizer' (the default "
                                  "for float16) and compiled=False")
             self._scaler = torch.amp.GradScaler(self._device.type)
-        self._velocities = ([torch.zeros_like(p) for p in self._params]
-                            if self._optimizer is None and momentum > 0 else [])
         self._generator = torch.Generator(device=self._device).manual_seed(config.seed)
         self._buffers: dict[int, _Buffers] = {}
         self._sum = GradientSum(self._params) if config.world.size > 1 else None
@@ -168,20 +205,22 @@ class TorchTrainer(TrainerBase):
         self.compile_seconds = 0.0
         """Seconds spent in the calls that compiled a graph (compiled mode only)."""
         self._graph: Callable[..., tuple[torch.Tensor, Grads]] | None = None
-        self._optimizer_step = None if self._optimizer is None else self._optimizer.step
+        self._optimizer_step: Callable[[], Any] | None = (
+            None if self._optimizer is None else self._optimizer.step)
         if not config.compiled:
             return
-        whole = self._optimizer is None and self._sum is None  # the update joins the graph
+        # a hand-written SGD update joins the graph
+        whole = self._optimizer is None and self._sum is None and isinstance(opt, SGD)
 
-        def step(params: list[torch.Tensor], velocities: list[torch.Tensor], x: torch.Tensor,
+        def step(params: list[torch.Tensor], slots: Slots, x: torch.Tensor,
                  targets: torch.Tensor, rows: torch.Tensor,
                  masks: Sequence[torch.Tensor]) -> tuple[torch.Tensor, Grads]:
             value, grads = _gradients(net, params, x.index_select(0, rows),
                                       targets.index_select(0, rows), masks)
-            if not whole:
+            if not whole or not isinstance(opt, SGD):
                 return value, grads
             with torch.no_grad():
-                sgd_update_(params, grads, velocities, lr, momentum)
+                sgd_update_(params, grads, slots, opt)
             return value, ()
 
         self._graph = torch.compile(step, dynamic=False)
@@ -248,7 +287,7 @@ class TorchTrainer(TrainerBase):
             return value
         graphs, started = _graphs_compiled(), time.perf_counter()
         try:
-            value, grads = self._graph(self._params, self._velocities, self._x, self._targets,
+            value, grads = self._graph(self._params, self._slots, self._x, self._targets,
                                        rows, masks)
             value, grads = self._all_reduce(value, grads)
             self._apply(grads)
@@ -270,11 +309,16 @@ class TorchTrainer(TrainerBase):
 
     def _apply(self, grads: Grads) -> None:
         """The update from ``grads`` (none: the compiled step has made it)."""
+        self.step += 1
         if not grads:
             return
+        opt = self.config.optimizer
         if self._optimizer_step is None:
             with torch.no_grad():
-                sgd_update_(self._params, grads, self._velocities, self._lr, self._momentum)
+                if isinstance(opt, Adam):
+                    adam_update_(self._params, grads, self._slots, opt, self.step)
+                else:
+                    sgd_update_(self._params, grads, self._slots, opt)
             return
         for p, g in zip(self._params, grads, strict=True):
             p.grad = g
@@ -285,3 +329,41 @@ class TorchTrainer(TrainerBase):
             self._optimizer_step()
         for p in self._params:
             p.grad = None
+
+    def _slot_values(self) -> list[list[FloatArray]]:
+        if self._optimizer is None:
+            return [[_canonical(value) for value in values] for values in self._slots]
+        names = {"adam": ("exp_avg", "exp_avg_sq"), "momentum": ("momentum_buffer",), "sgd": ()}
+        return [[_canonical(self._optimizer.state[p].get(name, torch.zeros_like(p)))
+                 for name in names[self.kind]] for p in self._params]
+
+
+def _native(value: FloatArray, like: torch.Tensor) -> torch.Tensor:
+    """A slot's canonical NumPy value as a new tensor in the layout and dtype of its variable
+    ``like`` (weights transposed)."""
+    return torch.from_numpy(np.array(value.T, order="C")).to(like.device, like.dtype)
+
+
+def _canonical(value: torch.Tensor) -> FloatArray:
+    return np.array(value.detach().cpu().numpy().T, order="C")
+
+
+def _framework_optimizer(params: list[torch.Tensor], optimizer: SGD | Adam, slots: Slots,
+                         step: int) -> torch.optim.Optimizer:
+    """``torch.optim.SGD`` or ``torch.optim.Adam`` for ``optimizer``, its state set from ``slots``
+    (the contract's velocity is torch's ``momentum_buffer``; ``m``, ``v``: ``exp_avg``,
+    ``exp_avg_sq``) and ``step``; without a step, torch's own empty state."""
+    if isinstance(optimizer, Adam):
+        framework: torch.optim.Optimizer = torch.optim.Adam(
+            params, lr=optimizer.lr, betas=optimizer.betas, eps=optimizer.eps)
+        if step:
+            for p, (m, v) in zip(params, slots, strict=True):
+                framework.state[p] = {"step": torch.tensor(float(step)), "exp_avg": m,
+                                      "exp_avg_sq": v}
+        return framework
+    framework = torch.optim.SGD(params, lr=optimizer.lr, momentum=optimizer.momentum,
+                                nesterov=optimizer.nesterov)
+    if step and optimizer.momentum > 0:
+        for p, (velocity,) in zip(params, slots, strict=True):
+            framework.state[p] = {"momentum_buffer": velocity}
+    return framework

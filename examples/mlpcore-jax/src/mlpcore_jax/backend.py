@@ -25,6 +25,7 @@ from mlpcore.backend_common import (
     Regularisers,
 )
 from mlpcore.devices import Portable
+from mlpcore.optimizers import OptimizerState
 
 from mlpcore_jax.ops import OPS, in_x64_scope
 from mlpcore_jax.plugin import CONTRACT_VERSION
@@ -57,8 +58,10 @@ class JaxModel(ModelBase):
     def _assign(self, weights: list[jax.Array], biases: list[jax.Array]) -> None:
         self._weights[:], self._biases[:] = weights, biases  # the trainer holds these lists
 
-    def _trainer(self, config: TrainingConfig, x: FloatArray,
-                 targets: npt.NDArray[Any]) -> JaxTrainer:
+    def _trainer(self, config: TrainingConfig, x: FloatArray, targets: npt.NDArray[Any],
+                 state: OptimizerState | None) -> JaxTrainer:
+        if state is not None:  # mlpcore.fit passes none: the backend does not declare OPTIMIZERS
+            raise ValueError("the jax backend cannot start from an optimizer state")
         return JaxTrainer(self.spec, self._weights, self._biases, config, self._tensor(x),
                           self._tensor(targets))
 
