@@ -173,13 +173,13 @@ def test_a_trainer_without_bind_trains_on_streamed_data_read_into_memory(
     a, b = (mlpcore.MLP(SPEC, backend="numpy", seed=5) for _ in range(2))
     mlpcore.fit(a, (x, y), epochs=2, batch_size=16)
 
-    class RunOnly:  # the Trainer protocol as it was: run alone
+    class WithoutBind:  # the Trainer protocol as it was before bind
         def __init__(self, trainer: Any) -> None:
-            self.run = trainer.run
+            self.run, self.optimizer_state = trainer.run, trainer.optimizer_state
 
     start = b.native.start_training
     monkeypatch.setattr(b.native, "start_training",
-                        lambda config, xs, ys: RunOnly(start(config, xs, ys)))
+                        lambda config, xs, ys: WithoutBind(start(config, xs, ys)))
     mlpcore.fit(b, (load_npy(tmp_path / "x.npy", mmap=True), y), epochs=2, batch_size=16)
     for name, value in a.variables.items():
         np.testing.assert_array_equal(b.variables[name], value)
