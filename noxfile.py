@@ -257,7 +257,7 @@ def jax(session: nox.Session) -> None:
     """The example JAX plugin, installed like any third-party backend and found only through its
     entry point: its own unit tests and mypy, then the conformance suite against it, including
     the checkpoint matrix with every built-in backend (report in ``build/conformance/jax``)."""
-    install_all(session, "test", "lint")
+    install_all(session, "test", "lint", "plot")  # mypy follows mlpcore into plot.py
     session.install(JAX_PLUGIN)  # not editable: the installed distribution is what is tested
     session.run("mlpcore", "backends")
     session.run("pytest", f"{JAX_PLUGIN}/tests")
