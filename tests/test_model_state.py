@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -92,6 +93,13 @@ def test_the_model_keeps_its_loss_and_evaluate_uses_it() -> None:
     assert same(a.state_dict(), b.state_dict())
     with pytest.raises(ValueError, match="unknown loss 'hinge'"):
         MLP(SPEC, loss="hinge")
+
+
+def test_a_checkpoint_keeps_the_loss(tmp_path: Path) -> None:
+    model = MLP(MLPSpec((3, 2)), backend="numpy", loss="mse")
+    loaded = mlpcore.load(mlpcore.save(model, tmp_path / "m.safetensors"))
+    assert loaded.loss == "mse"
+    assert mlpcore.read_checkpoint(tmp_path / "m.safetensors").manifest["loss"] == "mse"
 
 
 def test_a_failed_fit_leaves_the_model_loss_alone() -> None:

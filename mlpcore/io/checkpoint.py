@@ -33,6 +33,7 @@ import safetensors.numpy
 
 from mlpcore.errors import CheckpointError
 from mlpcore.io.atomic import fsync, write_atomically
+from mlpcore.losses import LOSSES
 from mlpcore.optimizers import SGD, Adam, Optimizer, OptimizerState, state_problems
 from mlpcore.spec import (
     DTYPES,
@@ -146,7 +147,8 @@ def save(model: MLP, path: PathArg, *, checksum: Literal["crc32", "sha256"] = "c
         manifest = {
             "format": FORMAT, "format_version": FORMAT_VERSION, "mlpcore_version": __version__,
             "backend": model.backend.name, "backend_version": model.backend.framework_version(),
-            "dtype": dtype, "spec": model.spec.to_dict(), "variables": entries(tensors, digests)}
+            "dtype": dtype, "spec": model.spec.to_dict(), "loss": model.loss,
+            "variables": entries(tensors, digests)}
         if state is not None:
             manifest["optimizer"] = {**_optimizer_config(state.optimizer), "step": state.step,
                                      "epoch": state.epoch, "seed": state.seed,
@@ -379,6 +381,7 @@ def load(path: PathArg, backend: str | Backend | None = None, *, dtype: str | No
     values = cast_variables(checkpoint.path, checkpoint.variables, master)
     model = MLP.from_variables(checkpoint.spec, values, backend=backend, dtype=model_dtype,
                                device=device)
+    model.loss = checkpoint.manifest.get("loss", model.loss)  # optional: older files lack it
     state = checkpoint.optimizer_state
     if state is not None:
         model.optimizer_state = OptimizerState(
@@ -469,6 +472,8 @@ def _manifest(file: Path, metadata: dict[str, str]) -> tuple[dict[str, Any], MLP
     allowed = ("sha256",) if version == 1 else tuple(_DIGESTS)
     for name, entry in variables.items() if isinstance(variables, dict) else ():
         problems += _entry_problems(f"variable {name!r}:", entry, allowed, version)
+    if "loss" in fields and fields["loss"] not in LOSSES:
+        problems.append(f"loss must be one of {', '.join(LOSSES)}, got {fields['loss']!r:.80}")
     if "optimizer" in fields:
         problems += [f"optimizer: {p}" for p in _optimizer_problems(fields["optimizer"],
                                                                     allowed, version)]
