@@ -35,6 +35,7 @@ import numpy.typing as npt
 from jax import lax
 from mlpcore.backend import TrainingConfig
 from mlpcore.backend_common import Network, TrainerBase, network
+from mlpcore.optimizers import SGD
 from mlpcore.spec import MLPSpec
 
 from mlpcore_jax.ops import OPS, in_x64_scope, native_keep_mask, native_key, scaled_mask
@@ -100,10 +101,14 @@ class JaxTrainer(TrainerBase):
         super().__init__(spec, config, int(x.shape[0]))
         self._weights, self._biases, self._x, self._targets = weights, biases, x, targets
         self._net = network(OPS, spec.activation, config.loss, config.regularisers)
-        self._lr = jnp.asarray(config.optimizer.lr, x.dtype)
-        self._momentum = jnp.asarray(config.optimizer.momentum, x.dtype)
+        optimizer = config.optimizer
+        if not isinstance(optimizer, SGD) or optimizer.nesterov:  # no 'optimizers' capability
+            raise ValueError(f"the jax backend trains with SGD (momentum allowed, not Nesterov), "
+                             f"not {optimizer!r}")
+        self._lr = jnp.asarray(optimizer.lr, x.dtype)
+        self._momentum = jnp.asarray(optimizer.momentum, x.dtype)
         self._velocities: Params | tuple[()] = ()
-        if config.optimizer.momentum > 0.0:
+        if optimizer.momentum > 0.0:
             self._velocities = (tuple(map(jnp.zeros_like, weights)),
                                 tuple(map(jnp.zeros_like, biases)))
         self._key = jax.random.key(config.seed)
