@@ -20,6 +20,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+import numpy as np
+import numpy.typing as npt
+
 __all__ = ["DEFAULT_TIMEOUT", "DataParallel", "ProcessGroup", "World"]
 
 DEFAULT_TIMEOUT = 300.0
@@ -40,6 +43,13 @@ class World:
     def rows(self, batch: int) -> slice:
         """This rank's rows of a global batch of ``batch`` rows (empty when ``batch < size``)."""
         return slice(self.rank * batch // self.size, (self.rank + 1) * batch // self.size)
+
+    def positions(self, n: int, batch: int) -> npt.NDArray[np.int64]:
+        """The positions in ``n`` rows taken ``batch`` at a time (the last batch may be shorter)
+        that are this rank's (:meth:`rows` of each batch), in order."""
+        parts = [np.arange(mine.start, mine.stop) + start for start in range(0, n, batch)
+                 for mine in [self.rows(min(batch, n - start))]]
+        return np.concatenate(parts) if parts else np.empty(0, np.int64)
 
 
 @dataclass(frozen=True)

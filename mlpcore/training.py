@@ -5,8 +5,9 @@ an equal optimizer continues from it: its epochs, step numbers and slots.
 :class:`Callback` is the protocol of the code ``fit`` runs at fixed points (mlpcore.callbacks).
 
 Inputs in memory are bound to the backend once. Inputs that are :class:`~mlpcore.data.rows.Rows`
-or memory-mapped arrays are streamed: each call's rows are read (and scaled) into memory and
-bound (``Trainer.bind``) just before it, so memory holds one chunk, never the whole set."""
+or memory-mapped arrays are streamed: each call's rows (a data-parallel worker's own rows of them)
+are read (and scaled) into memory and bound (``Trainer.bind``) just before it, so memory holds
+one chunk, never the whole set."""
 
 from __future__ import annotations
 
@@ -374,9 +375,11 @@ def fit(model: MLP, train: Data, *, loss: str | None = None,
         losses: list[np.ndarray[Any, np.dtype[np.float64]]] = []
         for first in range(0, n_steps, chunk):
             rows = order[first * batch_size:(first + chunk) * batch_size]
-            if streamed:  # the chunk's rows alone, in memory, in the model's dtype
-                trainer.bind(x.take(rows, model.variable_dtype), y[rows])
-                rows = np.arange(len(rows), dtype=np.int64)
+            if streamed:  # this rank's rows of the chunk alone, in memory, in the model's dtype
+                mine = world.positions(len(rows), batch_size)
+                trainer.bind(x.take(rows[mine], model.variable_dtype), y[rows[mine]])
+                rows = np.zeros(len(rows), np.int64)  # other ranks' positions: never read
+                rows[mine] = np.arange(len(mine))
             losses.append(trainer.run(rows, batch_size,
                                       first_step + (epoch - first_epoch) * n_steps + first))
             for hook in hooks:

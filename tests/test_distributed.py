@@ -35,6 +35,19 @@ def test_ranks_share_every_row_of_a_batch_once(size: int, batch: int) -> None:
     assert max(r.stop - r.start for r in rows) - min(r.stop - r.start for r in rows) <= 1
 
 
+@pytest.mark.parametrize("size", [1, 2, 3])
+@pytest.mark.parametrize("n, batch", [(0, 4), (10, 4), (37, 8), (3, 8), (16, 1)])
+def test_positions_are_the_ranks_rows_of_each_batch(size: int, n: int, batch: int) -> None:
+    positions = [World(rank, size).positions(n, batch) for rank in range(size)]
+    assert np.array_equal(np.sort(np.concatenate(positions)), np.arange(n))
+    for rank, mine in enumerate(positions):
+        assert np.all(np.diff(mine) > 0)
+        for start in range(0, n, batch):
+            shard = World(rank, size).rows(min(batch, n - start))
+            assert np.array_equal(mine[(mine >= start) & (mine < start + batch)] - start,
+                                  np.arange(shard.start, shard.stop))
+
+
 @pytest.mark.parametrize("rank, size", [(2, 2), (-1, 2), (0, 0)])
 def test_world_refuses_a_rank_outside_it(rank: int, size: int) -> None:
     with pytest.raises(ValueError, match="rank must be in"):
@@ -162,6 +175,21 @@ def test_a_run_resumes_on_another_number_of_workers(tmp_path: Path) -> None:
         for name, value in workers.results(again, rank)[1].items():
             np.testing.assert_allclose(value, want[name], rtol=1e-5, atol=1e-6)
 
+
+def test_streamed_workers_read_only_their_rows_and_match_one_process(tmp_path: Path) -> None:
+    """Streamed rows: each rank reads its shard of every batch, so the two ranks together read
+    every row once an epoch (one rank reading the whole chunk would double it)."""
+    _ok(workers.run_workers("torch", 2, tmp_path, "--stream"))
+    one = workers.TakenRows()
+    want_losses, want = workers.train("torch", epochs=2, data_parallel=False, inputs=one)
+    taken = [np.load(tmp_path / f"rank{rank}.npz")["taken"] for rank in range(2)]
+    assert 0 < len(taken[1]) < len(taken[0]) + len(taken[1]) == 2 * workers.N_ROWS
+    np.testing.assert_array_equal(np.sort(np.concatenate(taken)),
+                                  np.sort(np.concatenate(one.taken)))
+    losses, variables = workers.results(tmp_path, 0)
+    np.testing.assert_allclose(losses, want_losses, rtol=1e-5)
+    for name, value in want.items():
+        np.testing.assert_allclose(variables[name], value, rtol=1e-5, atol=1e-6)
 
 
 # --- mlpcore train --workers --------------------------------------------------------------------

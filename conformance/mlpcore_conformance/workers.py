@@ -22,6 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 import mlpcore
+from mlpcore.data import Rows
 from mlpcore.distributed import DataParallel, ProcessGroup
 from mlpcore_conformance import cases
 
@@ -36,16 +37,31 @@ def data() -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
         cases.one_hot(72, N_ROWS, SPEC.n_outputs)
 
 
+class TakenRows(Rows):
+    """:func:`data`'s inputs in steps of 1/64 as int16 :class:`Rows` (streamed by ``fit``, never
+    read whole to be checked), recording the rows each ``take`` reads."""
+
+    def __init__(self) -> None:
+        super().__init__(np.round(data()[0] * 64).astype(np.int16), divisor=64)
+        self.taken: list[npt.NDArray[np.int64]] = []
+
+    def take(self, rows: npt.ArrayLike, dtype: npt.DTypeLike = np.float32) -> npt.NDArray[Any]:
+        self.taken.append(np.array(rows, dtype=np.int64).reshape(-1))
+        return super().take(rows, dtype)
+
+
 def train(backend: str, *, epochs: int, initial_epoch: int = 0, momentum: float = 0.5,
           start: str | None = None, checkpoint: str | os.PathLike[str] | None = None,
-          data_parallel: DataParallel | bool | None = None,
-          on_epoch: Any = None) -> tuple[list[float], dict[str, npt.NDArray[Any]]]:
+          data_parallel: DataParallel | bool | None = None, on_epoch: Any = None,
+          inputs: TakenRows | None = None) -> tuple[list[float], dict[str, npt.NDArray[Any]]]:
     """The suite's data-parallel case: dropout, L1 and L2, momentum, a short last batch; from
     the checkpoint ``start`` if given; after every epoch (rank 0 of) a ``ModelCheckpoint`` saves
-    to ``checkpoint`` if given. Returns the epoch losses and the final variables."""
+    to ``checkpoint`` if given; streamed from ``inputs`` if given. Returns the epoch losses and
+    the final variables."""
     model = (mlpcore.MLP(SPEC, backend=backend, seed=SEED) if start is None
              else mlpcore.load(start, backend=backend))
-    history = mlpcore.fit(model, data(), optimizer=mlpcore.SGD(0.2, momentum=momentum),
+    history = mlpcore.fit(model, (data()[0] if inputs is None else inputs, data()[1]),
+                          optimizer=mlpcore.SGD(0.2, momentum=momentum),
                           regulariser=[mlpcore.L1(1e-3), mlpcore.L2(1e-2)], epochs=epochs,
                           initial_epoch=initial_epoch, batch_size=BATCH, steps_per_call=2,
                           seed=SEED, train_accuracy=False, data_parallel=data_parallel,
@@ -71,6 +87,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                         help="that rank stops responding after that epoch (a hung worker)")
     parser.add_argument("--die-saving", type=int, metavar="EPOCH",
                         help="rank 0 is killed while it writes the checkpoint of that epoch")
+    parser.add_argument("--stream", action="store_true",
+                        help="stream TakenRows; each rank writes the rows it read as 'taken'")
     args = parser.parse_args(argv)
     backend = mlpcore.get_backend(args.backend)
     assert isinstance(backend, ProcessGroup)
@@ -97,11 +115,15 @@ def main(argv: Sequence[str] | None = None) -> None:
                 os.kill(os.getpid(), signal.SIGKILL)
         atomic.fsync = fsync
 
+    inputs = TakenRows() if args.stream else None
     losses, variables = train(args.backend, epochs=args.epochs,
                               initial_epoch=args.initial_epoch, momentum=args.momentum,
                               start=args.start, checkpoint=args.checkpoint,
-                              data_parallel=DataParallel(args.timeout), on_epoch=on_epoch)
+                              data_parallel=DataParallel(args.timeout), on_epoch=on_epoch,
+                              inputs=inputs)
     arrays: dict[str, Any] = {name.replace("/", "."): value for name, value in variables.items()}
+    if inputs is not None:
+        arrays["taken"] = np.concatenate(inputs.taken)
     np.savez(args.out / f"rank{rank}.npz", **arrays, losses=np.array(losses))
 
 
@@ -128,7 +150,7 @@ def results(out: Path, rank: int) -> tuple[list[float], dict[str, npt.NDArray[An
     """What rank ``rank`` of :func:`main` wrote."""
     with np.load(out / f"rank{rank}.npz") as saved:
         return list(saved["losses"]), {name.replace(".", "/"): saved[name]
-                                       for name in saved.files if name != "losses"}
+                                       for name in saved.files if name not in ("losses", "taken")}
 
 
 if __name__ == "__main__":
