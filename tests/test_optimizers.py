@@ -123,29 +123,23 @@ def test_a_state_that_does_not_fit_the_model_is_refused() -> None:
 
 @pytest.mark.parametrize(("backend", "method"), ALL_WAYS)
 @pytest.mark.parametrize("optimizer", OPTIMIZERS, ids=repr)
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_four_epochs_saved_loaded_and_four_more_are_eight_straight(
-        tmp_path: Path, backend: str, method: str, optimizer: Any) -> None:
-    """Bit for bit on one backend and method, except where a framework optimizer keeps another
-    slot than the contract's (Keras's SGD keeps ``-lr·v``): there the conversion rounds, and
-    the run agrees within the tolerance table."""
-    straight = MLP(SPEC, backend=backend, seed=3)
+        tmp_path: Path, backend: str, method: str, optimizer: Any, dtype: str) -> None:
+    """Bit for bit on one backend and method, in both precisions, Keras's SGD included (its slot
+    is ``-lr·v``, which no ``v`` of the same precision reproduces exactly: the trainer continues
+    from the ``v`` it reports, see mlpcore_tensorflow.training)."""
+    straight = MLP(SPEC, backend=backend, seed=3, dtype=dtype)
     want = train(straight, optimizer, 8, method)
-    first = MLP(SPEC, backend=backend, seed=3)
+    first = MLP(SPEC, backend=backend, seed=3, dtype=dtype)
     got = train(first, optimizer, 4, method)
     path = mlpcore.save(first, tmp_path / "half.safetensors")
     resumed = mlpcore.load(path, backend=backend)
     got += train(resumed, optimizer, 4, method)
-    rounds = backend == "tensorflow" and method == "optimizer" and \
-        isinstance(optimizer, SGD) and optimizer.momentum > 0
-    final, expected = resumed.variables, straight.variables
-    if rounds:
-        assert_close(got, want, "training", "float32", what="epoch losses")
-        for name, value in expected.items():
-            assert_close(final[name], value, "training", "float32", what=name)
-        return
     assert got == want
-    for name, value in expected.items():
-        assert np.array_equal(final[name], value), name
+    for name, value in straight.variables.items():
+        assert resumed.variables[name].dtype == value.dtype == np.dtype(dtype)
+        assert np.array_equal(resumed.variables[name], value), name
 
 
 @pytest.mark.parametrize("optimizer", [Adam(0.01), SGD(0.1, momentum=0.9, nesterov=True)],

@@ -399,6 +399,32 @@ def test_keras_momentum_form_follows_the_same_trajectory() -> None:
         np.testing.assert_allclose(models[1][name], models[0][name], rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("nesterov", [False, True])
+@pytest.mark.parametrize("lr", [0.1, 0.3, 0.07])
+def test_keras_sgd_continues_from_the_state_it_reports(lr: float, nesterov: bool,
+                                                        dtype: str) -> None:
+    """Keras's SGD slot is -lr·v; the v reported by optimizer_state() is where the trainer goes
+    on from: after the read it runs as a trainer started from that state does, bit for bit."""
+    spec = MLPSpec((5, 7, 3), activation="tanh")
+    x, y = data(spec, 48, seed=3, dtype=dtype)
+    config = TrainingConfig(loss="softmax_cross_entropy",
+                            optimizer=SGD(lr, momentum=0.9, nesterov=nesterov), method="optimizer")
+    order = np.arange(48, dtype=np.int64)
+    first = MLP(spec, backend=TF, seed=4, dtype=dtype).native
+    trainer = first.start_training(config, x, y)
+    trainer.run(order, 8, 0)
+    state = trainer.optimizer_state()
+    second = TF.build(spec, first.read_variables(), dtype)
+    resumed = second.start_training(config, x, y, state)
+    np.testing.assert_array_equal(resumed.run(order, 8, 6), trainer.run(order, 8, 6))
+    for name, value in first.read_variables().items():
+        np.testing.assert_array_equal(second.read_variables()[name], value, err_msg=name)
+    again = trainer.optimizer_state()
+    for name, value in again.slots.items():
+        np.testing.assert_array_equal(resumed.optimizer_state().slots[name], value, err_msg=name)
+
+
 def test_compiled_xla_mode_trains_and_matches() -> None:
     spec = MLPSpec((5, 8, 4), activation="relu", dropout=0.25)
     for method in ("autodiff", "optimizer"):

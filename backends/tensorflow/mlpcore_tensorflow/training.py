@@ -34,7 +34,10 @@ Updates, for every variable ``w`` with gradient ``g`` (weights and biases), thos
   arithmetic);
 * ``"optimizer"``: ``keras.optimizers.SGD(lr, momentum, nesterov)``, whose form
   ``m = μ m - lr g; w += m`` (Nesterov: ``w += μ m - lr g``) follows the same trajectory for a
-  constant learning rate (only the rounding differs; its slot ``m`` is ``-lr·v``), or
+  constant learning rate (only the rounding differs; its slot ``m`` is ``-lr·v``: reading the
+  state reports ``v = m / -lr`` and sets ``m`` to that ``v``'s ``-lr·v``, since no ``v`` of the
+  same precision gives back every ``m`` exactly, so that the run goes on from exactly the state
+  it reported and a resumed run is the straight run, bit for bit), or
   ``keras.optimizers.Adam(lr, β1, β2, ε)``. Keras adds ε to ``√v`` before the bias correction
   (``w -= lr·√(1-β2^t)/(1-β1^t) · m / (√v + ε)``), so its ``epsilon`` is given as a variable set
   to ``ε·√(1-β2^t)`` before each update: then it computes the contract's
@@ -166,14 +169,20 @@ class TensorflowTrainer(TrainerBase):
         outer.build(self._variables)  # a loss scaler builds the optimizer it wraps
         if isinstance(opt, Adam):
             optimizer.epsilon = self._epsilon
-        slots = self._keras_slots(optimizer)
         optimizer.iterations.assign(self.step)
-        for variables, values in zip(slots, starts, strict=True):
-            for variable, value in zip(variables, values, strict=True):
-                if value is not None:
-                    scale = value.dtype.type(1.0 if isinstance(opt, Adam) else -lr)
-                    variable.assign(value * scale)
+        self._set_keras_slots(optimizer, starts)
         return outer
+
+    def _set_keras_slots(self, optimizer: Any, values: Sequence[Sequence[FloatArray | None]],
+                         ) -> None:
+        """Set the Keras optimizer's slots from the contract's ``values`` (``None``: leave it):
+        Adam's ``m`` and ``v`` as they are, SGD's ``-lr·v`` (rounded in the slot's dtype)."""
+        opt = self.config.optimizer
+        for variables, slots in zip(self._keras_slots(optimizer), values, strict=True):
+            for variable, value in zip(variables, slots, strict=True):
+                if value is not None:
+                    scale = value.dtype.type(1.0 if isinstance(opt, Adam) else -opt.lr)
+                    variable.assign(value * scale)
 
     def _keras_slots(self, optimizer: Any) -> list[list[tf.Variable]]:
         """Per variable, the Keras optimizer's slot variables in ``SLOTS`` order: its
@@ -186,13 +195,21 @@ class TensorflowTrainer(TrainerBase):
         return [slots[i * n:(i + 1) * n] for i in range(len(self._variables))]
 
     def _slot_values(self) -> list[list[FloatArray]]:
+        """The slots now. Keras's SGD slot ``-lr·v`` is divided by ``-lr``; as no ``v`` of the
+        slot's precision multiplies back to every ``-lr·v`` exactly, the slot is then set to the
+        reported ``v``'s ``-lr·v``: the trainer continues from exactly the state it reported,
+        as one started from it would (a resumed run is the straight run, bit for bit)."""
         if self._optimizer is None:
             return [[np.array(v.numpy()) for v in values] for values in self._slots]
-        scale = 1.0 if isinstance(self.config.optimizer, Adam) else -self.config.optimizer.lr
+        opt = self.config.optimizer
         keras_optimizer = getattr(self._optimizer, "inner_optimizer", self._optimizer)  # unscaled
-        values = [[np.asarray(v.numpy()) for v in slots]
+        values = [[np.array(v.numpy()) for v in slots]
                   for slots in self._keras_slots(keras_optimizer)]
-        return [[value / value.dtype.type(scale) for value in slots] for slots in values]
+        if isinstance(opt, Adam):
+            return values
+        velocities = [[value / value.dtype.type(-opt.lr) for value in slots] for slots in values]
+        self._set_keras_slots(keras_optimizer, velocities)
+        return velocities
 
     # --- the graph ------------------------------------------------------------------------------
 
