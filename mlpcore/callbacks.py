@@ -20,6 +20,7 @@ import numpy as np
 
 from mlpcore.errors import DataError
 from mlpcore.io.checkpoint import save
+from mlpcore.optimizers import OptimizerState
 from mlpcore.training import METRICS, Callback, EpochRecord, History, TrainingRun
 from mlpcore.validation import check_output_path
 
@@ -71,7 +72,9 @@ class EarlyStopping(_Monitoring):
     """Stop training when ``monitor`` has not improved (by more than ``min_delta``) for
     ``patience`` epochs in a row (0 and 1 both stop at the first such epoch), as Keras's and
     Lightning's ``EarlyStopping``. With ``restore_best_weights`` the model ends with the weights
-    of its best epoch, whether training stopped early or ran all its epochs. After ``fit``:
+    of its best epoch, whether training stopped early or ran all its epochs, and with that
+    epoch's ``optimizer_state`` (slots, update count, epochs done), so that a save or a further
+    ``fit`` goes on from the best epoch as if training had stopped there. After ``fit``:
     :attr:`best`, :attr:`best_epoch` and :attr:`stopped_epoch` (``None`` if it did not stop)."""
 
     def __init__(self, monitor: str = "valid_loss", patience: int = 0, min_delta: float = 0.0,
@@ -84,16 +87,20 @@ class EarlyStopping(_Monitoring):
         self.stopped_epoch: int | None = None
         self._wait = 0
         self._weights: dict[str, Any] | None = None
+        self._state: OptimizerState | None = None
 
     def on_train_begin(self, run: TrainingRun) -> None:
         self._check(run)
-        self.stopped_epoch, self._wait, self._weights = None, 0, None
+        self.stopped_epoch, self._wait, self._weights, self._state = None, 0, None, None
 
     def on_epoch_end(self, run: TrainingRun, record: EpochRecord) -> None:
         if self._improved(record):
             self._wait = 0
             if self.restore_best_weights:
                 self._weights = run.model.state_dict()
+                state = run.model.optimizer_state
+                self._state = None if state is None else dataclasses.replace(
+                    state, slots={name: np.array(v) for name, v in state.slots.items()})
             return
         self._wait += 1
         if self._wait >= self.patience:
@@ -103,7 +110,8 @@ class EarlyStopping(_Monitoring):
     def on_train_end(self, run: TrainingRun) -> None:
         if self._weights is not None and self.best_epoch != run.history.epochs[-1].epoch:
             run.model.load_state_dict(self._weights)
-        self._weights = None
+            run.model.optimizer_state = self._state
+        self._weights, self._state = None, None
 
 
 class ModelCheckpoint(_Monitoring):

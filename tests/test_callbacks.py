@@ -244,6 +244,32 @@ def test_early_stopping_in_fit_restores_the_best_epoch() -> None:
     assert model.evaluate(*VALID).loss == stopping.best
 
 
+def test_early_stopping_restores_the_best_epochs_optimizer_state_too(tmp_path: Path) -> None:
+    """After restoring, the model is the best epoch's in full: a save holds what
+    ModelCheckpoint wrote at that epoch (variables and optimizer state), and a further fit goes
+    on from the epoch after it."""
+    model, best = MLP(SPEC, seed=3), tmp_path / "best.safetensors"
+    stopping = EarlyStopping(patience=2)
+    history = model.fit(TRAIN, validation_data=VALID, epochs=200,
+                        optimizer=SGD(0.5, momentum=0.9), callbacks=[ModelCheckpoint(best),
+                                                                     stopping])
+    assert stopping.best_epoch is not None and stopping.best_epoch < len(history.epochs)
+    state = model.optimizer_state
+    assert state is not None and (state.epoch, state.step) == (stopping.best_epoch,
+                                                               stopping.best_epoch * 1)
+    saved = mlpcore.load(mlpcore.save(model, tmp_path / "after.safetensors"))
+    kept = mlpcore.load(best)
+    assert kept.optimizer_state is not None and saved.optimizer_state is not None
+    assert all(np.array_equal(kept.variables[k], v) for k, v in saved.variables.items())
+    assert kept.optimizer_state.slots.keys() == saved.optimizer_state.slots.keys()
+    assert all(np.array_equal(kept.optimizer_state.slots[k], v)
+               for k, v in saved.optimizer_state.slots.items())
+    assert (kept.optimizer_state.step, kept.optimizer_state.epoch) == (state.step, state.epoch)
+    more = model.fit(TRAIN, validation_data=VALID, epochs=1,
+                     optimizer=SGD(0.5, momentum=0.9))
+    assert [e.epoch for e in more.epochs] == [stopping.best_epoch + 1]
+
+
 def test_model_checkpoint_keeps_the_best_epoch(tmp_path: Path) -> None:
     path = tmp_path / "best.safetensors"
     checkpoint, model = ModelCheckpoint(path), MLP(SPEC)
