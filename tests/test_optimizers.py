@@ -196,6 +196,44 @@ def test_load_casts_the_state_to_the_model_dtype(tmp_path: Path) -> None:
     assert {v.dtype for v in loaded.optimizer_state.slots.values()} == {np.dtype("float64")}
 
 
+def test_load_into_takes_the_whole_checkpoints_state_and_drops_a_stale_one(
+        tmp_path: Path) -> None:
+    """load_into of a whole mlpcore checkpoint sets the state as load does (the run continues
+    bit for bit); a subset, or a file without state, leaves no state; a failed load changes
+    nothing."""
+    from mlpcore.io.interop import load_into
+
+    saved = MLP(SPEC, backend="numpy", seed=3)
+    train(saved, SGD(0.1, momentum=0.9), 2)
+    path = mlpcore.save(saved, tmp_path / "m.safetensors")
+    target = MLP(SPEC, backend="torch", seed=8)
+    train(target, Adam(0.01), 1)  # a state of its own, which the load replaces
+    load_into(target, path)
+    state = target.optimizer_state
+    assert state is not None and (state.optimizer, state.step, state.epoch) == (
+        SGD(0.1, momentum=0.9), 8, 2)
+    loaded = mlpcore.load(path, backend="torch")
+    history = fit(target, data(), optimizer=SGD(0.1, momentum=0.9), epochs=2, batch_size=16)
+    assert [e.epoch for e in history.epochs] == [3, 4]
+    assert history.loss == train(loaded, SGD(0.1, momentum=0.9), 2)
+    for name, value in loaded.variables.items():
+        assert np.array_equal(target.variables[name], value), name
+    wide = MLP(SPEC, backend="numpy", seed=8, dtype="float64")
+    load_into(wide, path)
+    assert wide.optimizer_state is not None
+    assert {v.dtype for v in wide.optimizer_state.slots.values()} == {np.dtype("float64")}
+
+    before = target.optimizer_state
+    with pytest.raises(CheckpointError):
+        load_into(target, tmp_path / "missing.safetensors")
+    assert target.optimizer_state is before
+    load_into(target, path, include=["dense_0/bias"])
+    assert target.optimizer_state is None
+    train(target, Adam(0.01), 1)
+    load_into(target, mlpcore.save(MLP(SPEC, backend="numpy"), tmp_path / "plain.safetensors"))
+    assert target.optimizer_state is None
+
+
 def _rewrite(path: Path, edit: Any, drop: str | None = None) -> None:
     """Edit the manifest (keeping its checksum right) and maybe drop a tensor."""
     with safetensors.safe_open(path, "np") as f:

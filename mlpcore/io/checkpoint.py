@@ -50,7 +50,8 @@ if TYPE_CHECKING:
     from mlpcore.model import MLP
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "MANIFEST_KEY", "SUPPORTED_FORMAT_VERSIONS", "Checkpoint",
-           "VariableViews", "cast_variables", "check_fit", "load", "read_checkpoint",
+           "VariableViews", "cast_variables", "check_fit", "load", "optimizer_state",
+           "read_checkpoint",
            "read_safetensors", "save", "shape_text", "write_safetensors"]
 
 FORMAT: Final = "mlpcore.checkpoint"
@@ -382,14 +383,19 @@ def load(path: PathArg, backend: str | Backend | None = None, *, dtype: str | No
     model = MLP.from_variables(checkpoint.spec, values, backend=backend, dtype=model_dtype,
                                device=device)
     model.loss = checkpoint.manifest.get("loss", model.loss)  # optional: older files lack it
-    state = checkpoint.optimizer_state
-    if state is not None:
-        model.optimizer_state = OptimizerState(
-            state.optimizer, state.step,
-            cast_variables(checkpoint.path, {name: np.array(value) for name, value in
-                                             state.slots.items()}, master), state.epoch,
-            state.seed)
+    model.optimizer_state = optimizer_state(checkpoint, master)
     return model
+
+
+def optimizer_state(checkpoint: Checkpoint, dtype: DTypeName) -> OptimizerState | None:
+    """The checkpoint's optimizer state (``None`` if it holds none), its slots copied and cast to
+    ``dtype`` (a model's master dtype), as :func:`load` gives a model."""
+    state = checkpoint.optimizer_state
+    if state is None:
+        return None
+    slots = {name: np.array(value) for name, value in state.slots.items()}
+    return OptimizerState(state.optimizer, state.step,
+                          cast_variables(checkpoint.path, slots, dtype), state.epoch, state.seed)
 
 
 def check_fit(checkpoint: Checkpoint, spec: MLPSpec, target: str) -> None:

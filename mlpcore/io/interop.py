@@ -169,7 +169,12 @@ def load_into(model: MLP, path: PathArg, *, include: Collection[str] | None = No
               name_map: Mapping[str, str] | None = None, format: str | None = None) -> None:
     """Replace ``model``'s variables with the checkpoint's (any format), all or nothing: all of
     them, or (finetuning) exactly those ``name_map`` maps (checkpoint name -> model name) and
-    ``include`` names. Every misfit is listed in one :class:`CheckpointError` naming the file."""
+    ``include`` names. Every misfit is listed in one :class:`CheckpointError` naming the file.
+
+    ``model.optimizer_state`` follows the variables: loading a whole mlpcore checkpoint sets it
+    to the file's (as :func:`~mlpcore.io.checkpoint.load` does; ``None`` if the file holds
+    none), so a ``fit`` with that optimizer continues the saved run; any other load sets it to
+    ``None`` (no state fits a mix of old and loaded variables): the next ``fit`` starts afresh."""
     file = Path(os.fspath(path))
     whole = include is None and name_map is None
     try:
@@ -182,7 +187,9 @@ def load_into(model: MLP, path: PathArg, *, include: Collection[str] | None = No
     if entry.name == "mlpcore" and whole:
         checkpoint = ckpt.read_checkpoint(file, mmap=True)
         ckpt.check_fit(checkpoint, model.spec, "the model")
+        state = ckpt.optimizer_state(checkpoint, dtype)
         model.assign(ckpt.cast_variables(file, checkpoint.variables, dtype))
+        model.optimizer_state = state
         return
     source = read_variables(file, format=entry.name)
     expected = model.spec.variable_shapes()
@@ -193,6 +200,7 @@ def load_into(model: MLP, path: PathArg, *, include: Collection[str] | None = No
                               f"{ckpt.shape_text(model.spec.sizes)}: missing {', '.join(missing)}; "
                               "pass include=[...] or a name_map to load only some variables")
     model.assign({**model.variables, **ckpt.cast_variables(file, chosen, dtype)})
+    model.optimizer_state = None
 
 
 def export_checkpoint(model: MLP, path: PathArg, *, format: str | None = None,
