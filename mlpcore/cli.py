@@ -17,10 +17,13 @@ import time
 from collections.abc import Sequence
 from importlib.machinery import ModuleSpec
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlpcore.distributed import DataParallel, ProcessGroup, World
 from mlpcore.errors import MlpcoreError
+
+if TYPE_CHECKING:
+    from mlpcore.optimizers import Optimizer
 
 __all__ = ["main"]
 
@@ -76,8 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "'/GPU:1'); 'mlpcore backends' lists each backend's devices")
     train = commands.add_parser(
         "train", parents=[shared], help="train an MLP and report per-epoch cost and accuracy",
-        description="Train an MLP with mini-batch SGD; the defaults reproduce the textbook run "
-                    "(784-128 sigmoid-10, truncated-normal(0.1) weights).")
+        description="Train an MLP with mini-batch SGD or Adam; the defaults reproduce the "
+                    "textbook run (784-128 sigmoid-10, truncated-normal(0.1) weights).")
     train.add_argument("--sizes", type=_sizes, default=(784, 128, 10),
                        help="layer widths, input first (default: 784,128,10)")
     train.add_argument("--activation", choices=("relu", "sigmoid", "tanh"), default="sigmoid")
@@ -85,9 +88,14 @@ def build_parser() -> argparse.ArgumentParser:
                        help="dropout rate after each hidden layer, in [0, 1]")
     train.add_argument("--l1", type=_ranged(float, "[0, inf)"), default=0.0, help="L1 λ >= 0")
     train.add_argument("--l2", type=_ranged(float, "[0, inf)"), default=0.0, help="L2 λ >= 0")
-    train.add_argument("--lr", type=_ranged(float, "(0, inf)"), default=0.1,
-                       help="SGD learning rate > 0")
-    train.add_argument("--momentum", type=_ranged(float, "[0, 1)"), default=0.0)
+    train.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd",
+                       help="sgd (with --momentum, --nesterov) or adam (default: sgd)")
+    train.add_argument("--lr", type=_ranged(float, "(0, inf)"),
+                       help="learning rate > 0 (default: 0.1 for sgd, 0.001 for adam)")
+    train.add_argument("--momentum", type=_ranged(float, "[0, 1)"),
+                       help="SGD momentum in [0, 1) (default: 0)")
+    train.add_argument("--nesterov", action="store_true",
+                       help="SGD with Nesterov momentum (needs --momentum > 0)")
     train.add_argument("--batch-size", type=_ranged(int, "[1, inf)"), default=64)
     train.add_argument("--epochs", type=_ranged(int, "[1, inf)"), default=10)
     train.add_argument("--seed", type=_ranged(int, "[0, inf)"), default=123)
@@ -220,12 +228,30 @@ def _train_callbacks(args: argparse.Namespace) -> list[Any]:
     return callbacks
 
 
+def _train_optimizer(args: argparse.Namespace) -> Optimizer:
+    """The optimizer train's options ask for: ``--optimizer``, ``--lr`` (default: the optimizer's
+    own), ``--momentum`` and ``--nesterov`` (SGD only)."""
+    from mlpcore.optimizers import SGD, Adam
+
+    if args.optimizer == "adam":
+        sgd_only = [flag for flag, given in (("--momentum", args.momentum is not None),
+                                             ("--nesterov", args.nesterov)) if given]
+        if sgd_only:
+            raise ValueError(f"{' and '.join(sgd_only)}: an SGD option; --optimizer adam takes "
+                             "--lr (β1 0.9, β2 0.999, ε 1e-8)")
+        return Adam() if args.lr is None else Adam(args.lr)
+    if args.nesterov and not args.momentum:
+        raise ValueError("--nesterov needs --momentum greater than 0")
+    return SGD(SGD().lr if args.lr is None else args.lr, args.momentum or 0.0, args.nesterov)
+
+
 def _train(args: argparse.Namespace) -> int:
     import contextlib
 
     from mlpcore.backend import Capability
     from mlpcore.registry import get_backend
 
+    _train_optimizer(args)  # checked before a backend or any data is loaded
     backend = get_backend(args.backend)
     world: World | None = None
     if Capability.DATA_PARALLEL in backend.capabilities and isinstance(backend, ProcessGroup):
@@ -260,7 +286,6 @@ def _train_here(args: argparse.Namespace, world: World | None) -> int:
     from mlpcore.callbacks import EarlyStopping, ModelCheckpoint
     from mlpcore.io.checkpoint import save
     from mlpcore.model import MLP
-    from mlpcore.optimizers import SGD
     from mlpcore.regularisers import L1, L2
     from mlpcore.spec import MLPSpec
     from mlpcore.training import EpochRecord, fit
@@ -302,7 +327,7 @@ def _train_here(args: argparse.Namespace, world: World | None) -> int:
 
     started = time.perf_counter()
     history = fit(
-        model, splits.train, optimizer=SGD(args.lr, args.momentum),
+        model, splits.train, optimizer=_train_optimizer(args),
         regulariser=([L1(args.l1)] if args.l1 else []) + ([L2(args.l2)] if args.l2 else []),
         epochs=args.epochs, batch_size=args.batch_size, validation=splits.valid, seed=args.seed,
         steps_per_call=max(1, math.ceil(n_train / args.batch_size) // 50),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -70,6 +71,11 @@ def test_log_as_csv_without_other_options(capsys: pytest.CaptureFixture[str],
     (["--log", "h.log"], "--log: HistoryLogger path 'h.log': cannot tell the format"),
     (["--checkpoint-best", "missing/m.safetensors"],
      "--checkpoint-best: ModelCheckpoint path 'missing/m.safetensors': folder 'missing'"),
+    (["--optimizer", "adam", "--momentum", "0.9"],
+     "--momentum: an SGD option; --optimizer adam takes --lr"),
+    (["--optimizer", "adam", "--momentum", "0", "--nesterov"], "--momentum and --nesterov: an"),
+    (["--nesterov"], "--nesterov needs --momentum greater than 0"),
+    (["--nesterov", "--momentum", "0"], "--nesterov needs --momentum greater than 0"),
 ])
 def test_bad_options_fail_before_training(capsys: pytest.CaptureFixture[str], tmp_path: Path,
                                           monkeypatch: pytest.MonkeyPatch, argv: list[str],
@@ -79,6 +85,40 @@ def test_bad_options_fail_before_training(capsys: pytest.CaptureFixture[str], tm
     assert (code, out) == (1, "")  # not even the data line: nothing was trained
     assert err == f"mlpcore: error: {message}" + err.split(message, 1)[1]
     assert err.count("\n") == 1 and list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(("argv", "optimizer"), [
+    ([], mlpcore.SGD(0.1)),
+    (["--optimizer", "sgd", "--lr", "0.05", "--momentum", "0.5", "--nesterov"],
+     mlpcore.SGD(0.05, momentum=0.5, nesterov=True)),
+    (["--optimizer", "adam"], mlpcore.Adam(0.001)),
+    (["--optimizer", "adam", "--lr", "0.01"], mlpcore.Adam(0.01)),
+])
+def test_the_optimizer_options_train_with_that_optimizer(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path, argv: list[str],
+        optimizer: Any) -> None:
+    """The saved checkpoint's optimizer state is the optimizer the options name; with the same
+    seed, the run is fit's with that optimizer."""
+    path = tmp_path / "m.safetensors"
+    code, _, err = run(capsys, "train", *SMALL, "--epochs", "1", "--seed", "5",
+                         "--save", str(path), *argv)
+    assert code == 0, err
+    state = mlpcore.load(path).optimizer_state
+    assert state is not None and state.optimizer == optimizer and state.epoch == 1
+    data = mlpcore.data.load_dataset(embedded=True)
+    model = mlpcore.MLP(mlpcore.MLPSpec((784, 16, 10), activation="sigmoid"), seed=5)
+    mlpcore.fit(model, data.train, optimizer=optimizer, epochs=1, seed=5,
+                validation=data.valid, train_accuracy=False)
+    assert all(np.array_equal(mlpcore.load(path).variables[name], value)
+               for name, value in model.variables.items())
+
+
+def test_an_unknown_optimizer_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--optimizer", "rmsprop"])
+    assert exit_info.value.code == 2
+    assert "--optimizer: invalid choice: 'rmsprop' (choose from 'sgd', 'adam')" in \
+        capsys.readouterr().err
 
 
 def test_negative_patience_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
