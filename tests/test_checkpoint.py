@@ -291,6 +291,18 @@ def test_load_into_replaces_every_variable(saved: Path) -> None:
         np.testing.assert_array_equal(target.variables[name], value)
 
 
+def test_load_into_a_whole_checkpoint_takes_its_loss(tmp_path: Path) -> None:
+    trained = make_model()
+    trained.loss = "mse"
+    path = save(trained, tmp_path / "m.safetensors")
+    target = make_model(seed=5)
+    load_into(target, path)
+    assert target.loss == "mse"
+    target.loss = "softmax_cross_entropy"
+    load_into(target, path, include=["dense_0/bias"])  # a subset: the model's loss stays
+    assert target.loss == "softmax_cross_entropy"
+
+
 def test_load_into_casts_to_the_model_dtype(tmp_path: Path) -> None:
     path = save(make_model("float64"), tmp_path / "m.safetensors")
     target = make_model("float32", seed=5)

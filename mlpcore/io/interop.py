@@ -172,7 +172,7 @@ def load_into(model: MLP, path: PathArg, *, include: Collection[str] | None = No
     ``include`` names. Every misfit is listed in one :class:`CheckpointError` naming the file.
 
     ``model.optimizer_state`` follows the variables: loading a whole mlpcore checkpoint sets it
-    to the file's (as :func:`~mlpcore.io.checkpoint.load` does; ``None`` if the file holds
+    (and ``model.loss``, where the file records one) to the file's (as :func:`~mlpcore.io.checkpoint.load` does; ``None`` if the file holds
     none), so a ``fit`` with that optimizer continues the saved run; any other load sets it to
     ``None`` (no state fits a mix of old and loaded variables): the next ``fit`` starts afresh."""
     file = Path(os.fspath(path))
@@ -190,6 +190,7 @@ def load_into(model: MLP, path: PathArg, *, include: Collection[str] | None = No
         state = ckpt.optimizer_state(checkpoint, dtype)
         model.assign(ckpt.cast_variables(file, checkpoint.variables, dtype))
         model.optimizer_state = state
+        model.loss = checkpoint.manifest.get("loss", model.loss)  # optional: older files lack it
         return
     source = read_variables(file, format=entry.name)
     expected = model.spec.variable_shapes()
