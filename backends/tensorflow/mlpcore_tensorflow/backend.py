@@ -9,6 +9,7 @@ variables are made, its ops run and its training set is copied under ``tf.device
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -18,7 +19,9 @@ import tensorflow as tf
 from mlpcore.backend import Capability, TrainingConfig
 from mlpcore.backend_common import AUTODIFF_CAPABILITIES, BackendBase, ModelBase
 from mlpcore.devices import Portable
+from mlpcore.distributed import World
 from mlpcore.optimizers import OptimizerState
+from mlpcore_tensorflow import distributed
 from mlpcore_tensorflow.ops import OPS
 from mlpcore_tensorflow.training import TensorflowTrainer
 
@@ -63,19 +66,34 @@ class TensorflowModel(ModelBase):
 class TensorflowBackend(BackendBase):
     """:class:`mlpcore.backend.Backend` on TensorFlow: ``tf.GradientTape`` gradients (or backprop
     by hand, ``manual``) and whole chunks of training steps inside one ``tf.function``
-    (optionally XLA-compiled), on the CPU or a GPU; mixed precision in bfloat16 and float16."""
+    (optionally XLA-compiled), on the CPU or a GPU; mixed precision in bfloat16 and float16;
+    data-parallel training on ``tf.distribute`` (a ``TF_CONFIG`` cluster, joined when the
+    backend is made: TensorFlow allows it only before the process's first op)."""
 
     name = "tensorflow"
-    capabilities = AUTODIFF_CAPABILITIES | {Capability.BFLOAT16, Capability.FLOAT16,
-                                            Capability.OPTIMIZERS}
+    capabilities = AUTODIFF_CAPABILITIES | {Capability.DATA_PARALLEL, Capability.BFLOAT16,
+                                            Capability.FLOAT16, Capability.OPTIMIZERS}
     training_methods = TensorflowModel.training_methods
     framework = tf
     model = TensorflowModel
     ops = OPS
 
+    def __init__(self) -> None:
+        super().__init__()
+        distributed.join()
+
+    def world(self, timeout: float) -> World | None:
+        return distributed.world(timeout)
+
+    def launch(self, workers: int, command: Sequence[str], timeout: float) -> None:
+        distributed.launch(workers, command, timeout)
+
     def devices(self) -> list[str]:
-        """The logical devices, ``/CPU:0`` first, as ``/TYPE:N``."""
-        found = [self.device_name(d.name, None) for d in tf.config.list_logical_devices()]
+        """The logical devices, ``/CPU:0`` first, as ``/TYPE:N`` (in a ``TF_CONFIG`` cluster their
+        names begin ``/job:worker/replica:0/task:R``)."""
+        found = [f"/{spec.device_type.upper()}:{spec.device_index or 0}"
+                 for spec in (tf.DeviceSpec.from_string(d.name)
+                              for d in tf.config.list_logical_devices())]
         return sorted(set(found), key=lambda name: (not name.startswith("/CPU"), name))
 
     def device_name(self, device: str, portable: Portable | None) -> str:

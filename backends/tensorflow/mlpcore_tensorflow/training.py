@@ -71,8 +71,10 @@ import tensorflow as tf
 
 from mlpcore.backend import TrainingConfig
 from mlpcore.backend_common import Backprop, FloatArray, TrainerBase, interleave, network
+from mlpcore.errors import DistributedError
 from mlpcore.optimizers import SLOTS, Adam, OptimizerState
 from mlpcore.spec import MLPSpec
+from mlpcore_tensorflow import distributed
 from mlpcore_tensorflow.ops import OPS, native_keep_mask, native_seed, scaled_mask
 
 
@@ -148,6 +150,48 @@ class TensorflowTrainer(TrainerBase):
 
         self._chunk_fn = tf.function(chunk, input_signature=signature,
                                      jit_compile=config.compiled)
+        self._reduced = 0
+        """All-reduces made (data-parallel steps), to name the one that failed."""
+        if config.world.size > 1:
+            self._shard_fn = self._shard_step(distributed.strategy(), device, signature)
+
+    def _shard_step(self, strategy: tf.distribute.Strategy, device: str,
+                    signature: list[Any]) -> Any:
+        """The data-parallel step, one ``tf.function`` call each (``strategy.run`` and its
+        collective cannot run inside the chunk's ``tf.while_loop``): this rank's rows, the
+        gradients, ``Σ_ranks share · (objective, gradients)`` by the strategy's all-reduce
+        (``multiply_no_nan``: a rank without rows adds 0, not the NaN of an empty mean), and the
+        update every rank makes alike. In compiled mode XLA compiles the rank's gradients."""
+        trainer = weakref.ref(self)
+
+        def local(x: tf.Tensor, targets: tf.Tensor, rows: tf.Tensor, share: tf.Tensor,
+                  masks: tuple[tf.Tensor, ...]) -> list[tf.Tensor]:
+            alive = trainer()
+            assert alive is not None, "a step function called after its trainer was freed"
+            with tf.device(device):
+                keep = [scaled_mask(k, alive.spec.dropout, alive._dtype) for k in masks]
+                value, grads = alive._gradients(tf.gather(x, rows), tf.gather(targets, rows),
+                                                keep)
+                return [tf.math.multiply_no_nan(v, share) for v in (value, *grads)]
+
+        gradients = tf.function(local, jit_compile=True) if self.config.compiled else local
+
+        def step(x: tf.Tensor, targets: tf.Tensor, rows: tf.Tensor, updates: tf.Tensor,
+                 share: tf.Tensor, masks: tuple[tf.Tensor, ...]) -> tf.Tensor:
+            alive = trainer()
+            assert alive is not None, "a step function called after its trainer was freed"
+            value, *grads = strategy.run(
+                lambda *args: distributed.all_reduce(gradients(*args)),
+                args=(x, targets, rows, share, masks))
+            with tf.device(device):
+                alive._update(grads, updates + 1)
+            return value
+
+        x, targets, _, _, updates, masks = signature
+        return tf.function(step, input_signature=[
+            x, targets, tf.TensorSpec([None], tf.int64, name="rows"), updates,
+            tf.TensorSpec([], self._dtype, name="share"),
+            tuple(tf.TensorSpec(m.shape[1:], tf.bool, name=m.name) for m in masks)])
 
     def _keras_optimizer(self, starts: list[list[FloatArray | None]]) -> Any:
         """The Keras optimizer of the config, built, its slots and iterations set from
@@ -225,14 +269,7 @@ class TensorflowTrainer(TrainerBase):
             x_batch = tf.gather(x, rows)
             t_batch = tf.gather(targets, rows)
             keep = self._keep_masks(j, first_step, tf.shape(rows)[0], masks)
-            if self._backprop is not None:
-                value, grads = self._backprop(self._weights, self._biases, x_batch, t_batch, keep)
-            else:
-                with tf.GradientTape() as tape:
-                    value = self._net.objective(self._weights, self._biases, x_batch, t_batch,
-                                                keep)
-                    scaled = self._optimizer.scale_loss(value) if self._loss_scaled else value
-                grads = tape.gradient(scaled, self._variables)
+            value, grads = self._gradients(x_batch, t_batch, keep)
             self._update(grads, updates + tf.cast(j, tf.int64) + 1)
             return j + 1, losses.write(j, value)
 
@@ -245,6 +282,17 @@ class TensorflowTrainer(TrainerBase):
         # and a notebook epoch 9 % slower (docs/benchmarks.md).
         _, losses = tf.while_loop(lambda j, _: j < n_steps, step, (tf.constant(0), losses))
         return losses.stack()
+
+    def _gradients(self, x: tf.Tensor, targets: tf.Tensor,
+                   keep: Sequence[tf.Tensor]) -> tuple[tf.Tensor, list[tf.Tensor]]:
+        """The objective on these rows and the gradients (of the scaled objective, float16)."""
+        if self._backprop is not None:
+            value, grads = self._backprop(self._weights, self._biases, x, targets, keep)
+            return value, list(grads)
+        with tf.GradientTape() as tape:
+            value = self._net.objective(self._weights, self._biases, x, targets, keep)
+            scaled = self._optimizer.scale_loss(value) if self._loss_scaled else value
+        return value, list(tape.gradient(scaled, self._variables))
 
     def _keep_masks(self, j: tf.Tensor, first_step: tf.Tensor, n: tf.Tensor,
                     masks: tuple[tf.Tensor, ...]) -> list[tf.Tensor]:
@@ -285,6 +333,8 @@ class TensorflowTrainer(TrainerBase):
                                       else [tf.identity(t) for t in placed])
 
     def _block(self, order: npt.NDArray[np.int64], first_step: int) -> npt.NDArray[np.float64]:
+        if self.config.world.size > 1:
+            return self._shard_block(order, first_step)
         shape = (int(order.shape[0]), int(order.shape[1]))
         masks: tuple[tf.Tensor, ...] = ()
         if self.dropout == "portable":
@@ -302,6 +352,32 @@ class TensorflowTrainer(TrainerBase):
         if self.trace_count != traces or (self.config.compiled and new_shape):
             self.compile_seconds += elapsed
         return np.asarray(losses, dtype=np.float64)
+
+    def _shard_block(self, order: npt.NDArray[np.int64],
+                     first_step: int) -> npt.NDArray[np.float64]:
+        """This rank's columns ``order`` of a block, one data-parallel step a call."""
+        n_steps, n = (int(d) for d in order.shape)
+        masks = (self.block_masks(first_step, n_steps, n) if self.dropout == "portable"
+                 else [])
+        share = tf.constant(self.share, self._dtype)
+        values = []
+        for j in range(n_steps):
+            self._reduced += 1
+            try:
+                values.append(self._shard_fn(
+                    self._x, self._targets, tf.constant(order[j]),
+                    tf.constant(self.step, tf.int64), share,
+                    tuple(tf.constant(mask[j]) for mask in masks)).numpy())
+            except distributed.COLLECTIVE_ERRORS as error:
+                world = self.config.world
+                raise DistributedError(
+                    f"rank {world.rank} of {world.size}: the all-reduce of its step "
+                    f"{self._reduced} failed, another worker exited or timed out "
+                    f"({type(error).__name__}: {error.message.strip().splitlines()[-1]})"
+                ) from error
+            self.step += 1
+            self.calls += 1
+        return np.asarray(values, dtype=np.float64)
 
 
 def apply_adam(variables: Sequence[tf.Variable], grads: Sequence[tf.Tensor],
