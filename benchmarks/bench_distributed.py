@@ -1,19 +1,25 @@
-"""Report (no goal): data-parallel ``fit`` on torch.distributed, 2 workers against 1 on this
-machine, for a 784-1024-1024-10 ReLU MLP trained with batch 512 on random data.
+"""Report (no goal): data-parallel ``fit`` on torch.distributed and on tf.distribute, 2 workers
+against 1 on this machine, for a 784-1024-1024-10 ReLU MLP trained with batch 512 on random data.
 
-Contenders, each started by the torch backend's own launcher (``launch``, torch's elastic launch)
-and timed by its rank 0 over ``--epochs`` epochs after one warm-up epoch:
+Contenders, each started by the backend's own launcher (``launch``: torch's elastic launch; for
+TensorFlow mlpcore's, which sets ``TF_CONFIG``) and timed by its rank 0 over ``--epochs`` epochs
+after one warm-up epoch:
 
-* 1 worker, 1 thread (``OMP_NUM_THREADS=1``): the per-worker baseline of the scaling figures;
+* 1 worker, 1 thread (``OMP_NUM_THREADS=1``; TensorFlow ``TF_NUM_INTRAOP_THREADS=1``): the
+  per-worker baseline of the scaling figures;
 * 1 worker, 2 threads: one process using both cores, what a user has without workers;
-* 2 workers, 1 thread each (the launcher's default).
+* 2 workers, 1 thread each (the launchers' default).
 
-Scaling efficiency is ``T(1 worker) / (2 · T(2 workers))`` (1.0: twice as fast). In the 2-worker
-run every rank times each ``torch.distributed.all_reduce`` call (the step's one all-reduce of the
-objective and all gradients, 1.9 M floats, over gloo on 127.0.0.1); the compute per step is the
-epoch's time per step less that. The all-reduce time includes waiting for the slower rank.
+Scaling efficiency is ``T(1 worker) / (2 · T(2 workers))`` (1.0: twice as fast). The all-reduce
+time per step: on torch, in the 2-worker run every rank times each ``torch.distributed.all_reduce``
+call (the step's one all-reduce of the objective and all gradients, 1.9 M floats, over gloo on
+127.0.0.1), waiting for the slower rank included; on TensorFlow the collective runs inside the
+step's graph, so after training each rank times 20 calls of the same all-reduce alone (the
+strategy's collective on a buffer of the step's size). The compute per step is the epoch's time
+per step less that.
 
-    python benchmarks/bench_distributed.py [--rows 8192] [--epochs 3] [--quick]
+    python benchmarks/bench_distributed.py [--backend torch,tensorflow] [--rows 8192]
+                                           [--epochs 3] [--quick]
 """
 
 from __future__ import annotations
@@ -36,13 +42,14 @@ SIZES = (784, 1024, 1024, 10)
 BATCH = 512
 
 
-def worker(out: Path, rows: int, epochs: int) -> None:
-    """One rank: warm-up epoch, then ``epochs`` timed ones; rank 0 writes the figures."""
+THREADS = {"torch": "OMP_NUM_THREADS", "tensorflow": "TF_NUM_INTRAOP_THREADS"}
+"""The variable that sets a worker's threads, per backend."""
+
+
+def _time_torch_all_reduce(reduce_seconds: list[float]) -> None:
+    """Every ``torch.distributed.all_reduce`` call from now on appends its seconds."""
     import torch.distributed as dist
 
-    backend: Any = mlpcore.get_backend("torch")
-    world = backend.world(120.0)
-    reduce_seconds: list[float] = []
     all_reduce = dist.all_reduce
 
     def timed(*args: Any, **kwargs: Any) -> Any:
@@ -52,16 +59,46 @@ def worker(out: Path, rows: int, epochs: int) -> None:
         return result
 
     dist.all_reduce = timed
+
+
+def _time_tensorflow_all_reduce(size: int, calls: int = 20) -> list[float]:
+    """Seconds of ``calls`` all-reduces alone of ``size`` floats, by the trainer's collective
+    inside ``strategy.run`` (one ``tf.function`` call each, after one that traces)."""
+    import tensorflow as tf
+
+    from mlpcore_tensorflow import distributed
+
+    strategy = distributed.strategy()
+    buffer = tf.ones([size])
+    step = tf.function(lambda: strategy.run(lambda: distributed.all_reduce([buffer])))
+    seconds = []
+    for _ in range(calls + 1):
+        started = time.perf_counter()
+        step()[0].numpy()
+        seconds.append(time.perf_counter() - started)
+    return seconds[1:]
+
+
+def worker(name: str, out: Path, rows: int, epochs: int) -> None:
+    """One rank: warm-up epoch, then ``epochs`` timed ones; rank 0 writes the figures."""
+    backend: Any = mlpcore.get_backend(name)
+    world = backend.world(120.0)
+    reduce_seconds: list[float] = []
+    if name == "torch" and world is not None:
+        _time_torch_all_reduce(reduce_seconds)
     rng = np.random.default_rng(0)
     x = rng.standard_normal((rows, SIZES[0])).astype(np.float32)
     y = rng.integers(0, SIZES[-1], rows)
-    model = mlpcore.MLP(mlpcore.MLPSpec(SIZES, activation="relu"), backend="torch", seed=1)
+    model = mlpcore.MLP(mlpcore.MLPSpec(SIZES, activation="relu"), backend=name, seed=1)
     sgd = mlpcore.SGD(0.01)
     mlpcore.fit(model, (x, y), epochs=1, optimizer=sgd, batch_size=BATCH,
                 train_accuracy=False)  # warm-up
     timed_from = len(reduce_seconds)
     history = mlpcore.fit(model, (x, y), epochs=epochs, optimizer=sgd, batch_size=BATCH,
                           train_accuracy=False)
+    if name == "tensorflow" and world is not None:
+        reduce_seconds = _time_tensorflow_all_reduce(
+            1 + sum(int(np.prod(shape)) for shape in model.spec.variable_shapes().values()))
     if world is None or world.rank == 0:
         out.write_text(json.dumps({
             "workers": 1 if world is None else world.size,
@@ -70,45 +107,38 @@ def worker(out: Path, rows: int, epochs: int) -> None:
             "all_reduce_seconds": reduce_seconds[timed_from:]}))
 
 
-def contender(workers: int, threads: int, rows: int, epochs: int) -> dict[str, Any]:
-    backend: Any = mlpcore.get_backend("torch")
+def contender(name: str, workers: int, threads: int, rows: int,
+              epochs: int) -> dict[str, Any]:
+    backend: Any = mlpcore.get_backend(name)
+    variable = THREADS[name]
     with tempfile.TemporaryDirectory() as folder:
         out = Path(folder) / "figures.json"
-        saved = os.environ.get("OMP_NUM_THREADS")
-        os.environ["OMP_NUM_THREADS"] = str(threads)
+        saved = os.environ.get(variable)
+        os.environ[variable] = str(threads)
         try:
             backend.launch(workers, [sys.executable, __file__, "--worker", str(out),
-                                     "--rows", str(rows), "--epochs", str(epochs)], 120.0)
+                                     "--backend", name, "--rows", str(rows),
+                                     "--epochs", str(epochs)], 120.0)
         finally:
             if saved is None:
-                del os.environ["OMP_NUM_THREADS"]
+                del os.environ[variable]
             else:
-                os.environ["OMP_NUM_THREADS"] = saved
+                os.environ[variable] = saved
         figures: dict[str, Any] = json.loads(out.read_text())
         return figures
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rows", type=int, default=8192)
-    parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--quick", action="store_true", help="2048 rows, 2 epochs")
-    parser.add_argument("--worker", type=Path, help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.quick:
-        args.rows, args.epochs = 2048, 2
-    if args.worker is not None:
-        worker(args.worker, args.rows, args.epochs)
-        return
-    print(f"bench_distributed: {'-'.join(map(str, SIZES))} relu, batch {BATCH}, {args.rows} "
-          f"random rows, torch {mlpcore.get_backend('torch').framework_version()}, "
-          f"{os.cpu_count()} CPUs; min (median) seconds over {args.epochs} epochs")
-    runs = {name: contender(w, t, args.rows, args.epochs)
-            for name, w, t in (("1 worker, 1 thread", 1, 1), ("1 worker, 2 threads", 1, 2),
-                               ("2 workers, 1 thread each", 2, 1))}
-    for name, run in runs.items():
+def report(name: str, rows: int, epochs: int) -> None:
+    """Run the three contenders of backend ``name`` and print their figures."""
+    print(f"bench_distributed: {'-'.join(map(str, SIZES))} relu, batch {BATCH}, {rows} "
+          f"random rows, {name} {mlpcore.get_backend(name).framework_version()}, "
+          f"{os.cpu_count()} CPUs; min (median) seconds over {epochs} epochs")
+    runs = {label: contender(name, w, t, rows, epochs)
+            for label, w, t in (("1 worker, 1 thread", 1, 1), ("1 worker, 2 threads", 1, 2),
+                                ("2 workers, 1 thread each", 2, 1))}
+    for label, run in runs.items():
         seconds = run["epoch_seconds"]
-        print(f"  {name:<26} epoch {min(seconds):7.3f} s ({statistics.median(seconds):.3f})")
+        print(f"  {label:<26} epoch {min(seconds):7.3f} s ({statistics.median(seconds):.3f})")
     one = min(runs["1 worker, 1 thread"]["epoch_seconds"])
     both = min(runs["1 worker, 2 threads"]["epoch_seconds"])
     two = runs["2 workers, 1 thread each"]
@@ -118,10 +148,30 @@ def main() -> None:
     steps = two["steps_per_epoch"]
     reduce_step = statistics.median(two["all_reduce_seconds"])
     step = statistics.median(two["epoch_seconds"]) / steps
+    how = "in training" if name == "torch" else "alone, after training"
     print(f"  2 workers, per step: {1000 * step:.1f} ms, of which all-reduce "
-          f"{1000 * reduce_step:.1f} ms (median of {len(two['all_reduce_seconds'])} calls on "
-          f"rank 0) and compute "
-          f"{1000 * (step - reduce_step):.1f} ms")
+          f"{1000 * reduce_step:.1f} ms (median of {len(two['all_reduce_seconds'])} calls "
+          f"{how}, rank 0) and compute {1000 * (step - reduce_step):.1f} ms")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--backend", default="torch,tensorflow",
+                        help="comma-separated backends to report (default: torch,tensorflow)")
+    parser.add_argument("--rows", type=int, default=8192)
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="2048 rows, 2 epochs")
+    parser.add_argument("--worker", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.quick:
+        args.rows, args.epochs = 2048, 2
+    if args.worker is not None:
+        worker(args.backend, args.worker, args.rows, args.epochs)
+        return
+    for name in args.backend.split(","):
+        if name not in THREADS:
+            parser.error(f"--backend: {name!r} is not one of {', '.join(THREADS)}")
+        report(name, args.rows, args.epochs)
 
 
 if __name__ == "__main__":

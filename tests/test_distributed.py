@@ -1,7 +1,8 @@
-"""Data-parallel fit (mlpcore/distributed.py) on torch.distributed: argument checks in one
-process, then small runs of 2 local workers through torch's elastic launcher (127.0.0.1, a free
-port, timeouts everywhere): a dead or hung worker ends the run naming its rank, a dying rank 0
-leaves the previous checkpoint whole, and a run resumes on another number of workers."""
+"""Data-parallel fit (mlpcore/distributed.py): argument checks in one process (torch), then
+small runs of 2 local workers through each backend's launcher (torch's elastic launcher; the
+TensorFlow backend's, which sets TF_CONFIG; 127.0.0.1, free ports, timeouts everywhere): a dead
+or hung worker ends the run naming its rank, a dying rank 0 leaves the previous checkpoint whole,
+and a run resumes on another number of workers."""
 
 from __future__ import annotations
 
@@ -124,51 +125,64 @@ def test_fit_from_initial_epoch_continues_the_update_sequence(tmp_path: Path) ->
 
 # --- two workers ------------------------------------------------------------------------------
 
+STALL_TIMEOUT = {"torch": "2", "tensorflow": "10"}
+"""--timeout of the hung-worker run: TensorFlow's first collective waits for both ranks to trace
+their step function, seconds apart under load."""
+
+
+@pytest.fixture(params=["torch", "tensorflow"])
+def name(request: pytest.FixtureRequest) -> str:
+    """The backend whose launcher and all-reduce run the workers."""
+    backend: str = request.param
+    pytest.importorskip(backend)
+    return backend
+
 def _ok(run: subprocess.CompletedProcess[str]) -> None:
     assert run.returncode == 0, run.stdout
 
 
-def test_a_worker_that_exits_ends_the_run_naming_its_rank(tmp_path: Path) -> None:
-    run = workers.run_workers("torch", 2, tmp_path, "--epochs", "3", "--exit", "1:1")
+def test_a_worker_that_exits_ends_the_run_naming_its_rank(name: str, tmp_path: Path) -> None:
+    run = workers.run_workers(name, 2, tmp_path, "--epochs", "3", "--exit", "1:1")
     assert run.returncode != 0
     assert "DistributedError: worker rank 1 of 2 exited with status 3" in run.stdout
     assert not list(tmp_path.glob("rank*.npz"))
 
 
-def test_a_hung_worker_times_out_instead_of_hanging(tmp_path: Path) -> None:
-    """Rank 1 stops answering; rank 0's all-reduce gives up after --timeout 2 s (our error names
+def test_a_hung_worker_times_out_instead_of_hanging(name: str, tmp_path: Path) -> None:
+    """Rank 1 stops answering; rank 0's all-reduce gives up after --timeout (our error names
     its rank and step), and the launcher ends the run with rank 0's failure."""
-    run = workers.run_workers("torch", 2, tmp_path, "--epochs", "3", "--stall", "1:1",
-                              "--timeout", "2", timeout=60)
+    run = workers.run_workers(name, 2, tmp_path, "--epochs", "3", "--stall", "1:1",
+                              "--timeout", STALL_TIMEOUT[name], timeout=90)
     assert run.returncode != 0
     assert "rank 0 of 2: the all-reduce of its step 6 failed" in run.stdout
     assert "DistributedError: worker rank 0 of 2 exited with status 1" in run.stdout
 
 
-def test_rank_0_killed_while_saving_leaves_the_last_checkpoint_whole(tmp_path: Path) -> None:
+def test_rank_0_killed_while_saving_leaves_the_last_checkpoint_whole(name: str,
+                                                                     tmp_path: Path) -> None:
     path = tmp_path / "run.safetensors"
-    run = workers.run_workers("torch", 2, tmp_path, "--epochs", "3", "--die-saving", "2",
+    run = workers.run_workers(name, 2, tmp_path, "--epochs", "3", "--die-saving", "2",
                               "--checkpoint", str(path))
     assert "worker rank 0 of 2 was killed by signal SIGKILL" in run.stdout
-    _, after_one = workers.train("torch", epochs=1, data_parallel=False)
+    _, after_one = workers.train(name, epochs=1, data_parallel=False)
     saved = mlpcore.load(path, backend="numpy").variables  # epoch 1's, complete and verified
     for name, value in after_one.items():
         np.testing.assert_allclose(saved[name], value, rtol=1e-5, atol=1e-6)
     assert [p.name for p in tmp_path.iterdir() if not p.name.startswith(".")] == [path.name]
 
 
-def test_a_run_resumes_on_another_number_of_workers(tmp_path: Path) -> None:
+def test_a_run_resumes_on_another_number_of_workers(name: str, tmp_path: Path) -> None:
     """Epochs 1-2 on 2 workers (rank 0 writes the checkpoint), 3 in one process, 4 on 2 workers
     again (every rank loads it): the update sequence of 4 epochs in one process."""
     path, again = tmp_path / "run.safetensors", tmp_path / "again"
-    _ok(workers.run_workers("torch", 2, tmp_path, "--momentum", "0", "--epochs", "2",
+    _ok(workers.run_workers(name, 2, tmp_path, "--momentum", "0", "--epochs", "2",
                             "--checkpoint", str(path)))
-    losses, _ = workers.train("torch", epochs=3, initial_epoch=2, momentum=0.0, start=str(path),
+    losses, _ = workers.train(name, epochs=3, initial_epoch=2, momentum=0.0, start=str(path),
                               checkpoint=path, data_parallel=False)
     again.mkdir()
-    _ok(workers.run_workers("torch", 2, again, "--momentum", "0", "--epochs", "4",
+    _ok(workers.run_workers(name, 2, again, "--momentum", "0", "--epochs", "4",
                             "--initial-epoch", "3", "--start", str(path)))
-    want_losses, want = workers.train("torch", epochs=4, momentum=0.0, data_parallel=False)
+    want_losses, want = workers.train(name, epochs=4, momentum=0.0, data_parallel=False)
     got_losses = [*workers.results(tmp_path, 0)[0], *losses, *workers.results(again, 0)[0]]
     np.testing.assert_allclose(got_losses, want_losses, rtol=1e-5)
     for rank in range(2):
@@ -194,17 +208,20 @@ def test_streamed_workers_read_only_their_rows_and_match_one_process(tmp_path: P
 
 # --- mlpcore train --workers --------------------------------------------------------------------
 
-def _train(tmp_path: Path, *extra: str) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-m", "mlpcore.cli", "train", "--backend", "torch", "--epochs", "1",
+def _train(tmp_path: Path, *extra: str, backend: str = "torch",
+           ) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "mlpcore.cli", "train", "--backend", backend, "--epochs", "1",
                "--sizes", "784,16,10", "--dropout", "0.25", "--no-progress", *extra]
     return subprocess.run(command, capture_output=True, text=True, timeout=180, check=False,
                           cwd=tmp_path)
 
 
-def test_train_with_workers_prints_once_and_matches_one_process(tmp_path: Path) -> None:
-    two = _train(tmp_path, "--workers", "2", "--timeout", "60", "--save", "two.safetensors")
+def test_train_with_workers_prints_once_and_matches_one_process(name: str,
+                                                                tmp_path: Path) -> None:
+    two = _train(tmp_path, "--workers", "2", "--timeout", "60", "--save", "two.safetensors",
+                 backend=name)
     assert two.returncode == 0, two.stderr
-    one = _train(tmp_path, "--save", "one.safetensors")
+    one = _train(tmp_path, "--save", "one.safetensors", backend=name)
     table = [line.split("|")[:3] for line in two.stdout.splitlines() if line.startswith("Epoch")]
     assert table == [line.split("|")[:3] for line in one.stdout.splitlines()
                      if line.startswith("Epoch")]

@@ -54,7 +54,7 @@ def cluster() -> World | None:
                                f"({type(error).__name__}: {error})") from None
 
 
-class _CpuResolver(tf.distribute.cluster_resolver.TFConfigClusterResolver):
+class _CpuResolver(tf.distribute.cluster_resolver.TFConfigClusterResolver):  # type: ignore[misc]
     """``TF_CONFIG``'s cluster with no accelerators: one CPU replica per worker process (the
     trainer places its own ops on the model's device)."""
 
