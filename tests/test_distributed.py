@@ -141,6 +141,25 @@ def _ok(run: subprocess.CompletedProcess[str]) -> None:
     assert run.returncode == 0, run.stdout
 
 
+@pytest.mark.parametrize("name, options", [
+    (name, options) for name in ("torch", "tensorflow")
+    for options in (("--method", "optimizer"), ("--method", "manual"))] + [
+    ("tensorflow", ("--compiled",))])  # torch.compile: minutes on this CPU, left to the suite
+def test_every_method_makes_the_updates_of_one_process(name: str, options: tuple[str, ...],
+                                                       tmp_path: Path) -> None:
+    """The framework's optimizer, backprop by hand and TensorFlow's XLA-compiled gradients on 2
+    workers, against one process (the conformance test runs the default method)."""
+    pytest.importorskip(name)
+    _ok(workers.run_workers(name, 2, tmp_path, *options))
+    method = options[1] if options[0] == "--method" else None
+    want_losses, want = workers.train(name, epochs=2, method=method,
+                                      compiled="--compiled" in options, data_parallel=False)
+    losses, got = workers.results(tmp_path, 0)
+    np.testing.assert_allclose(losses, want_losses, rtol=1e-5)
+    for variable, value in want.items():
+        np.testing.assert_allclose(got[variable], value, rtol=1e-5, atol=1e-6)
+
+
 def test_a_worker_that_exits_ends_the_run_naming_its_rank(name: str, tmp_path: Path) -> None:
     run = workers.run_workers(name, 2, tmp_path, "--epochs", "3", "--exit", "1:1")
     assert run.returncode != 0

@@ -53,11 +53,12 @@ class TakenRows(Rows):
 def train(backend: str, *, epochs: int, initial_epoch: int = 0, momentum: float = 0.5,
           start: str | None = None, checkpoint: str | os.PathLike[str] | None = None,
           data_parallel: DataParallel | bool | None = None, on_epoch: Any = None,
-          inputs: TakenRows | None = None) -> tuple[list[float], dict[str, npt.NDArray[Any]]]:
+          inputs: TakenRows | None = None, method: str | None = None,
+          compiled: bool = False) -> tuple[list[float], dict[str, npt.NDArray[Any]]]:
     """The suite's data-parallel case: dropout, L1 and L2, momentum, a short last batch; from
     the checkpoint ``start`` if given; after every epoch (rank 0 of) a ``ModelCheckpoint`` saves
-    to ``checkpoint`` if given; streamed from ``inputs`` if given. Returns the epoch losses and
-    the final variables."""
+    to ``checkpoint`` if given; streamed from ``inputs`` if given; ``method`` and ``compiled``
+    as ``fit``'s. Returns the epoch losses and the final variables."""
     model = (mlpcore.MLP(SPEC, backend=backend, seed=SEED) if start is None
              else mlpcore.load(start, backend=backend))
     history = mlpcore.fit(model, (data()[0] if inputs is None else inputs, data()[1]),
@@ -65,7 +66,7 @@ def train(backend: str, *, epochs: int, initial_epoch: int = 0, momentum: float 
                           regulariser=[mlpcore.L1(1e-3), mlpcore.L2(1e-2)], epochs=epochs,
                           initial_epoch=initial_epoch, batch_size=BATCH, steps_per_call=2,
                           seed=SEED, train_accuracy=False, data_parallel=data_parallel,
-                          on_epoch=on_epoch,
+                          on_epoch=on_epoch, method=method, compiled=compiled,
                           callbacks=[] if checkpoint is None else
                           [mlpcore.ModelCheckpoint(checkpoint, save_best_only=False)])
     return history.loss, model.variables
@@ -81,6 +82,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--start", help="checkpoint to start from")
     parser.add_argument("--checkpoint", help="rank 0 saves here after every epoch")
     parser.add_argument("--timeout", type=float, default=60.0)
+    parser.add_argument("--method", help="fit's training method (default: the backend's)")
+    parser.add_argument("--compiled", action="store_true", help="fit's compiled mode")
     parser.add_argument("--exit", metavar="RANK:EPOCH",
                         help="that rank exits with status 3 after that epoch (a dying worker)")
     parser.add_argument("--stall", metavar="RANK:EPOCH",
@@ -120,7 +123,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                               initial_epoch=args.initial_epoch, momentum=args.momentum,
                               start=args.start, checkpoint=args.checkpoint,
                               data_parallel=DataParallel(args.timeout), on_epoch=on_epoch,
-                              inputs=inputs)
+                              inputs=inputs, method=args.method, compiled=args.compiled)
     arrays: dict[str, Any] = {name.replace("/", "."): value for name, value in variables.items()}
     if inputs is not None:
         arrays["taken"] = np.concatenate(inputs.taken)
