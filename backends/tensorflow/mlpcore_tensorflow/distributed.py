@@ -12,13 +12,12 @@ launcher: :func:`launch` starts the processes itself, each with its ``TF_CONFIG`
 
 from __future__ import annotations
 
+import faulthandler
 import json
 import os
 import signal
 import socket
 import subprocess
-import sys
-import threading
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -71,9 +70,10 @@ def join(timeout: float | None = None) -> None:
     """Make the strategy of ``$TF_CONFIG``'s cluster (if there is one of several workers and it
     is not made yet), waiting until every worker has started; after ``timeout`` s (default
     ``$MLPCORE_JOIN_TIMEOUT``, else :data:`~mlpcore.distributed.DEFAULT_TIMEOUT`) without them
-    the process exits with status 1 and an error naming its rank (the wait is in TensorFlow's
-    C++ runtime, deaf to Python exceptions and to SIGTERM). A failure to join is kept for
-    :func:`world` to raise."""
+    the process exits with status 1, printing ``Timeout`` and where it waited (the wait is in
+    TensorFlow's C++ runtime, which holds the interpreter and ignores SIGTERM: only
+    :func:`faulthandler.dump_traceback_later`'s watchdog, a C thread, can end it). A failure to
+    join is kept for :func:`world` to raise."""
     if _joined:
         return
     try:
@@ -85,15 +85,7 @@ def join(timeout: float | None = None) -> None:
         return
     if world is None or world.size < 2:
         return
-    started = threading.Event()
-
-    def watchdog() -> None:
-        if not started.wait(timeout):
-            sys.stderr.write(f"mlpcore: error: rank {world.rank} of {world.size}: the other "
-                             f"workers of TF_CONFIG did not all start within {timeout:g} s\n")
-            os._exit(1)
-
-    threading.Thread(target=watchdog, daemon=True).start()
+    faulthandler.dump_traceback_later(timeout, exit=True)
     try:
         strategy = tf.distribute.MultiWorkerMirroredStrategy(
             cluster_resolver=_CpuResolver(),
@@ -106,7 +98,7 @@ def join(timeout: float | None = None) -> None:
             f"({error}); call mlpcore.get_backend('tensorflow') first")
         return
     finally:
-        started.set()
+        faulthandler.cancel_dump_traceback_later()
     _joined.update(strategy=strategy, world=world, timeout=float(timeout))
 
 
