@@ -81,8 +81,8 @@ def test_backend_declares_the_contract() -> None:
     assert backend.contract_version == mlpcore.CONTRACT_VERSION
     assert backend.capabilities == {Capability.FLOAT64, Capability.GRADIENTS,
                                     Capability.NATIVE_DROPOUT, Capability.COMPILE,
-                                    Capability.BFLOAT16, Capability.FLOAT16,
-                                    Capability.OPTIMIZERS}
+                                    Capability.DATA_PARALLEL, Capability.BFLOAT16,
+                                    Capability.FLOAT16, Capability.OPTIMIZERS}
     assert backend.training_methods == ("autodiff", "optimizer", "manual")
     assert backend.framework_version() == tf.__version__
     model = MLP(MLPSpec((3, 2)), backend=backend)
