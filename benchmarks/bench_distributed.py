@@ -70,7 +70,14 @@ def _time_tensorflow_all_reduce(size: int, calls: int = 20) -> list[float]:
 
     strategy = distributed.strategy()
     buffer = tf.ones([size])
-    step = tf.function(lambda: strategy.run(lambda: distributed.all_reduce([buffer])))
+    def replica() -> list[Any]:
+        return distributed.all_reduce([buffer])
+
+    def run() -> Any:
+        return strategy.run(replica)
+
+    step = tf.function(run)
+
     seconds = []
     for _ in range(calls + 1):
         started = time.perf_counter()
