@@ -209,20 +209,21 @@ def test_a_run_resumes_on_another_number_of_workers(name: str, tmp_path: Path) -
             np.testing.assert_allclose(value, want[name], rtol=1e-5, atol=1e-6)
 
 
-def test_streamed_workers_read_only_their_rows_and_match_one_process(tmp_path: Path) -> None:
+def test_streamed_workers_read_only_their_rows_and_match_one_process(name: str,
+                                                                    tmp_path: Path) -> None:
     """Streamed rows: each rank reads its shard of every batch, so the two ranks together read
     every row once an epoch (one rank reading the whole chunk would double it)."""
-    _ok(workers.run_workers("torch", 2, tmp_path, "--stream"))
+    _ok(workers.run_workers(name, 2, tmp_path, "--stream"))
     one = workers.TakenRows()
-    want_losses, want = workers.train("torch", epochs=2, data_parallel=False, inputs=one)
+    want_losses, want = workers.train(name, epochs=2, data_parallel=False, inputs=one)
     taken = [np.load(tmp_path / f"rank{rank}.npz")["taken"] for rank in range(2)]
     assert 0 < len(taken[1]) < len(taken[0]) + len(taken[1]) == 2 * workers.N_ROWS
     np.testing.assert_array_equal(np.sort(np.concatenate(taken)),
                                   np.sort(np.concatenate(one.taken)))
     losses, variables = workers.results(tmp_path, 0)
     np.testing.assert_allclose(losses, want_losses, rtol=1e-5)
-    for name, value in want.items():
-        np.testing.assert_allclose(variables[name], value, rtol=1e-5, atol=1e-6)
+    for variable, value in want.items():
+        np.testing.assert_allclose(variables[variable], value, rtol=1e-5, atol=1e-6)
 
 
 # --- mlpcore train --workers --------------------------------------------------------------------
