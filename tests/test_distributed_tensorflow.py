@@ -72,3 +72,16 @@ def test_a_worker_whose_peers_never_start_exits_after_the_join_timeout() -> None
     assert run.returncode == 1
     assert "Timeout (0:00:03)!" in run.stderr
     assert "mlpcore_tensorflow/distributed.py" in run.stderr and "in join" in run.stderr
+
+
+def test_a_bad_join_timeout_is_refused_naming_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mlpcore.errors import DistributedError
+    from mlpcore_tensorflow import distributed
+
+    monkeypatch.setenv("TF_CONFIG", _config(1))
+    monkeypatch.setenv("MLPCORE_JOIN_TIMEOUT", "soon")
+    monkeypatch.setattr(distributed, "_joined", {})
+    distributed.join()  # as the backend object does: the timeout from the variable
+    with pytest.raises(DistributedError, match="MLPCORE_JOIN_TIMEOUT must be a number of "
+                                               "seconds, got 'soon'"):
+        distributed.world(10.0)

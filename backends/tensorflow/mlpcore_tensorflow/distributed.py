@@ -80,8 +80,12 @@ def join(timeout: float | None = None) -> None:
         world = cluster()
         if timeout is None:
             timeout = float(os.environ.get(JOIN_TIMEOUT) or DEFAULT_TIMEOUT)
-    except (DistributedError, ValueError) as error:
-        _joined["error"] = DistributedError(str(error))
+    except DistributedError as error:
+        _joined["error"] = error
+        return
+    except ValueError:
+        _joined["error"] = DistributedError(f"{JOIN_TIMEOUT} must be a number of seconds, "
+                                            f"got {os.environ[JOIN_TIMEOUT]!r}")
         return
     if world is None or world.size < 2:
         return
