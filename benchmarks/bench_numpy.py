@@ -22,6 +22,7 @@ update.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -37,6 +38,15 @@ from mlpcore.training import epoch_order
 GOALS = {"notebook": 1.15, "dropout": 1.10}
 N_TRAIN = 55_000
 Array = np.ndarray[Any, Any]
+
+
+def load() -> str:
+    """The machine's 1, 5 and 15 minute load averages: a figure taken on a busy shared
+    machine swings, so each is printed beside its load (``unknown`` where the system has none)."""
+    try:
+        return " ".join(f"{value:.2f}" for value in os.getloadavg())
+    except (AttributeError, OSError):  # not on Windows
+        return "unknown"
 
 
 def handwritten_epoch(work: Workload, params: dict[str, Array], x: Array, y: Array,
@@ -83,7 +93,7 @@ def handwritten_epoch(work: Workload, params: dict[str, Array], x: Array, y: Arr
 def bench(work: Workload, x: Array, y: Array, epochs: int, repeats: int) -> bool:
     goal = GOALS[work.name]
     print(f"== {work.name}: {work.describe()}, {len(y)} rows; "
-          f"{epochs} epoch(s) x {repeats} repeats")
+          f"{epochs} epoch(s) x {repeats} repeats; load average {load()}")
     ours: list[float] = []
     theirs: list[float] = []
     for repeat in range(repeats):
@@ -113,7 +123,8 @@ def bench(work: Workload, x: Array, y: Array, epochs: int, repeats: int) -> bool
     ratio = paired_ratio(ours, theirs)
     print(f"numpy backend: {min(ours):.3f} s/epoch (min; max {max(ours):.3f})")
     print(f"hand-written:  {min(theirs):.3f} s/epoch (min; max {max(theirs):.3f})")
-    print(f"ratio backend / hand-written: {ratio.describe()} (goal <= {goal})")
+    print(f"ratio backend / hand-written: {ratio.describe()} (goal <= {goal}); "
+          f"load average {load()}")
     ok = ratio.median <= goal
     print("PASS" if ok else "FAIL")
     return ok
