@@ -172,9 +172,10 @@ def load_into(model: MLP, path: PathArg, *, include: Collection[str] | None = No
     ``include`` names. Every misfit is listed in one :class:`CheckpointError` naming the file.
 
     ``model.optimizer_state`` follows the variables: loading a whole mlpcore checkpoint sets it
-    (and ``model.loss``, where the file records one) to the file's (as :func:`~mlpcore.io.checkpoint.load` does; ``None`` if the file holds
-    none), so a ``fit`` with that optimizer continues the saved run; any other load sets it to
-    ``None`` (no state fits a mix of old and loaded variables): the next ``fit`` starts afresh."""
+    (and ``model.loss``, where the file records one) to the file's, as
+    :func:`~mlpcore.io.checkpoint.load` does (``None`` if the file holds none), so a ``fit`` with
+    that optimizer continues the saved run; any other load sets it to ``None`` (no state fits a
+    mix of old and loaded variables): the next ``fit`` starts afresh."""
     file = Path(os.fspath(path))
     whole = include is None and name_map is None
     try:
