@@ -50,7 +50,12 @@ The update count (Adam's ``t``) enters each call as ``updates``; the slots start
 :class:`~mlpcore.optimizers.OptimizerState` handed to the trainer, if any.
 
 Devices: the chunk function's ops are placed on the model's device (``tf.device`` at trace
-time), where its variables and the training set (copied once per trainer) are. Mixed precision
+time), where its variables and the training set (copied once per trainer) are. With
+``config.devices`` (one process, several devices) each step's gradients come from
+:meth:`TensorflowTrainer._replicated`, inside the same ``tf.while_loop`` (a
+``MirroredStrategy``'s all-reduce runs there, unlike a multi-worker one's): every replica
+computes its rows' share on its device, the all-reduce sums them, and the one update is made on
+the model's device; in compiled mode XLA compiles each replica's gradients. Mixed precision
 (``dtype`` bfloat16 or float16): the network casts to ``dtype`` inside every dense layer; the
 variables, gradients and updates are float32. float16 scales the loss dynamically with
 ``keras.optimizers.LossScaleOptimizer`` around the Keras optimizer (a step whose gradients
