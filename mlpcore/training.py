@@ -213,22 +213,20 @@ def epoch_order(seed: int, epoch: int, n_rows: int) -> np.ndarray[Any, np.dtype[
     return stream(seed, Purpose.SHUFFLE, epoch).permutation(n_rows).astype(np.int64)
 
 
-def _replicas(model: MLP, data_parallel: DataParallel | bool | None) -> tuple[str, ...]:
-    """The native names of the devices ``DataParallel(devices=...)`` shares each batch over
-    (a :class:`~mlpcore.errors.DeviceError` listing the available ones for a device the backend
-    cannot use now); ``()`` without them."""
-    if not isinstance(data_parallel, DataParallel) or not data_parallel.devices:
-        return ()
-    backend = model.backend
+def replica_devices(backend: Any, devices: Sequence[str]) -> tuple[str, ...]:
+    """The native names on ``backend`` of the ``devices`` that ``DataParallel(devices=...)``
+    shares each batch over: a ``ValueError`` for a backend without ``local_data_parallel`` or a
+    device named twice, a :class:`~mlpcore.errors.DeviceError` listing the available devices for
+    one the backend cannot use now."""
     if Capability.LOCAL_DATA_PARALLEL not in backend.capabilities:
         raise ValueError(f"data_parallel: backend {backend.name!r} cannot share a batch over "
                          "several devices of one process (capability 'local_data_parallel'); "
                          "start one worker per device instead (docs/distributed.md)")
-    devices = tuple(resolve_device(backend, d) for d in data_parallel.devices)
-    if len(set(devices)) < len(devices):
-        raise ValueError(f"data_parallel: devices {', '.join(data_parallel.devices)} name the "
-                         f"same device more than once ({', '.join(devices)})")
-    return devices
+    native = tuple(resolve_device(backend, d) for d in devices)
+    if len(set(native)) < len(native):
+        raise ValueError(f"data_parallel: devices {', '.join(devices)} name the same device "
+                         f"more than once ({', '.join(native)})")
+    return native
 
 
 def _world(model: MLP, data_parallel: DataParallel | bool | None) -> World:
@@ -355,7 +353,8 @@ def fit(model: MLP, train: Data, *, loss: str | None = None,
                          f"{', '.join(map(repr, methods))}, not {method!r}")
     if compiled and Capability.COMPILE not in model.backend.capabilities:
         raise ValueError(f"backend {model.backend.name!r} has no compiled training mode")
-    replicas = _replicas(model, data_parallel)
+    replicas = (replica_devices(model.backend, data_parallel.devices)
+                if isinstance(data_parallel, DataParallel) and data_parallel.devices else ())
     world = _world(model, data_parallel)
     if world.size > 1 and batch_size % world.size:
         raise ValueError(f"batch_size {batch_size} is not a multiple of the {world.size} "
