@@ -18,8 +18,14 @@ step's graph, so after training each rank times 20 calls of the same all-reduce 
 strategy's collective on a buffer of the step's size). The compute per step is the epoch's time
 per step less that.
 
+TensorFlow also shares each batch over several devices of one process
+(``DataParallel(devices=...)``, a ``MirroredStrategy``): a fresh process splits its CPU into two
+logical devices and times, after a warm-up epoch each, ``fit`` on ``/CPU:0`` alone and ``fit``
+over both (the two logical CPUs share the process's threads and cores, so this shows the cost of
+the replicas' split and all-reduce, not a speed-up two GPUs would give).
+
     python benchmarks/bench_distributed.py [--backend torch,tensorflow] [--rows 8192]
-                                           [--epochs 3] [--quick]
+                                           [--epochs 3] [--quick] [--replicas-only]
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ import argparse
 import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -114,6 +121,43 @@ def worker(name: str, out: Path, rows: int, epochs: int) -> None:
             "all_reduce_seconds": reduce_seconds[timed_from:]}))
 
 
+def replicas_worker(out: Path, rows: int, epochs: int) -> None:
+    """In this fresh process: two logical CPUs, then ``fit`` on one of them and over both."""
+    import tensorflow as tf
+
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((rows, SIZES[0])).astype(np.float32)
+    y = rng.integers(0, SIZES[-1], rows)
+    figures = {}
+    for label, devices in (("1 device", ()), ("2 replicas", ("cpu:0", "cpu:1"))):
+        model = mlpcore.MLP(mlpcore.MLPSpec(SIZES, activation="relu"), backend="tensorflow",
+                            seed=1)
+        setting = mlpcore.DataParallel(devices=devices) if devices else False
+        for n in (1, epochs):  # warm-up, then timed
+            history = mlpcore.fit(model, (x, y), epochs=n, optimizer=mlpcore.SGD(0.01),
+                                  batch_size=BATCH, train_accuracy=False,
+                                  data_parallel=setting)
+        figures[label] = [e.seconds for e in history.epochs]
+    out.write_text(json.dumps(figures))
+
+
+def report_replicas(rows: int, epochs: int) -> None:
+    """Time TensorFlow's 2 logical CPU replicas against 1 device (:func:`replicas_worker`)."""
+    with tempfile.TemporaryDirectory() as folder:
+        out = Path(folder) / "figures.json"
+        subprocess.run([sys.executable, __file__, "--replicas-worker", str(out), "--rows",
+                        str(rows), "--epochs", str(epochs)], check=True, timeout=1800)
+        figures: dict[str, list[float]] = json.loads(out.read_text())
+    print(f"  one process, DataParallel(devices=('cpu:0', 'cpu:1')), 2 logical CPUs sharing "
+          f"{os.cpu_count()} cores:")
+    for label, seconds in figures.items():
+        print(f"  {label:<26} epoch {min(seconds):7.3f} s ({statistics.median(seconds):.3f})")
+    print(f"  2 replicas / 1 device: {min(figures['2 replicas']) / min(figures['1 device']):.2f}"
+          "x the time per epoch")
+
+
 def contender(name: str, workers: int, threads: int, rows: int,
               epochs: int) -> dict[str, Any]:
     backend: Any = mlpcore.get_backend(name)
@@ -159,6 +203,8 @@ def report(name: str, rows: int, epochs: int) -> None:
     print(f"  2 workers, per step: {1000 * step:.1f} ms, of which all-reduce "
           f"{1000 * reduce_step:.1f} ms (median of {len(two['all_reduce_seconds'])} calls "
           f"{how}, rank 0) and compute {1000 * (step - reduce_step):.1f} ms")
+    if name == "tensorflow":
+        report_replicas(rows, epochs)
 
 
 def main() -> None:
@@ -169,9 +215,18 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="2048 rows, 2 epochs")
     parser.add_argument("--worker", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--replicas-worker", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--replicas-only", action="store_true",
+                        help="only TensorFlow's 2 logical CPU replicas against 1 device")
     args = parser.parse_args()
     if args.quick:
         args.rows, args.epochs = 2048, 2
+    if args.replicas_worker is not None:
+        replicas_worker(args.replicas_worker, args.rows, args.epochs)
+        return
+    if args.replicas_only:
+        report_replicas(args.rows, args.epochs)
+        return
     if args.worker is not None:
         worker(args.backend, args.worker, args.rows, args.epochs)
         return

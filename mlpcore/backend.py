@@ -39,6 +39,7 @@ class Capability(StrEnum):
     NATIVE_DROPOUT = "native_dropout"  # masks from the framework's RNG (dropout_mode="native")
     COMPILE = "compile"  # TrainingConfig.compiled=True compiles the whole training step
     DATA_PARALLEL = "data_parallel"  # the backend is a mlpcore.distributed.ProcessGroup
+    LOCAL_DATA_PARALLEL = "local_data_parallel"  # TrainingConfig.devices: one process, N devices
     OPTIMIZERS = "optimizers"  # Nesterov and Adam; trainers start from and report their state
 
 
@@ -47,7 +48,10 @@ class TrainingConfig:
     """Everything fixed during a training run. ``seed`` keys the portable dropout masks (step
     ``s`` uses ``portable_keep_mask(seed, s, layer, ...)``); ``method`` is one of
     :attr:`Backend.training_methods`, ``None`` for the first; ``compiled`` needs ``COMPILE``;
-    ``world`` of more than one rank needs ``DATA_PARALLEL`` (see :mod:`mlpcore.distributed`)."""
+    ``world`` of more than one rank needs ``DATA_PARALLEL`` (see :mod:`mlpcore.distributed`);
+    ``devices``, the native names of two or more distinct devices that each step's batch is
+    shared over in this process (``world`` then has one rank; empty: the model's device alone),
+    needs ``LOCAL_DATA_PARALLEL``."""
 
     loss: LossName
     optimizer: Optimizer
@@ -57,6 +61,7 @@ class TrainingConfig:
     method: str | None = None
     compiled: bool = False
     world: World = field(default_factory=World)
+    devices: tuple[str, ...] = ()
 
 
 @runtime_checkable

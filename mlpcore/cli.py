@@ -41,6 +41,14 @@ def _sizes(text: str) -> tuple[int, ...]:
     return sizes
 
 
+def _devices(text: str) -> tuple[str, ...]:
+    devices = tuple(part.strip() for part in text.split(","))
+    if len(devices) < 2 or not all(devices):
+        raise argparse.ArgumentTypeError(
+            f"expected two or more comma-separated device names like gpu:0,gpu:1, got {text!r}")
+    return devices
+
+
 def _ranged(kind: type[float] | type[int], interval: str) -> Any:
     """An argparse type: a ``kind`` in ``interval``, written as ``"[0, 1)"`` or ``"(0, inf)"``."""
     low, high = (float(end.strip("[]() ")) for end in interval.split(","))
@@ -121,6 +129,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="train data-parallel in this many local processes, started by the "
                             "backend's own launcher (docs/distributed.md); the batch size must "
                             "be a multiple of it")
+    train.add_argument("--devices", type=_devices, metavar="DEVICE,DEVICE[,...]",
+                       help="train data-parallel in this process, sharing every batch over these "
+                            "devices (e.g. gpu:0,gpu:1; docs/distributed.md); the batch size "
+                            "must be a multiple of their number")
     train.add_argument("--timeout", type=_ranged(float, "(0, inf)"), default=300.0,
                        help="seconds a worker waits for the others before the run fails "
                             "(default: 300)")
@@ -252,7 +264,14 @@ def _train(args: argparse.Namespace) -> int:
     from mlpcore.registry import get_backend
 
     _train_optimizer(args)  # checked before a backend or any data is loaded
+    if args.devices and args.workers > 1:
+        raise ValueError("--devices shares each batch over one process's devices, --workers over "
+                         "several processes: give one of them")
     backend = get_backend(args.backend)
+    if args.devices:  # checked before any data is read
+        from mlpcore.training import replica_devices
+
+        replica_devices(backend, args.devices)
     world: World | None = None
     if Capability.DATA_PARALLEL in backend.capabilities and isinstance(backend, ProcessGroup):
         world = backend.world(args.timeout)  # None unless started by a launcher
@@ -305,7 +324,8 @@ def _train_here(args: argparse.Namespace, world: World | None) -> int:
           f"{len(splits.test.labels)} test)")
     print(f"Model: {'-'.join(map(str, spec.sizes))} {spec.activation}, dropout {spec.dropout}, "
           f"backend {model.backend.name} {model.backend.framework_version()}, {model.dtype}"
-          + ("" if model.device in ("cpu", "/CPU:0", "cpu:0") else f", device {model.device}"))
+          + ("" if model.device in ("cpu", "/CPU:0", "cpu:0") else f", device {model.device}")
+          + (f", batches shared over {','.join(args.devices)}" if args.devices else ""))
     bar: tqdm[Any] | None = None  # the running epoch's, drawn only if stderr is a terminal
 
     def progress(epoch: int, done: int, total: int) -> None:
@@ -333,7 +353,8 @@ def _train_here(args: argparse.Namespace, world: World | None) -> int:
         steps_per_call=max(1, math.ceil(n_train / args.batch_size) // 50),
         progress=None if args.no_progress or (world and world.rank) else progress,
         on_epoch=report, callbacks=callbacks,
-        data_parallel=False if world is None else DataParallel(args.timeout))
+        data_parallel=(DataParallel(args.timeout, args.devices) if args.devices
+                       else False if world is None else DataParallel(args.timeout)))
     print(f"Total training time: {time.perf_counter() - started:.1f} s")
     for callback in callbacks:
         if isinstance(callback, EarlyStopping) and callback.stopped_epoch is not None:

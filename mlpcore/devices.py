@@ -1,6 +1,7 @@
 """Devices: the portable spelling every backend accepts, and the check of a requested device.
 
-``"cpu"``, ``"gpu"`` and ``"gpu:N"`` (and ``"cpu:0"``) are parsed here, once, into a
+``"cpu"``, ``"gpu"`` and ``"gpu:N"`` (and ``"cpu:N"``, the N-th CPU device of a backend that has
+several, such as TensorFlow's logical CPUs) are parsed here, once, into a
 :class:`Portable`; each backend maps it to its own name and accepts its native spellings as well
 (torch ``"cuda:1"``, TensorFlow ``"/GPU:1"``). A backend that can use more than the CPU implements
 :class:`Placement` besides :class:`~mlpcore.backend.Backend`; one that does not (a third-party

@@ -10,7 +10,10 @@ portable ones drawn for the whole ``(B, width)`` batch, each rank using its rows
 
 A backend declaring :attr:`~mlpcore.backend.Capability.DATA_PARALLEL` implements
 :class:`ProcessGroup`; its trainer shards when :attr:`TrainingConfig.world
-<mlpcore.backend.TrainingConfig.world>` has more than one rank.
+<mlpcore.backend.TrainingConfig.world>` has more than one rank. One declaring
+:attr:`~mlpcore.backend.Capability.LOCAL_DATA_PARALLEL` shares each batch the same way over the
+``N`` devices of :attr:`TrainingConfig.devices <mlpcore.backend.TrainingConfig.devices>`
+(replicas of one process, replica ``r`` taking ``World(r, N).rows(B)``), and updates once.
 """
 
 from __future__ import annotations
@@ -56,15 +59,29 @@ class World:
 class DataParallel:
     """``fit(..., data_parallel=DataParallel(timeout=60))``: train data-parallel (an error when no
     group of workers is found) and fail a collective after ``timeout`` seconds without the
-    others, naming the rank that gave up, instead of hanging."""
+    others, naming the rank that gave up, instead of hanging.
+
+    ``DataParallel(devices=("gpu:0", "gpu:1"))``: train in this process, sharing every batch
+    over these devices (at least two, distinct; portable or native names, as ``fit``'s
+    ``device``), for a backend declaring ``local_data_parallel``."""
 
     timeout: float = DEFAULT_TIMEOUT
+    devices: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not (isinstance(self.timeout, int | float) and math.isfinite(self.timeout)
                 and self.timeout > 0):
             raise ValueError(f"timeout must be a finite number of seconds > 0, "
                              f"got {self.timeout!r}")
+        devices = self.devices
+        if isinstance(devices, str) or not isinstance(devices, Sequence) or not all(
+                isinstance(d, str) for d in devices):
+            raise TypeError(f"devices must be a sequence of device names such as "
+                            f"('gpu:0', 'gpu:1'), got {devices!r}")
+        if len(devices) == 1:
+            raise ValueError(f"devices names one device, {devices[0]!r}: data-parallel training "
+                             "needs at least two (one device: fit(..., device=...))")
+        object.__setattr__(self, "devices", tuple(devices))
 
 
 @runtime_checkable

@@ -23,6 +23,7 @@ import numpy as np
 
 from mlpcore.backend import Capability, TrainingConfig
 from mlpcore.data.rows import Rows, as_rows
+from mlpcore.devices import resolve_device
 from mlpcore.distributed import DataParallel, ProcessGroup, World
 from mlpcore.dropout import DROPOUT_MODES, DropoutMode
 from mlpcore.losses import LossName, check_loss
@@ -212,13 +213,34 @@ def epoch_order(seed: int, epoch: int, n_rows: int) -> np.ndarray[Any, np.dtype[
     return stream(seed, Purpose.SHUFFLE, epoch).permutation(n_rows).astype(np.int64)
 
 
+def replica_devices(backend: Any, devices: Sequence[str]) -> tuple[str, ...]:
+    """The native names on ``backend`` of the ``devices`` that ``DataParallel(devices=...)``
+    shares each batch over: a ``ValueError`` for a backend without ``local_data_parallel`` or a
+    device named twice, a :class:`~mlpcore.errors.DeviceError` listing the available devices for
+    one the backend cannot use now."""
+    if Capability.LOCAL_DATA_PARALLEL not in backend.capabilities:
+        raise ValueError(f"data_parallel: backend {backend.name!r} cannot share a batch over "
+                         "several devices of one process (capability 'local_data_parallel'); "
+                         "start one worker per device instead (docs/distributed.md)")
+    native = tuple(resolve_device(backend, d) for d in devices)
+    if len(set(native)) < len(native):
+        raise ValueError(f"data_parallel: devices {', '.join(devices)} name the same device "
+                         f"more than once ({', '.join(native)})")
+    return native
+
+
 def _world(model: MLP, data_parallel: DataParallel | bool | None) -> World:
     """The workers ``fit`` trains with: one process unless ``data_parallel`` asks for a group
-    (error if none is found) or is ``None`` and the backend finds one."""
+    (error if none is found) or is ``None`` and the backend finds one; one process with
+    ``DataParallel(devices=...)`` (an error inside a group of several)."""
     if data_parallel is not None and not isinstance(data_parallel, bool | DataParallel):
         raise TypeError(f"data_parallel must be None, True, False or mlpcore.DataParallel(...), "
                         f"got {data_parallel!r}")
     backend = model.backend
+    if isinstance(data_parallel, DataParallel) and data_parallel.devices and not (
+            Capability.DATA_PARALLEL in backend.capabilities and isinstance(backend,
+                                                                            ProcessGroup)):
+        return World()
     if data_parallel is False or (data_parallel is None and
                                   Capability.DATA_PARALLEL not in backend.capabilities):
         return World()
@@ -228,6 +250,12 @@ def _world(model: MLP, data_parallel: DataParallel | bool | None) -> World:
                          "training (capability 'data_parallel')")
     settings = data_parallel if isinstance(data_parallel, DataParallel) else DataParallel()
     world = backend.world(settings.timeout)
+    if settings.devices:
+        if world is not None and world.size > 1:
+            raise ValueError(f"data_parallel: devices= shares each batch over this process's "
+                             f"devices, but this process is rank {world.rank} of {world.size} "
+                             "workers; train with one or the other (docs/distributed.md)")
+        return World()
     if world is None and data_parallel is not None:
         raise ValueError("data_parallel: this process is not one of a group of workers; start "
                          "them with 'mlpcore train --workers N' or the framework's launcher "
@@ -325,11 +353,17 @@ def fit(model: MLP, train: Data, *, loss: str | None = None,
                          f"{', '.join(map(repr, methods))}, not {method!r}")
     if compiled and Capability.COMPILE not in model.backend.capabilities:
         raise ValueError(f"backend {model.backend.name!r} has no compiled training mode")
+    replicas = (replica_devices(model.backend, data_parallel.devices)
+                if isinstance(data_parallel, DataParallel) and data_parallel.devices else ())
     world = _world(model, data_parallel)
     if world.size > 1 and batch_size % world.size:
         raise ValueError(f"batch_size {batch_size} is not a multiple of the {world.size} "
                          f"workers: each worker takes batch_size / workers rows of every batch")
-    if world.size > 1 and dropout_mode == "native":
+    if replicas and batch_size % len(replicas):
+        raise ValueError(f"batch_size {batch_size} is not a multiple of the {len(replicas)} "
+                         f"devices of data_parallel: each takes batch_size / devices rows of "
+                         "every batch")
+    if (world.size > 1 or replicas) and dropout_mode == "native":
         raise ValueError("dropout_mode 'native' draws each worker's masks from its own RNG; "
                          "data-parallel training takes 'portable' masks")
     if device is not None:
@@ -342,7 +376,7 @@ def fit(model: MLP, train: Data, *, loss: str | None = None,
              else max(1, STREAM_ROWS // batch_size) if streamed else n_steps)
     config = TrainingConfig(loss=loss_name, optimizer=optimizer, regularisers=regularisers,
                             dropout_mode=dropout_mode, seed=seed, method=method, compiled=compiled,
-                            world=world)
+                            world=world, devices=replicas)
     if initial_epoch and state is not None and state.epoch != initial_epoch:
         raise ValueError(f"initial_epoch {initial_epoch} differs from the {state.epoch} epochs of "
                          "model.optimizer_state, which this run continues")

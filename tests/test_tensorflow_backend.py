@@ -82,7 +82,8 @@ def test_backend_declares_the_contract() -> None:
     assert backend.capabilities == {Capability.FLOAT64, Capability.GRADIENTS,
                                     Capability.NATIVE_DROPOUT, Capability.COMPILE,
                                     Capability.DATA_PARALLEL, Capability.BFLOAT16,
-                                    Capability.FLOAT16, Capability.OPTIMIZERS}
+                                    Capability.FLOAT16, Capability.OPTIMIZERS,
+                                    Capability.LOCAL_DATA_PARALLEL}
     assert backend.training_methods == ("autodiff", "optimizer", "manual")
     assert backend.framework_version() == tf.__version__
     model = MLP(MLPSpec((3, 2)), backend=backend)

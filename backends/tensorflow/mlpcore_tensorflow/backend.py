@@ -68,11 +68,13 @@ class TensorflowBackend(BackendBase):
     by hand, ``manual``) and whole chunks of training steps inside one ``tf.function``
     (optionally XLA-compiled), on the CPU or a GPU; mixed precision in bfloat16 and float16;
     data-parallel training on ``tf.distribute`` (a ``TF_CONFIG`` cluster, joined when the
-    backend is made: TensorFlow allows it only before the process's first op)."""
+    backend is made: TensorFlow allows it only before the process's first op; or the
+    ``MirroredStrategy`` of several devices of this process)."""
 
     name = "tensorflow"
     capabilities = AUTODIFF_CAPABILITIES | {Capability.DATA_PARALLEL, Capability.BFLOAT16,
-                                            Capability.FLOAT16, Capability.OPTIMIZERS}
+                                            Capability.FLOAT16, Capability.OPTIMIZERS,
+                                            Capability.LOCAL_DATA_PARALLEL}
     training_methods = TensorflowModel.training_methods
     framework = tf
     model = TensorflowModel

@@ -2,7 +2,8 @@
 ``tf.distribute.MultiWorkerMirroredStrategy`` across processes, configured by ``TF_CONFIG``
 (TensorFlow's own mechanism), one CPU replica per worker, and one collective all-reduce of
 ``share · (objective, gradients)`` per step (``ReplicaContext.all_reduce`` inside
-``strategy.run``).
+``strategy.run``); or a ``tf.distribute.MirroredStrategy`` over several devices of one process
+(:func:`mirrored`), the same all-reduce between its replicas.
 
 TensorFlow configures its collective runtime only before the process's first op, so the
 strategy is made when the backend object is (:func:`join`), before mlpcore makes any variable;
@@ -126,6 +127,18 @@ def strategy() -> tf.distribute.Strategy:
                                "of several workers, joined by the backend")
     found: tf.distribute.Strategy = _joined["strategy"]
     return found
+
+
+_mirrored: dict[tuple[str, ...], tf.distribute.MirroredStrategy] = {}
+
+
+def mirrored(devices: Sequence[str]) -> tf.distribute.MirroredStrategy:
+    """The ``MirroredStrategy`` of these devices (native names), one replica each, made once a
+    process (its all-reduce: TensorFlow's default for the devices, collective ops)."""
+    key = tuple(devices)
+    if key not in _mirrored:
+        _mirrored[key] = tf.distribute.MirroredStrategy(devices=list(key))
+    return _mirrored[key]
 
 
 def all_reduce(values: Sequence[tf.Tensor]) -> list[tf.Tensor]:

@@ -50,7 +50,12 @@ The update count (Adam's ``t``) enters each call as ``updates``; the slots start
 :class:`~mlpcore.optimizers.OptimizerState` handed to the trainer, if any.
 
 Devices: the chunk function's ops are placed on the model's device (``tf.device`` at trace
-time), where its variables and the training set (copied once per trainer) are. Mixed precision
+time), where its variables and the training set (copied once per trainer) are. With
+``config.devices`` (one process, several devices) each step's gradients come from
+:meth:`TensorflowTrainer._replicated`, inside the same ``tf.while_loop`` (a
+``MirroredStrategy``'s all-reduce runs there, unlike a multi-worker one's): every replica
+computes its rows' share on its device, the all-reduce sums them, and the one update is made on
+the model's device; in compiled mode XLA compiles each replica's gradients. Mixed precision
 (``dtype`` bfloat16 or float16): the network casts to ``dtype`` inside every dense layer; the
 variables, gradients and updates are float32. float16 scales the loss dynamically with
 ``keras.optimizers.LossScaleOptimizer`` around the Keras optimizer (a step whose gradients
@@ -148,8 +153,17 @@ class TensorflowTrainer(TrainerBase):
             with tf.device(device):
                 return alive._chunk(x, targets, order, first_step, updates, masks)
 
+        self._mirrored = distributed.mirrored(config.devices) if config.devices else None
+
+        def local(*args: Any) -> list[tf.Tensor]:
+            alive = trainer()
+            assert alive is not None, "a replica's function called after its trainer was freed"
+            return alive._local(*args)
+
+        self._compiled_local = (tf.function(local, jit_compile=True)
+                                if self._mirrored is not None and config.compiled else None)
         self._chunk_fn = tf.function(chunk, input_signature=signature,
-                                     jit_compile=config.compiled)
+                                     jit_compile=config.compiled and self._mirrored is None)
         self._reduced = 0
         """All-reduces made (data-parallel steps), to name the one that failed."""
         if config.world.size > 1:
@@ -266,10 +280,13 @@ class TensorflowTrainer(TrainerBase):
 
         def step(j: tf.Tensor, losses: tf.TensorArray) -> tuple[tf.Tensor, tf.TensorArray]:
             rows = order[j]
-            x_batch = tf.gather(x, rows)
-            t_batch = tf.gather(targets, rows)
-            keep = self._keep_masks(j, first_step, tf.shape(rows)[0], masks)
-            value, grads = self._gradients(x_batch, t_batch, keep)
+            if self._mirrored is not None:
+                value, grads = self._replicated(x, targets, rows, [m[j] for m in masks])
+            else:
+                x_batch = tf.gather(x, rows)
+                t_batch = tf.gather(targets, rows)
+                keep = self._keep_masks(j, first_step, tf.shape(rows)[0], masks)
+                value, grads = self._gradients(x_batch, t_batch, keep)
             self._update(grads, updates + tf.cast(j, tf.int64) + 1)
             return j + 1, losses.write(j, value)
 
@@ -283,16 +300,65 @@ class TensorflowTrainer(TrainerBase):
         _, losses = tf.while_loop(lambda j, _: j < n_steps, step, (tf.constant(0), losses))
         return losses.stack()
 
-    def _gradients(self, x: tf.Tensor, targets: tf.Tensor,
-                   keep: Sequence[tf.Tensor]) -> tuple[tf.Tensor, list[tf.Tensor]]:
-        """The objective on these rows and the gradients (of the scaled objective, float16)."""
+    def _gradients(self, x: tf.Tensor, targets: tf.Tensor, keep: Sequence[tf.Tensor],
+                   values: Sequence[tf.Tensor] | None = None,
+                   ) -> tuple[tf.Tensor, list[tf.Tensor]]:
+        """The objective on these rows and the gradients (of the scaled objective, float16), at
+        the variables or at ``values``, tensors of theirs (:func:`interleave` order)."""
+        watched = self._variables if values is None else list(values)
+        weights, biases = watched[0::2], watched[1::2]
         if self._backprop is not None:
-            value, grads = self._backprop(self._weights, self._biases, x, targets, keep)
+            value, grads = self._backprop(weights, biases, x, targets, keep)
             return value, list(grads)
         with tf.GradientTape() as tape:
-            value = self._net.objective(self._weights, self._biases, x, targets, keep)
+            tape.watch(watched)
+            value = self._net.objective(weights, biases, x, targets, keep)
             scaled = self._optimizer.scale_loss(value) if self._loss_scaled else value
-        return value, list(tape.gradient(scaled, self._variables))
+        return value, list(tape.gradient(scaled, watched))
+
+    def _replicated(self, x: tf.Tensor, targets: tf.Tensor, rows: tf.Tensor,
+                    masks: Sequence[tf.Tensor]) -> tuple[tf.Tensor, list[tf.Tensor]]:
+        """The objective and gradients of the global batch ``rows`` (B,), its portable masks
+        (B, d_l), shared over the ``MirroredStrategy``'s ``N`` replicas: replica ``r`` takes
+        ``World(r, N).rows(B)`` of them (values per replica by
+        ``experimental_distribute_values_from_function``), computes ``share · (J_r, ∇J_r)``
+        at copies of the variables on its device, and ``ReplicaContext.all_reduce`` sums them;
+        replica 0's sum is returned (every replica holds the same)."""
+        strategy = self._mirrored
+        assert strategy is not None
+        n, batch = strategy.num_replicas_in_sync, tf.shape(rows, out_type=tf.int64)[0]
+
+        def part(context: tf.distribute.experimental.ValueContext,
+                 ) -> tuple[tf.Tensor, tuple[tf.Tensor, ...], tf.Tensor]:
+            r = context.replica_id_in_sync_group
+            start, stop = r * batch // n, (r + 1) * batch // n
+            share = tf.cast(stop - start, self._dtype) / tf.cast(batch, self._dtype)
+            return rows[start:stop], tuple(m[start:stop] for m in masks), share
+
+        def replica(mine: tf.Tensor, keep: tuple[tf.Tensor, ...],
+                    share: tf.Tensor) -> list[tf.Tensor]:
+            with tf.device(self._device):  # the rows are gathered where the training set is
+                x_mine, t_mine = tf.gather(x, mine), tf.gather(targets, mine)
+            values = [tf.identity(v) for v in self._variables]  # copied to this replica
+            local = self._compiled_local or self._local
+            summed: list[tf.Tensor] = tf.distribute.get_replica_context().all_reduce(
+                tf.distribute.ReduceOp.SUM, local(x_mine, t_mine, keep, share, values))
+            return summed
+
+        args = strategy.experimental_distribute_values_from_function(part)
+        value, *grads = (strategy.experimental_local_results(v)[0]
+                         for v in strategy.run(replica, args=args))
+        return value, grads
+
+    def _local(self, x: tf.Tensor, targets: tf.Tensor, masks: Sequence[tf.Tensor],
+               share: tf.Tensor, values: Sequence[tf.Tensor]) -> list[tf.Tensor]:
+        """``share · (objective, gradients)`` of one replica's rows (``multiply_no_nan``: a
+        replica without rows adds 0, not the NaN of an empty mean); XLA-compiled in compiled
+        mode, taking the variables' values as arguments (XLA reads no variable of another
+        device)."""
+        keep = [scaled_mask(k, self.spec.dropout, self._dtype) for k in masks]
+        value, grads = self._gradients(x, targets, keep, values)
+        return [tf.math.multiply_no_nan(v, share) for v in (value, *grads)]
 
     def _keep_masks(self, j: tf.Tensor, first_step: tf.Tensor, n: tf.Tensor,
                     masks: tuple[tf.Tensor, ...]) -> list[tf.Tensor]:
