@@ -364,8 +364,9 @@ def fit(model: MLP, train: Data, *, loss: str | None = None,
                          f"devices of data_parallel: each takes batch_size / devices rows of "
                          "every batch")
     if (world.size > 1 or replicas) and dropout_mode == "native":
-        raise ValueError("dropout_mode 'native' draws each worker's masks from its own RNG; "
-                         "data-parallel training takes 'portable' masks")
+        raise ValueError(f"dropout_mode 'native' draws each {'device' if replicas else 'worker'}"
+                         "'s masks from its own RNG; data-parallel training takes 'portable' "
+                         "masks")
     if device is not None:
         model._place(device)
     x, y = _checked(train, "training", model, loss_name)
