@@ -92,6 +92,11 @@ class ProcessGroup(Protocol):
         """The group this process is a worker of, joined if its launcher has started it but it
         has not joined yet (collectives fail after ``timeout`` s); ``None`` outside any group."""
 
+    def all_sum(self, values: Sequence[float]) -> list[float]:
+        """Each of ``values`` summed over the ranks (float64), a collective every rank calls
+        with as many values (``fit`` sums its ranks' shares of an evaluation); a
+        :class:`~mlpcore.errors.DistributedError` naming this rank when the others fail."""
+
     def launch(self, workers: int, command: Sequence[str], timeout: float) -> None:
         """Run ``command`` (a program and its arguments) in ``workers`` local processes through
         the engine's own launcher, as one group; return when all have exited with status 0, or

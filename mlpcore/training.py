@@ -263,6 +263,23 @@ def _world(model: MLP, data_parallel: DataParallel | bool | None) -> World:
     return World() if world is None else world
 
 
+def _evaluate(model: MLP, x: Any, y: Any, loss: LossName, world: World) -> tuple[float, float]:
+    """``model.evaluate(x, y, loss)``'s mean loss and accuracy; with several ranks each
+    evaluates its :meth:`World.rows` of the rows and the backend's ``all_sum`` adds up their
+    ``(loss · rows, correct rows)``: the accuracy is one process's, the loss its mean rounded
+    differently."""
+    if world.size == 1:
+        result = model.evaluate(x, y, loss)
+        return result.loss, result.accuracy
+    mine = world.rows(len(x))
+    n = mine.stop - mine.start
+    part = model.evaluate(x[mine], y[mine], loss) if n else None
+    assert isinstance(model.backend, ProcessGroup)
+    total, correct = model.backend.all_sum(
+        [0.0, 0.0] if part is None else [part.loss * n, round(part.accuracy * n)])
+    return total / len(x), correct / len(x)
+
+
 def starting_state(model: MLP, optimizer: Optimizer) -> OptimizerState | None:
     """The state ``fit`` continues from: ``model.optimizer_state`` if its optimizer equals
     ``optimizer`` (checked to fit the model, slots cast to its dtype), else ``None``: a fresh
@@ -420,11 +437,11 @@ def fit(model: MLP, train: Data, *, loss: str | None = None,
             for hook in hooks:
                 hook.on_steps_end(run, min(first + chunk, n_steps), n_steps)
         epoch_loss = float(np.mean(np.concatenate(losses)))
-        train_acc = model.evaluate(x, y, loss_name).accuracy if train_accuracy else None
-        valid_eval = model.evaluate(valid[0], valid[1], loss_name) if valid else None
+        train_acc = _evaluate(model, x, y, loss_name, world)[1] if train_accuracy else None
+        valid_eval = _evaluate(model, valid[0], valid[1], loss_name, world) if valid else None
         record = EpochRecord(epoch=epoch + 1, loss=epoch_loss, train_accuracy=train_acc,
-                             valid_accuracy=None if valid_eval is None else valid_eval.accuracy,
-                             valid_loss=None if valid_eval is None else valid_eval.loss,
+                             valid_accuracy=None if valid_eval is None else valid_eval[1],
+                             valid_loss=None if valid_eval is None else valid_eval[0],
                              seconds=time.perf_counter() - started)
         history.epochs.append(record)
         model.optimizer_state = _state_after(

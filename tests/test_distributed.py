@@ -211,13 +211,14 @@ def test_a_run_resumes_on_another_number_of_workers(name: str, tmp_path: Path) -
 
 def test_streamed_workers_read_only_their_rows_and_match_one_process(name: str,
                                                                     tmp_path: Path) -> None:
-    """Streamed rows: each rank reads its shard of every batch, so the two ranks together read
-    every row once an epoch (one rank reading the whole chunk would double it)."""
+    """Streamed rows: each rank reads its shard of every batch and evaluates its share of the
+    rows, so the two ranks together read every row twice an epoch, as one process does (a rank
+    reading the whole chunk, or evaluating every row, would read more)."""
     _ok(workers.run_workers(name, 2, tmp_path, "--stream"))
     one = workers.TakenRows()
     want_losses, want = workers.train(name, epochs=2, data_parallel=False, inputs=one)
     taken = [np.load(tmp_path / f"rank{rank}.npz")["taken"] for rank in range(2)]
-    assert 0 < len(taken[1]) < len(taken[0]) + len(taken[1]) == 2 * workers.N_ROWS
+    assert 0 < len(taken[1]) < len(taken[0]) + len(taken[1]) == 2 * 2 * workers.N_ROWS
     np.testing.assert_array_equal(np.sort(np.concatenate(taken)),
                                   np.sort(np.concatenate(one.taken)))
     losses, variables = workers.results(tmp_path, 0)

@@ -24,6 +24,7 @@ import numpy.typing as npt
 import mlpcore
 from mlpcore.data import Rows
 from mlpcore.distributed import DataParallel, ProcessGroup
+from mlpcore.training import METRICS
 from mlpcore_conformance import cases
 
 SPEC = mlpcore.MLPSpec((6, 8, 8, 4), activation="relu", dropout=0.3)
@@ -39,37 +40,53 @@ def data() -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
 
 class TakenRows(Rows):
     """:func:`data`'s inputs in steps of 1/64 as int16 :class:`Rows` (streamed by ``fit``, never
-    read whole to be checked), recording the rows each ``take`` reads."""
+    read whole to be checked), recording the rows each ``take`` reads, its slices' too (by row
+    of the whole)."""
 
-    def __init__(self) -> None:
-        super().__init__(np.round(data()[0] * 64).astype(np.int16), divisor=64)
-        self.taken: list[npt.NDArray[np.int64]] = []
+    def __init__(self, values: npt.NDArray[Any] | None = None,
+                 taken: list[npt.NDArray[np.int64]] | None = None, offset: int = 0) -> None:
+        super().__init__(np.round(data()[0] * 64).astype(np.int16) if values is None else values,
+                         divisor=64)
+        self.taken = [] if taken is None else taken
+        self.offset = offset
+
+    def __getitem__(self, key: Any) -> Any:
+        if isinstance(key, slice):
+            return TakenRows(self.values[key], self.taken, self.offset + key.indices(len(self))[0])
+        return super().__getitem__(key)
 
     def take(self, rows: npt.ArrayLike, dtype: npt.DTypeLike = np.float32) -> npt.NDArray[Any]:
-        self.taken.append(np.array(rows, dtype=np.int64).reshape(-1))
+        self.taken.append(self.offset + np.array(rows, dtype=np.int64).reshape(-1))
         return super().take(rows, dtype)
 
 
-def train(backend: str, *, epochs: int, initial_epoch: int = 0, momentum: float = 0.5,
+def run(backend: str, *, epochs: int, initial_epoch: int = 0, momentum: float = 0.5,
           start: str | None = None, checkpoint: str | os.PathLike[str] | None = None,
           data_parallel: DataParallel | bool | None = None, on_epoch: Any = None,
           inputs: TakenRows | None = None, method: str | None = None,
-          compiled: bool = False) -> tuple[list[float], dict[str, npt.NDArray[Any]]]:
+          compiled: bool = False) -> tuple[mlpcore.History, dict[str, npt.NDArray[Any]]]:
     """The suite's data-parallel case: dropout, L1 and L2, momentum, a short last batch; from
     the checkpoint ``start`` if given; after every epoch (rank 0 of) a ``ModelCheckpoint`` saves
     to ``checkpoint`` if given; streamed from ``inputs`` if given; ``method`` and ``compiled``
-    as ``fit``'s. Returns the epoch losses and the final variables."""
+    as ``fit``'s; the training accuracy and a validation on the same rows measured every epoch.
+    Returns the history and the final variables."""
     model = (mlpcore.MLP(SPEC, backend=backend, seed=SEED) if start is None
              else mlpcore.load(start, backend=backend))
     history = mlpcore.fit(model, (data()[0] if inputs is None else inputs, data()[1]),
                           optimizer=mlpcore.SGD(0.2, momentum=momentum),
                           regulariser=[mlpcore.L1(1e-3), mlpcore.L2(1e-2)], epochs=epochs,
                           initial_epoch=initial_epoch, batch_size=BATCH, steps_per_call=2,
-                          seed=SEED, train_accuracy=False, data_parallel=data_parallel,
+                          seed=SEED, validation=data(), data_parallel=data_parallel,
                           on_epoch=on_epoch, method=method, compiled=compiled,
                           callbacks=[] if checkpoint is None else
                           [mlpcore.ModelCheckpoint(checkpoint, save_best_only=False)])
-    return history.loss, model.variables
+    return history, model.variables
+
+
+def train(backend: str, **options: Any) -> tuple[list[float], dict[str, npt.NDArray[Any]]]:
+    """:func:`run`'s epoch losses and final variables."""
+    history, variables = run(backend, **options)
+    return history.loss, variables
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -119,7 +136,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         atomic.fsync = fsync
 
     inputs = TakenRows() if args.stream else None
-    losses, variables = train(args.backend, epochs=args.epochs,
+    history, variables = run(args.backend, epochs=args.epochs,
                               initial_epoch=args.initial_epoch, momentum=args.momentum,
                               start=args.start, checkpoint=args.checkpoint,
                               data_parallel=DataParallel(args.timeout), on_epoch=on_epoch,
@@ -127,7 +144,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     arrays: dict[str, Any] = {name.replace("/", "."): value for name, value in variables.items()}
     if inputs is not None:
         arrays["taken"] = np.concatenate(inputs.taken)
-    np.savez(args.out / f"rank{rank}.npz", **arrays, losses=np.array(losses))
+    arrays.update({metric: np.array(getattr(history, metric)) for metric in METRICS})
+    np.savez(args.out / f"rank{rank}.npz", **arrays)
 
 
 def run_workers(backend: str, workers: int, out: Path, *args: str,
@@ -150,10 +168,16 @@ def run_workers(backend: str, workers: int, out: Path, *args: str,
 
 
 def results(out: Path, rank: int) -> tuple[list[float], dict[str, npt.NDArray[Any]]]:
-    """What rank ``rank`` of :func:`main` wrote."""
+    """The epoch losses and final variables rank ``rank`` of :func:`main` wrote."""
     with np.load(out / f"rank{rank}.npz") as saved:
-        return list(saved["losses"]), {name.replace(".", "/"): saved[name]
-                                       for name in saved.files if name not in ("losses", "taken")}
+        return list(saved["loss"]), {name.replace(".", "/"): saved[name] for name in saved.files
+                                     if name not in (*METRICS, "taken")}
+
+
+def metrics(out: Path, rank: int) -> dict[str, list[float]]:
+    """The history (``METRICS`` per epoch) rank ``rank`` of :func:`main` wrote."""
+    with np.load(out / f"rank{rank}.npz") as saved:
+        return {metric: list(saved[metric]) for metric in METRICS}
 
 
 if __name__ == "__main__":

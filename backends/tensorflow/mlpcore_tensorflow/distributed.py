@@ -151,6 +151,21 @@ def all_reduce(values: Sequence[tf.Tensor]) -> list[tf.Tensor]:
     return summed
 
 
+def all_sum(values: Sequence[float]) -> list[float]:
+    """Each value summed over the ranks: :func:`all_reduce` of a float64 vector inside
+    ``strategy().run``."""
+    vector = tf.constant(list(values), tf.float64)
+    world: World = _joined["world"]
+    try:
+        summed = strategy().run(tf.function(lambda: all_reduce([vector])[0]))
+    except COLLECTIVE_ERRORS as error:
+        raise DistributedError(f"rank {world.rank} of {world.size}: the all-reduce of an "
+                               "evaluation failed, another worker exited or timed out "
+                               f"({type(error).__name__}: "
+                               f"{error.message.strip().splitlines()[-1]})") from error
+    return [float(v) for v in summed.numpy()]
+
+
 COLLECTIVE_ERRORS = (tf.errors.DeadlineExceededError, tf.errors.UnavailableError,
                      tf.errors.AbortedError, tf.errors.CancelledError,
                      tf.errors.FailedPreconditionError, tf.errors.InternalError)

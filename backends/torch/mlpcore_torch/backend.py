@@ -76,6 +76,9 @@ class TorchBackend(BackendBase):
     def world(self, timeout: float) -> World | None:
         return distributed.world(timeout)
 
+    def all_sum(self, values: Sequence[float]) -> list[float]:
+        return distributed.all_sum(values)
+
     def launch(self, workers: int, command: Sequence[str], timeout: float) -> None:
         distributed.launch(workers, command, timeout)
 

@@ -47,6 +47,18 @@ def _leave() -> None:
         dist.destroy_process_group()
 
 
+def all_sum(values: Sequence[float]) -> list[float]:
+    """Each value summed over the ranks: one ``all_reduce`` of a CPU float64 tensor (gloo)."""
+    summed = torch.tensor(list(values), dtype=torch.float64)
+    try:
+        dist.all_reduce(summed)
+    except Exception as error:
+        raise DistributedError(f"rank {dist.get_rank()} of {dist.get_world_size()}: the "
+                               f"all-reduce of an evaluation failed, another worker exited or "
+                               f"timed out ({type(error).__name__}: {error})") from error
+    return [float(v) for v in summed.tolist()]
+
+
 class GradientSum:
     """``Σ_ranks share_r · (objective_r, gradients_r)`` by one ``all_reduce`` of one flat buffer
     (held between steps) per step; the sums are views into the buffer."""

@@ -24,12 +24,21 @@ def test_two_workers_make_the_updates_of_one_process(backend: Backend, repro: Re
                                                      tmp_path: Path) -> None:
     snippet = repro("from mlpcore_conformance import workers",
                     "workers.run_workers(backend.name, 2, out)  # each rank: out/rank<r>.npz",
-                    "want = workers.train(backend.name, epochs=2, data_parallel=False)",
+                    "want = workers.run(backend.name, epochs=2, data_parallel=False)",
                     out=tmp_path)
     run = workers.run_workers(backend.name, 2, tmp_path)
     assert run.returncode == 0, f"the workers failed:\n{run.stdout}\nreproduce:\n{snippet}"
-    losses, variables = workers.train(backend.name, epochs=2, data_parallel=False)
+    history, variables = workers.run(backend.name, epochs=2, data_parallel=False)
+    losses = history.loss
     ranks = [workers.results(tmp_path, rank) for rank in range(2)]
+    for rank in range(2):  # each rank evaluates its share of the rows; all-reduced, all rows'
+        got = workers.metrics(tmp_path, rank)
+        for metric in ("train_accuracy", "valid_accuracy"):
+            assert got[metric] == getattr(history, metric), (
+                f"rank {rank}'s {metric} {got[metric]} is not one process's "
+                f"{getattr(history, metric)}\nreproduce:\n{snippet}")
+        assert_close(got["valid_loss"], history.valid_loss, "training", "float32",
+                     what=f"rank {rank}'s valid_loss against 1 process", reproduce=snippet)
     for name, value in ranks[0][1].items():
         assert np.array_equal(ranks[1][1][name], value), (
             f"{name}: the workers' models differ after the same all-reduced updates\n"
