@@ -19,6 +19,7 @@ import numpy.typing as npt
 from mlpcore.activations import ActivationName, ActivationOps
 from mlpcore.backend import CONTRACT_VERSION, Capability, Trainer, TrainingConfig, batch_blocks
 from mlpcore.devices import CPU, Portable
+from mlpcore.distributed import World
 from mlpcore.dropout import DropoutOps, check_rate, dropout_widths, portable_keep_mask, scaled_mask
 from mlpcore.losses import LossName, LossOps, check_loss
 from mlpcore.optimizers import SLOTS, OptimizerState, kind
@@ -526,6 +527,23 @@ class Dropout(_Through):
         keep = (self.ops.keep_mask(seed, array.shape, rate) if keep_mask is None
                 else self.ops.tensor(np.asarray(keep_mask, dtype=bool)))
         return self.ops.numpy(self.ops.dropout(self.ops.tensor(array), keep, rate))
+
+
+class DistributedBase:
+    """:class:`mlpcore.distributed.ProcessGroup` by a backend's ``distributed`` module, whose
+    functions ``world``, ``all_sum`` and ``launch`` take the protocol's arguments."""
+
+    distributed: ClassVar[ModuleType]
+
+    def world(self, timeout: float) -> World | None:
+        world: World | None = self.distributed.world(timeout)
+        return world
+
+    def all_sum(self, values: Sequence[float]) -> list[float]:
+        return list(self.distributed.all_sum(values))
+
+    def launch(self, workers: int, command: Sequence[str], timeout: float) -> None:
+        self.distributed.launch(workers, command, timeout)
 
 
 class BackendBase:

@@ -9,17 +9,21 @@ variables are made, its ops run and its training set is copied under ``tf.device
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
-from typing import Any
+from types import ModuleType
+from typing import Any, ClassVar
 
 import numpy as np
 import numpy.typing as npt
 import tensorflow as tf
 
 from mlpcore.backend import Capability, TrainingConfig
-from mlpcore.backend_common import AUTODIFF_CAPABILITIES, BackendBase, ModelBase
+from mlpcore.backend_common import (
+    AUTODIFF_CAPABILITIES,
+    BackendBase,
+    DistributedBase,
+    ModelBase,
+)
 from mlpcore.devices import Portable
-from mlpcore.distributed import World
 from mlpcore.optimizers import OptimizerState
 from mlpcore_tensorflow import distributed
 from mlpcore_tensorflow.ops import OPS
@@ -63,7 +67,7 @@ class TensorflowModel(ModelBase):
                                  state)
 
 
-class TensorflowBackend(BackendBase):
+class TensorflowBackend(DistributedBase, BackendBase):
     """:class:`mlpcore.backend.Backend` on TensorFlow: ``tf.GradientTape`` gradients (or backprop
     by hand, ``manual``) and whole chunks of training steps inside one ``tf.function``
     (optionally XLA-compiled), on the CPU or a GPU; mixed precision in bfloat16 and float16;
@@ -79,19 +83,11 @@ class TensorflowBackend(BackendBase):
     framework = tf
     model = TensorflowModel
     ops = OPS
+    distributed: ClassVar[ModuleType] = distributed
 
     def __init__(self) -> None:
         super().__init__()
         distributed.join()
-
-    def world(self, timeout: float) -> World | None:
-        return distributed.world(timeout)
-
-    def all_sum(self, values: Sequence[float]) -> list[float]:
-        return distributed.all_sum(values)
-
-    def launch(self, workers: int, command: Sequence[str], timeout: float) -> None:
-        distributed.launch(workers, command, timeout)
 
     def devices(self) -> list[str]:
         """The logical devices, ``/CPU:0`` first, as ``/TYPE:N`` (in a ``TF_CONFIG`` cluster their

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from types import ModuleType
+from typing import Any, ClassVar
 
 import numpy as np
 import numpy.typing as npt
 import torch
 
 from mlpcore.backend import Capability, TrainingConfig
-from mlpcore.backend_common import AUTODIFF_CAPABILITIES, BackendBase, ModelBase
+from mlpcore.backend_common import (
+    AUTODIFF_CAPABILITIES,
+    BackendBase,
+    DistributedBase,
+    ModelBase,
+)
 from mlpcore.devices import Portable
-from mlpcore.distributed import World
 from mlpcore.optimizers import OptimizerState
 from mlpcore_torch import distributed
 from mlpcore_torch.ops import OPS, as_tensor
@@ -60,7 +64,7 @@ class TorchModel(ModelBase):
                             self._tensor(targets), self.dtype, state)
 
 
-class TorchBackend(BackendBase):
+class TorchBackend(DistributedBase, BackendBase):
     """:class:`mlpcore.backend.Backend` in PyTorch: autograd, ``torch.optim``, ``torch.compile``,
     on the CPU, CUDA GPUs or Apple's MPS; mixed precision in bfloat16 and float16; data-parallel
     training on ``torch.distributed``; and backprop by hand (``manual``)."""
@@ -72,15 +76,7 @@ class TorchBackend(BackendBase):
     framework = torch
     model = TorchModel
     ops = OPS
-
-    def world(self, timeout: float) -> World | None:
-        return distributed.world(timeout)
-
-    def all_sum(self, values: Sequence[float]) -> list[float]:
-        return distributed.all_sum(values)
-
-    def launch(self, workers: int, command: Sequence[str], timeout: float) -> None:
-        distributed.launch(workers, command, timeout)
+    distributed: ClassVar[ModuleType] = distributed
 
     def devices(self) -> list[str]:
         found = ["cpu", *(f"cuda:{i}" for i in range(torch.cuda.device_count()))]
