@@ -21,10 +21,11 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-import numpy as np
-import numpy.typing as npt
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
 
 __all__ = ["DEFAULT_TIMEOUT", "DataParallel", "ProcessGroup", "World"]
 
@@ -50,6 +51,8 @@ class World:
     def positions(self, n: int, batch: int) -> npt.NDArray[np.int64]:
         """The positions in ``n`` rows taken ``batch`` at a time (the last batch may be shorter)
         that are this rank's (:meth:`rows` of each batch), in order."""
+        import numpy as np  # here: the CLI imports this module and starts without NumPy
+
         parts = [np.arange(mine.start, mine.stop) + start for start in range(0, n, batch)
                  for mine in [self.rows(min(batch, n - start))]]
         return np.concatenate(parts) if parts else np.empty(0, np.int64)
