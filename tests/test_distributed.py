@@ -169,10 +169,15 @@ def test_a_worker_that_exits_ends_the_run_naming_its_rank(name: str, tmp_path: P
 
 def test_a_hung_worker_times_out_instead_of_hanging(name: str, tmp_path: Path) -> None:
     """Rank 1 stops answering; rank 0's all-reduce gives up after --timeout (our error names
-    its rank and step), and the launcher ends the run with rank 0's failure."""
+    its rank and step), and the launcher ends the run with rank 0's failure. TensorFlow's
+    collective runtime now and then aborts rank 0 itself when the timeout fires (SIGABRT, seen
+    in 2 of about 20 runs here), before mlpcore's error: the run still ends, within the
+    timeout, naming rank 0."""
     run = workers.run_workers(name, 2, tmp_path, "--epochs", "3", "--stall", "1:1",
                               "--timeout", STALL_TIMEOUT[name], timeout=90)
     assert run.returncode != 0
+    if name == "tensorflow" and "worker rank 0 of 2 was killed by signal SIGABRT" in run.stdout:
+        return
     assert "rank 0 of 2: the all-reduce of its step 6 failed" in run.stdout
     assert "DistributedError: worker rank 0 of 2 exited with status 1" in run.stdout
 
