@@ -1,17 +1,15 @@
 """Backend discovery on pluggy; a broken plugin is reported, never fatal (see docs/hooks.md).
 
-Plugins are registered under their label, blocked if named in ``$MLPCORE_DISABLE_PLUGINS``; each
-hookimpl is called on its own, so every failure is recorded against its plugin or backend.
-Listing imports no framework, nor NumPy.
+Listing imports no framework, nor NumPy: a backend's framework is imported when it is first used.
 """
 
 from __future__ import annotations
 
 import contextlib
-import importlib
 import importlib.metadata
 import importlib.util
 import os
+import pkgutil
 import re
 import threading
 from collections.abc import Iterable
@@ -62,8 +60,7 @@ class BackendStatus:
 
 @dataclass(frozen=True)
 class PluginStatus:
-    """One entry point of the ``mlpcore`` group: its module (``value``), distribution, status
-    (``detail`` says why it failed or is disabled) and the backend names it offered and kept."""
+    """One entry point of the ``mlpcore`` group and what became of it (docs/hooks.md)."""
 
     name: str
     value: str
@@ -76,7 +73,7 @@ class PluginStatus:
 
 @dataclass
 class _Plugin:
-    """An entry point and what became of it; ``label``, its name in the PluginManager, is
+    """An entry point and what became of it. ``label``, its name in the PluginManager, is
     ``"<distribution> (<module>)"``, or the entry-point name without a distribution."""
 
     point: importlib.metadata.EntryPoint
@@ -84,12 +81,14 @@ class _Plugin:
     distribution: str = ""
     version: str = ""
     status: PluginState = "ok"
-    problems: list[tuple[str, int | None]] = field(default_factory=list)  # (why, contract)
+    problems: list[BackendStatus] = field(default_factory=list)  # its rows in statuses()
     backends: list[str] = field(default_factory=list)
 
-    def fail(self, reason: str, contract_version: int | None = None) -> None:
-        self.status = "failed"
-        self.problems.append((reason, contract_version))
+    def fail(self, reason: str, contract: int | None = None,
+             status: PluginState = "failed") -> None:
+        self.status = status
+        self.problems.append(BackendStatus(self.label, status, "", self.label, reason,
+                                           self.distribution, self.version, contract))
 
 
 def _normalise(name: str) -> str:
@@ -111,10 +110,9 @@ def _installed(entry: BackendEntry) -> bool:
         return False
 
 
-def _framework_version(entry: BackendEntry) -> str:
-    for name in entry.framework_distributions:
-        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
-            return importlib.metadata.version(name)
+def _version(distribution: str) -> str:
+    with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+        return importlib.metadata.version(distribution)
     return ""
 
 
@@ -149,11 +147,8 @@ class Registry:
             manager.add_hookspecs(hookspecs)
             disabled = {_normalise(part) for part in
                         os.environ.get(ENV_DISABLE_PLUGINS, "").split(",") if part.strip()}
-            points = self._given
-            if points is None:
-                points = sorted(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP),
-                                key=_order)
-            for point in points:
+            for point in self._given if self._given is not None else sorted(
+                    importlib.metadata.entry_points(group=ENTRY_POINT_GROUP), key=_order):
                 dist = point.dist  # a broken distribution may lack a name
                 plugin = (_Plugin(point, f"{dist.name} ({point.value})", dist.name,
                                   dist.version or "")
@@ -161,8 +156,7 @@ class Registry:
                 self._plugins.append(plugin)
                 if {_normalise(point.name), _normalise(plugin.distribution)} & disabled:
                     manager.set_blocked(plugin.label)
-                    plugin.status = "disabled"
-                    plugin.problems.append((f"named in ${ENV_DISABLE_PLUGINS}", None))
+                    plugin.fail(f"named in ${ENV_DISABLE_PLUGINS}", status="disabled")
                     self._unavailable.setdefault(point.name, (
                         f"mlpcore plugin {point.name!r} is disabled by ${ENV_DISABLE_PLUGINS}; "
                         "remove it from there to use it"))
@@ -187,18 +181,16 @@ class Registry:
     def _add_entries(self, plugin: _Plugin, entries: object) -> None:
         """Keep a plugin's valid entries; record a problem for each refused one."""
         if isinstance(entries, Exception):
-            plugin.fail(_describe(entries))
-            return
+            return plugin.fail(_describe(entries))
         if not isinstance(entries, list | tuple) or \
                 not all(isinstance(e, BackendEntry) for e in entries):
-            plugin.fail("mlpcore_backends() must return a list of BackendEntry")
-            return
+            return plugin.fail("mlpcore_backends() must return a list of BackendEntry")
+        supported = ", ".join(str(v) for v in sorted(SUPPORTED_CONTRACT_VERSIONS))
         for entry in entries:
             if entry.name in self._entries:
                 plugin.fail(f"backend name {entry.name!r} is already provided by "
                             f"{self._entries[entry.name][1].label}", entry.contract_version)
             elif entry.contract_version not in SUPPORTED_CONTRACT_VERSIONS:
-                supported = ", ".join(str(v) for v in sorted(SUPPORTED_CONTRACT_VERSIONS))
                 reason = (f"backend {entry.name!r} implements contract version "
                           f"{entry.contract_version!r}; this mlpcore supports {supported}")
                 plugin.fail(reason, entry.contract_version)
@@ -245,20 +237,17 @@ class Registry:
                         self.get(name)
                 detail = self._failed.get(name, "")
                 status = "failed" if detail else "ok" if name in self._backends else "available"
-                version = (self._backends[name].framework_version() if status == "ok"
-                           else _framework_version(entry))
+                version = self._backends[name].framework_version() if status == "ok" else next(
+                    (v for v in map(_version, entry.framework_distributions) if v), "")
             rows.append(BackendStatus(name, status, version, plugin.label, detail,
                                       plugin.distribution, plugin.version, entry.contract_version))
-        rows += [BackendStatus(p.label, "disabled" if p.status == "disabled" else "failed", "",
-                               p.label, reason, p.distribution, p.version, contract)
-                 for p in self._plugins for reason, contract in p.problems]
-        return rows
+        return rows + [row for plugin in self._plugins for row in plugin.problems]
 
     def plugins(self) -> list[PluginStatus]:
         """One record per entry point, in discovery order. Imports no framework."""
         self._discover()
         return [PluginStatus(p.point.name, p.point.value, p.distribution, p.version, p.status,
-                             "; ".join(reason for reason, _ in p.problems), tuple(p.backends))
+                             "; ".join(row.detail for row in p.problems), tuple(p.backends))
                 for p in self._plugins]
 
     def get(self, name: str | None = None) -> Backend:
@@ -272,23 +261,22 @@ class Registry:
         with self._lock:
             if name in self._backends:
                 return self._backends[name]
+            installed = f"Installed backends: {', '.join(self.names()) or 'none'}."
             if name not in self._entries:
-                missing = [f"{n} ({e.install_hint})" for n, (e, _) in sorted(self._entries.items())
-                           if not _installed(e)]
-                message = (f"no mlpcore backend named {name!r}. "
-                           f"Installed backends: {', '.join(self.names()) or 'none'}."
-                           + (f" Known but not installed: {'; '.join(missing)}." if missing else "")
-                           + " A third-party backend is installed with pip as its own "
-                             "distribution; run 'mlpcore backends' to see what was found.")
-                if name in self._unavailable:
-                    message = f"{self._unavailable[name]}. {message}"
-                raise BackendNotFoundError(message)
+                missing = "; ".join(f"{n} ({e.install_hint})" for n, (e, _)
+                                    in sorted(self._entries.items()) if not _installed(e))
+                raise BackendNotFoundError(
+                    (f"{self._unavailable[name]}. " if name in self._unavailable else "")
+                    + f"no mlpcore backend named {name!r}. {installed}"
+                    + (f" Known but not installed: {missing}." if missing else "")
+                    + " A third-party backend is installed with pip as its own distribution; "
+                      "run 'mlpcore backends' to see what was found.")
             entry, plugin = self._entries[name]
             if not _installed(entry):
                 raise BackendNotFoundError(
                     f"mlpcore backend {name!r} needs {entry.framework}, which is not installed. "
                     f"Install it with: {entry.install_hint or f'pip install {entry.framework}'}. "
-                    f"Installed backends: {', '.join(self.names()) or 'none'}.")
+                    + installed)
             failed = f"mlpcore backend {name!r} (from {plugin.label}) failed to load: "
             if name in self._failed:
                 raise BackendLoadError(failed + self._failed[name])
@@ -301,14 +289,13 @@ class Registry:
 
 
 def _load(entry: BackendEntry) -> Backend:
-    """Import and call ``entry.factory``; check the object against the Backend protocol (its
-    operations objects against theirs: ``dropout.apply``) and against the entry."""
+    """Call ``entry.factory``; check the object against the Backend protocol (its operations
+    objects against theirs: ``dropout.apply``) and against the entry."""
     from mlpcore.backend import Backend  # imports NumPy: with the first backend, never by listing
 
-    module, _, factory = entry.factory.partition(":")
-    if not factory:
+    if not entry.factory.partition(":")[2]:
         raise ValueError(f"factory {entry.factory!r} must look like 'module:callable'")
-    backend: Any = getattr(importlib.import_module(module), factory)()
+    backend: Any = pkgutil.resolve_name(entry.factory)()
     missing = [name for name in _members(Backend) if not hasattr(backend, name)]
     for attribute, kind in get_type_hints(Backend).items():
         ops = getattr(backend, attribute, None)
