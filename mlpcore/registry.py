@@ -201,10 +201,8 @@ class Registry:
                 plugin.backends.append(entry.name)
 
     def call(self, hook_name: str) -> list[tuple[str, object]]:
-        """``(plugin label, result)`` for each registered plugin implementing ``hook_name``, in
-        discovery order; ``result`` is the hook's return value or the exception it raised.
-        Unlike ``pm.hook.<name>()``, one hookimpl raising never stops the others, and
-        ``tryfirst``/``trylast`` change no order."""
+        """``(plugin label, its result or the exception it raised)`` for each registered plugin
+        implementing ``hook_name``, in discovery order (why not ``pm.hook``: docs/hooks.md)."""
         with self._lock:
             caller = getattr(self._discover().hook, hook_name, None)
             impls = {impl.plugin_name: impl for impl in caller.get_hookimpls()} if caller else {}
@@ -261,13 +259,13 @@ class Registry:
         with self._lock:
             if name in self._backends:
                 return self._backends[name]
-            installed = f"Installed backends: {', '.join(self.names()) or 'none'}."
             if name not in self._entries:
                 missing = "; ".join(f"{n} ({e.install_hint})" for n, (e, _)
                                     in sorted(self._entries.items()) if not _installed(e))
                 raise BackendNotFoundError(
                     (f"{self._unavailable[name]}. " if name in self._unavailable else "")
-                    + f"no mlpcore backend named {name!r}. {installed}"
+                    + f"no mlpcore backend named {name!r}. "
+                      f"Installed backends: {', '.join(self.names()) or 'none'}."
                     + (f" Known but not installed: {missing}." if missing else "")
                     + " A third-party backend is installed with pip as its own distribution; "
                       "run 'mlpcore backends' to see what was found.")
@@ -276,7 +274,7 @@ class Registry:
                 raise BackendNotFoundError(
                     f"mlpcore backend {name!r} needs {entry.framework}, which is not installed. "
                     f"Install it with: {entry.install_hint or f'pip install {entry.framework}'}. "
-                    + installed)
+                    f"Installed backends: {', '.join(self.names()) or 'none'}.")
             failed = f"mlpcore backend {name!r} (from {plugin.label}) failed to load: "
             if name in self._failed:
                 raise BackendLoadError(failed + self._failed[name])
