@@ -79,7 +79,8 @@ def lint(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
     """Speed goals: import time, and each backend against a hand-written loop of its framework
-    (and Keras 3 ``fit``); data-parallel torch, 2 workers against 1, reported without a goal.
+    (and Keras 3 ``fit``); data-parallel torch and TensorFlow, 2 workers against 1, reported
+    without a goal.
     Every benchmark runs even when an earlier one reads FAIL; the session fails if any did.
     ``nox -s bench -- --quick`` runs the framework benchmarks on fewer rows. ``bench_gpu.py``
     skips here (CPU torch); ``nox -s gpu`` runs it on CUDA."""
