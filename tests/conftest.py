@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
+from pathlib import Path
 
 import numpy as np
 import pytest
 from hypothesis import settings
+
+from mlpcore.registry import ENV_BACKEND, ENV_DISABLE_PLUGINS
 
 settings.register_profile("ci", derandomize=True, deadline=None, max_examples=50,
                           print_blob=True)
@@ -52,3 +56,15 @@ def _strict_numerics() -> Iterator[None]:
 def strict_numerics() -> Callable[[], AbstractContextManager[None]]:
     """``with strict_numerics(): ...`` turns warnings and floating-point errors into errors."""
     return _strict_numerics
+
+
+@pytest.fixture
+def fake_plugins(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Make tests/fake_plugins importable with no backend or plugin chosen by the environment,
+    and forget its modules after the test."""
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parent))
+    monkeypatch.delenv(ENV_BACKEND, raising=False)
+    monkeypatch.delenv(ENV_DISABLE_PLUGINS, raising=False)
+    yield
+    for module in [m for m in sys.modules if m == "fake_plugins" or m.startswith("fake_plugins.")]:
+        del sys.modules[module]

@@ -30,13 +30,7 @@ def _added_later(model_name: str, options: dict[str, str]) -> list[str]:  # prag
     return []
 
 
-@pytest.fixture(autouse=True)
-def fake_plugins(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
-    monkeypatch.syspath_prepend(str(TESTS))
-    monkeypatch.delenv(ENV_DISABLE_PLUGINS, raising=False)
-    yield
-    for module in [m for m in sys.modules if m == "fake_plugins" or m.startswith("fake_plugins.")]:
-        del sys.modules[module]
+pytestmark = pytest.mark.usefixtures("fake_plugins")
 
 
 @pytest.fixture

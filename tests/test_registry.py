@@ -38,14 +38,7 @@ BROKEN = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def fake_plugins(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
-    """Make tests/fake_plugins importable, and forget its modules after each test."""
-    monkeypatch.syspath_prepend(str(TESTS))
-    monkeypatch.delenv(ENV_BACKEND, raising=False)
-    yield
-    for module in [m for m in sys.modules if m == "fake_plugins" or m.startswith("fake_plugins.")]:
-        del sys.modules[module]
+pytestmark = pytest.mark.usefixtures("fake_plugins")
 
 
 @pytest.fixture
