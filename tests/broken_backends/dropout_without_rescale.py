@@ -7,7 +7,7 @@ import numpy.typing as npt
 
 from mlpcore.dropout import check_rate
 from mlpcore_numpy.backend import NumpyBackend
-from mlpcore_numpy.dropout import native_keep_mask
+from mlpcore_numpy.ops import native_keep_mask
 
 
 class UnscaledDropout:

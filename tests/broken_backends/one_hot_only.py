@@ -9,7 +9,7 @@ import numpy.typing as npt
 
 from mlpcore.losses import LossName
 from mlpcore_numpy.backend import NumpyBackend
-from mlpcore_numpy.losses import NumpyLosses
+from mlpcore_numpy.ops import NumpyLosses
 
 FloatArray = npt.NDArray[np.floating]
 

@@ -6,8 +6,8 @@ import numpy as np
 import numpy.typing as npt
 
 from mlpcore.activations import ActivationName
-from mlpcore_numpy.activations import NumpyActivations
 from mlpcore_numpy.backend import NumpyBackend
+from mlpcore_numpy.ops import NumpyActivations
 
 
 class ReluDerivativeOneAtZero(NumpyActivations):

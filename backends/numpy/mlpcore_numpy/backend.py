@@ -13,11 +13,8 @@ from mlpcore.backend_common import BackendBase, BoolArray, FloatArray, ModelBase
 from mlpcore.losses import LossName
 from mlpcore.optimizers import OptimizerState
 from mlpcore.regularisers import Regulariser
-from mlpcore_numpy.activations import NumpyActivations
-from mlpcore_numpy.dropout import NumpyDropout
-from mlpcore_numpy.losses import NumpyLosses
 from mlpcore_numpy.network import Workspace, backprop, forward_into
-from mlpcore_numpy.regularisers import NumpyRegularisers
+from mlpcore_numpy.ops import NumpyActivations, NumpyDropout, NumpyLosses, NumpyRegularisers
 from mlpcore_numpy.training import NumpyTrainer
 
 

@@ -7,10 +7,10 @@ For layer ``i`` with input ``a_i`` (N, d_i), weights ``W_i`` (d_i, d_{i+1}) and 
                dL/dW_i = a_iᵀ δ_i ;   dL/db_i = Σ_n δ_i
                δ_{i-1} = (δ_i W_iᵀ) * m_{i-1} / (1 - p) * f'(z_{i-1})
 
-``f'`` is taken from the kept output ``h_i`` (see :mod:`mlpcore_numpy.activations`). A
-:class:`Workspace` holds every buffer of one batch size, so a training step allocates almost
-nothing. ``keep_masks``: one bool mask per hidden layer in training mode, none in eval mode. Call
-both passes inside ``np.errstate(over="ignore")`` (see :mod:`mlpcore_numpy.activations`).
+``f'`` is taken from the kept output ``h_i``. A :class:`Workspace` holds every buffer of one
+batch size, so a training step allocates almost nothing. ``keep_masks``: one bool mask per hidden
+layer in training mode, none in eval mode. Call both passes inside ``np.errstate(over="ignore")``
+(see :mod:`mlpcore_numpy.ops`).
 """
 
 from __future__ import annotations
@@ -26,9 +26,7 @@ from mlpcore.dropout import keep_scale
 from mlpcore.losses import LossName
 from mlpcore.regularisers import Regulariser
 from mlpcore.spec import MLPSpec
-from mlpcore_numpy import activations, losses
-from mlpcore_numpy.regularisers import TABLE as PENALTIES
-from mlpcore_numpy.regularisers import add_gradient, penalty
+from mlpcore_numpy.ops import ACTIVATIONS, LOSSES, PENALTY_GRADIENTS, penalty
 
 
 class Workspace:
@@ -50,7 +48,7 @@ class Workspace:
 def forward_into(spec: MLPSpec, weights: Sequence[FloatArray], biases: Sequence[FloatArray],
                  x: FloatArray, ws: Workspace, keep_masks: Sequence[BoolArray]) -> FloatArray:
     """The logits of ``x`` (a view into ``ws``), the hidden layers' inputs left in ``ws``."""
-    activate, _ = activations.TABLE[spec.activation]
+    activate, _ = ACTIVATIONS[spec.activation]
     scale = x.dtype.type(keep_scale(spec.dropout))
     a = x
     for i in range(spec.n_layers):
@@ -72,16 +70,17 @@ def backprop(spec: MLPSpec, weights: Sequence[FloatArray], biases: Sequence[Floa
              keep_masks: Sequence[BoolArray]) -> float:
     """Forward and backward pass on one batch; gradients land in ``ws.grad_w`` / ``ws.grad_b``.
     Returns the objective: batch-mean loss plus penalties."""
-    _, derivative_from_output = activations.TABLE[spec.activation]
-    terms = penalties(PENALTIES, regularisers)
+    _, derivative_from_output = ACTIVATIONS[spec.activation]
+    terms = penalties(PENALTY_GRADIENTS, regularisers)
     delta = ws.delta
-    objective = losses.TABLE[loss](forward_into(spec, weights, biases, x, ws, keep_masks),
+    objective = LOSSES[loss](forward_into(spec, weights, biases, x, ws, keep_masks),
                                    targets, delta[-1])
     for i in range(spec.n_layers - 1, -1, -1):
         layer_input = x if i == 0 else (ws.dropped if keep_masks else ws.h)[i - 1]
         np.matmul(layer_input.T, delta[i], out=ws.grad_w[i])
         np.sum(delta[i], axis=0, out=ws.grad_b[i])
-        add_gradient(terms, weights[i], ws.grad_w[i])
+        for strength, gradient in terms:
+            ws.grad_w[i] += strength * gradient(weights[i])
         if i == 0:
             break
         np.matmul(delta[i], weights[i].T, out=delta[i - 1])
@@ -89,4 +88,4 @@ def backprop(spec: MLPSpec, weights: Sequence[FloatArray], biases: Sequence[Floa
             delta[i - 1] *= ws.scaled_mask[i - 1]
         derivative_from_output(ws.h[i - 1], ws.scratch[i - 1])
         delta[i - 1] *= ws.scratch[i - 1]
-    return objective + penalty(terms, weights) if terms else objective
+    return objective + penalty(regularisers, weights) if terms else objective

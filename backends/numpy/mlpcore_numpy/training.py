@@ -21,8 +21,8 @@ from mlpcore.backend_common import FloatArray, TrainerBase, interleave
 from mlpcore.optimizers import Adam, OptimizerState, adam_factors
 from mlpcore.random import Purpose, stream
 from mlpcore.spec import MLPSpec
-from mlpcore_numpy.dropout import native_keep_mask
 from mlpcore_numpy.network import Workspace, backprop
+from mlpcore_numpy.ops import native_keep_mask
 
 
 class NumpyTrainer(TrainerBase):
