@@ -50,13 +50,18 @@ def _leave() -> None:
 def all_sum(values: Sequence[float]) -> list[float]:
     """Each value summed over the ranks: one ``all_reduce`` of a CPU float64 tensor (gloo)."""
     summed = torch.tensor(list(values), dtype=torch.float64)
+    _all_reduce(summed, "an evaluation")
+    return [float(v) for v in summed.tolist()]
+
+
+def _all_reduce(tensor: torch.Tensor, what: str) -> None:
+    """``dist.all_reduce(tensor)``; a failure is a :class:`DistributedError` naming ``what``."""
     try:
-        dist.all_reduce(summed)
+        dist.all_reduce(tensor)
     except Exception as error:
         raise DistributedError(f"rank {dist.get_rank()} of {dist.get_world_size()}: the "
-                               f"all-reduce of an evaluation failed, another worker exited or "
-                               f"timed out ({type(error).__name__}: {error})") from error
-    return [float(v) for v in summed.tolist()]
+                               f"all-reduce of {what} failed, another worker exited or timed "
+                               f"out ({type(error).__name__}: {error})") from error
 
 
 class GradientSum:
@@ -82,13 +87,7 @@ class GradientSum:
                     out.copy_(grad)
                 self._flat.mul_(share)
             self._step += 1
-            try:
-                dist.all_reduce(self._flat)
-            except Exception as error:
-                raise DistributedError(
-                    f"rank {dist.get_rank()} of {dist.get_world_size()}: the all-reduce of its "
-                    f"step {self._step} failed, another worker exited or timed out "
-                    f"({type(error).__name__}: {error})") from error
+            _all_reduce(self._flat, f"its step {self._step}")
         return self._value.clone(), self._grads
 
 
