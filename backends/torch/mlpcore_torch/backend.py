@@ -10,31 +10,20 @@ import numpy.typing as npt
 import torch
 
 from mlpcore.backend import Capability, TrainingConfig
-from mlpcore.backend_common import (
-    AUTODIFF_CAPABILITIES,
-    BackendBase,
-    DistributedBase,
-    ModelBase,
-)
+from mlpcore.backend_common import AUTODIFF_CAPABILITIES, BackendBase, DistributedBase, ModelBase
 from mlpcore.devices import Portable
 from mlpcore.optimizers import OptimizerState
 from mlpcore_torch import distributed
 from mlpcore_torch.ops import OPS, as_tensor
-from mlpcore_torch.training import TorchTrainer
+from mlpcore_torch.training import TorchTrainer, canonical
 
 FloatArray = npt.NDArray[np.floating]
 
 
 class TorchModel(ModelBase):
-    """:class:`mlpcore.backend.BackendModel` holding tensors on ``device`` in torch's native
-    layout.
-
-    ``dense_{i}/weights`` is the ``(fan_out, fan_in)`` tensor of ``nn.Linear.weight`` and
-    ``F.linear``: every array crossing the boundary is transposed to or from the canonical
-    ``(fan_in, fan_out)`` layout, exactly (a transpose moves numbers, it rounds none), and
-    copied. The tensors are leaves with ``requires_grad=True``, updated in place, so a running
-    trainer keeps seeing them. Mixed precision keeps them float32 (the masters).
-    """
+    """:class:`mlpcore.backend.BackendModel` holding leaf tensors on ``device``, updated in
+    place, ``dense_{i}/weights`` as ``nn.Linear.weight`` ``(fan_out, fan_in)``: every array
+    crossing the boundary is transposed (exactly) to or from the canonical layout, and copied."""
 
     training_methods = ("autodiff", "optimizer", "manual")
     ops = OPS
@@ -45,8 +34,7 @@ class TorchModel(ModelBase):
     def _native(self, array: FloatArray) -> torch.Tensor:
         return self._tensor(np.array(array.T, order="C")).requires_grad_(True)
 
-    def _canonical(self, value: torch.Tensor) -> FloatArray:
-        return np.array(value.detach().cpu().numpy().T, order="C")
+    _canonical = staticmethod(canonical)
 
     def _assign(self, weights: list[torch.Tensor], biases: list[torch.Tensor]) -> None:
         with torch.no_grad():

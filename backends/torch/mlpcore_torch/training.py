@@ -1,47 +1,21 @@
-"""The torch training loop: a chunk of optimizer steps per call, in place.
+"""The torch training loop: a chunk of optimizer steps per call, in place (the methods, compiled
+mode, devices and mixed precision: docs/backend-torch.md).
 
 Every step gathers its batch with ``index_select`` (into buffers kept per batch size), takes the
-gradients of the :class:`~mlpcore.backend_common.Network` objective (loss + penalties) and
-updates the model's own tensors in place. Every method computes the update of
-:mod:`mlpcore.optimizers` (SGD, momentum, Nesterov, Adam):
-
-* ``"autodiff"``: ``torch.autograd.grad``, then a hand-written update (:func:`sgd_update_`,
-  :func:`adam_update_`: ``Tensor.mul_`` / ``add_`` / ``lerp_`` / ``addcdiv_``, torch.optim's own
-  arithmetic);
-* ``"manual"``: no autograd: the backprop of :class:`~mlpcore.backend_common.Backprop` in torch's
-  linear algebra under ``torch.no_grad``, then the same hand-written update;
-* ``"optimizer"``: ``torch.autograd.grad``, the gradients set as ``.grad``, then
-  ``torch.optim.SGD(params, lr, momentum, nesterov=...)`` or ``torch.optim.Adam(params, lr,
-  betas, eps)``, ``.step()``.
-
-The slots (velocities, Adam's ``m`` and ``v``) and the update count start from the
-:class:`~mlpcore.optimizers.OptimizerState` handed to the trainer, if any, and
-:meth:`TorchTrainer.optimizer_state` reads them back in canonical layout.
-
-Compiled mode (``config.compiled``): ``"autodiff"`` and ``"manual"`` compile the whole step
-(gather, gradients, SGD update) into one ``torch.compile`` graph, but an Adam update runs eagerly
-after the graph (its bias correction changes every step); ``"optimizer"`` compiles gather,
-forward and ``autograd.grad`` into one graph and the optimizer's ``step`` into another
-(torch.optim breaks the graph around ``step()`` on purpose). Each batch size compiles once, on
-first use; the seconds of the calls that compiled accumulate in ``compile_seconds``. Dropout masks
-are drawn eagerly in both modes and enter the graph as inputs, so compiled and eager steps see the
-same masks. Per-step objectives stay tensors until the block ends.
-
-Devices: the trainer runs where the model's tensors are (``x.device``): the training set is
-copied there once, each block's row indices once per block, the step's portable masks once per
-step (native masks are drawn there by a generator of that device). Mixed precision (``dtype``
-bfloat16 or float16): the :class:`~mlpcore.backend_common.Network` casts to ``dtype`` inside
-every dense layer, the variables and the update stay float32. float16 scales the loss with
-``torch.amp.GradScaler`` (dynamic: skips a step whose gradients overflow and halves the scale,
-doubles it after 2000 good steps), which unscales ``.grad`` and steps ``torch.optim.SGD``: so
-float16 trains with the ``"optimizer"`` method, eagerly.
+gradients of the objective (loss + penalties): ``torch.autograd.grad`` of the
+:class:`~mlpcore.backend_common.Network` (``"autodiff"``, ``"optimizer"``) or, without autograd,
+:class:`~mlpcore.backend_common.Backprop` (``"manual"``), and updates the model's own tensors
+with the update of :mod:`mlpcore.optimizers`: hand-written (:func:`sgd_update_`,
+:func:`adam_update_`) or ``torch.optim`` (``"optimizer"``; float16 scales the loss with
+``torch.amp.GradScaler``). Compiled mode puts gather, gradients and an SGD update in one
+``torch.compile`` graph per batch size; masks are drawn eagerly and enter it as inputs.
 """
 
 from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -108,9 +82,8 @@ DEVICE_MASK_ENTRIES = 1 << 22
 
 
 def masks_on_device(device: torch.device) -> bool:
-    """Whether portable masks are made on ``device`` by torch ops (:mod:`mlpcore_torch.masks`)
-    rather than drawn by NumPy and shared with torch: off the CPU. On the CPU the NumPy draw
-    (~80 us a 128x256 mask) is the faster by far, and ``torch.from_numpy`` copies nothing."""
+    """Whether portable masks are made on ``device`` by :mod:`mlpcore_torch.masks`: off the CPU
+    (on the CPU NumPy's draw is far faster, and ``torch.from_numpy`` copies nothing)."""
     return device.type != "cpu"
 
 
@@ -129,24 +102,10 @@ def _gradients(net: Network | Backprop, params: list[torch.Tensor], x: torch.Ten
 
 
 def _graphs_compiled() -> int:
-    """How many graphs torch.compile has compiled in this process (0 if unknown)."""
-    try:
-        from torch._dynamo.utils import counters
-    except ImportError:  # pragma: no cover - older or newer torch
-        return 0
+    """How many graphs torch.compile has compiled in this process."""
+    from torch._dynamo.utils import counters
+
     return int(counters["stats"]["unique_graphs"])
-
-
-@contextlib.contextmanager
-def _tracing_autograd() -> Iterator[None]:
-    """Let torch.compile trace ``torch.autograd.grad`` into the step's graph (without
-    ``trace_autograd_ops`` it is a graph break); patched only while a compiled block runs."""
-    config: Any = torch._dynamo.config
-    if not hasattr(config, "trace_autograd_ops"):  # pragma: no cover - older torch
-        yield
-        return
-    with config.patch(trace_autograd_ops=True):
-        yield
 
 
 class _Buffers:
@@ -162,13 +121,9 @@ class _Buffers:
 
 
 class TorchTrainer(TrainerBase):
-    """:class:`mlpcore.backend.Trainer` updating a torch model's own tensors in place.
-
-    ``weights`` (native ``(out, in)`` layout) and ``biases`` are the model's leaf tensors;
-    ``x`` (N, d_0) and ``targets`` ((N,) int64 or (N, K)) are bound at the start or by ``bind``,
-    on the model's device, never written; ``dtype`` is the model's (mixed precision for bfloat16,
-    float16).
-    """
+    """:class:`mlpcore.backend.Trainer` updating a torch model's own leaf tensors ``weights``
+    (``(out, in)``) and ``biases`` in place; ``x`` (N, d_0) and ``targets`` ((N,) int64 or
+    (N, K)) on the model's device are never written; ``dtype`` is the model's."""
 
     def __init__(self, spec: MLPSpec, weights: list[torch.Tensor], biases: list[torch.Tensor],
                  config: TrainingConfig, x: torch.Tensor, targets: torch.Tensor,
@@ -238,7 +193,9 @@ class TorchTrainer(TrainerBase):
                                             self.dropout == "native")
         buffers = self._buffers[batch]
         indices = as_tensor(rows).to(self._device, non_blocking=True)
-        with contextlib.nullcontext() if self._graph is None else _tracing_autograd():
+        # trace_autograd_ops: torch.compile traces autograd.grad into the graph, not breaks it
+        with (contextlib.nullcontext() if self._graph is None
+              else torch._dynamo.config.patch(trace_autograd_ops=True)):
             values = [self._step(indices[j], self._masks(first_step + j, buffers), buffers)
                       for j in range(n_steps)]
         result: npt.NDArray[np.float64] = torch.stack(values).to("cpu", torch.float64).numpy()
@@ -332,9 +289,9 @@ class TorchTrainer(TrainerBase):
 
     def _slot_values(self) -> list[list[FloatArray]]:
         if self._optimizer is None:
-            return [[_canonical(value) for value in values] for values in self._slots]
+            return [[canonical(value) for value in values] for values in self._slots]
         names = {"adam": ("exp_avg", "exp_avg_sq"), "momentum": ("momentum_buffer",), "sgd": ()}
-        return [[_canonical(self._optimizer.state[p].get(name, torch.zeros_like(p)))
+        return [[canonical(self._optimizer.state[p].get(name, torch.zeros_like(p)))
                  for name in names[self.kind]] for p in self._params]
 
 
@@ -344,7 +301,8 @@ def _native(value: FloatArray, like: torch.Tensor) -> torch.Tensor:
     return torch.from_numpy(np.array(value.T, order="C")).to(like.device, like.dtype)
 
 
-def _canonical(value: torch.Tensor) -> FloatArray:
+def canonical(value: torch.Tensor) -> FloatArray:
+    """A native variable or slot as a new canonical NumPy array (weights transposed)."""
     return np.array(value.detach().cpu().numpy().T, order="C")
 
 
