@@ -87,11 +87,9 @@ class Network:
     scaled masks, if any), linear logits (N, K), ``objective = loss + penalty(W_0, …)``.
     Hashable: a JIT can take it as a static argument, a framework cache its gradient.
 
-    Mixed precision (``compute`` ``"bfloat16"`` or ``"float16"``): every dense layer casts its
-    input, ``W`` and ``b`` to ``compute`` (``cast(value, dtype name)``), so do the scaled dropout
-    masks (the scale rounded to ``compute``), and the logits are cast
-    back to float32, so the loss, the penalties and the gradients of the float32 masters are
-    float32 (autodiff differentiates through the casts), as the frameworks' AMP does."""
+    Mixed precision (``compute`` ``"bfloat16"`` or ``"float16"``), as the frameworks' AMP: each
+    dense layer's input, ``W``, ``b`` and the scaled masks are cast to ``compute``, the logits back
+    to float32, so loss, penalties and the float32 masters' gradients are float32."""
 
     dense: Callable[[Native, Native, Native], Native]
     activation: Callable[[Native], Native]
@@ -151,9 +149,41 @@ AUTODIFF_CAPABILITIES: frozenset[str] = frozenset({
 dropout masks and a compiled step."""
 
 
-class ManualOps(Protocol):
-    """What a framework supplies for the ``manual`` training method (backprop written with its
-    linear algebra, no autodiff), besides ``dense``, ``activations``, ``losses``, ``penalties``:
+class AutodiffOps(Protocol):
+    """What an autodiff framework supplies in its ``ops.py``:
+
+    - ``activations[name](z)``; ``losses[name](outputs, targets)``, the batch mean, targets int64
+      (N,) or floats (N, K); ``penalties[kind](W)`` before λ (L1: gradient 0 at 0);
+    - ``dense(a, W, b) = a W + b``, ``W`` in the backend's own layout;
+    - ``tensor(array)``, ``numpy(value)``: conversions keeping values, dtype and shape, the latter
+      sharing no caller's memory;
+    - ``gradients(fn, args, n)``: ``fn(*args)`` and the gradients of the sum of its entries in the
+      first ``n`` args (the others pass through); ``fn`` is hashable (a table entry, a
+      :class:`Penalty`, a :class:`Network`), so a framework may cache by it;
+    - ``keep_mask(seed, shape, rate)``: a bool ``u >= float32(p)`` from its RNG keyed by ``seed``;
+    - ``dropout(x, keep, rate)``: ``where(keep, x · keep_scale(rate), 0)`` in ``x``'s dtype, so a
+      dropped entry is exactly 0 even where ``x`` is infinite or NaN;
+    - ``cast(x, dtype)``: ``x`` in the dtype of that name (``"bfloat16"``, ``"float16"``,
+      ``"float32"``), differentiable (the gradient is cast back); a static function, hashable.
+    """
+
+    activations: Table[Callable[[Native], Native]]
+    losses: Table[Callable[[Native, Native], Native]]
+    penalties: Table[Callable[[Native], Native]]
+
+    def dense(self, a: Native, w: Native, b: Native) -> Native: ...
+    def tensor(self, array: npt.NDArray[Any]) -> Native: ...
+    def numpy(self, value: Native) -> npt.NDArray[Any]: ...
+    def gradients(self, fn: Callable[..., Native], args: Sequence[Native],
+                  n: int) -> tuple[Native, list[Native]]: ...
+    def keep_mask(self, seed: int, shape: tuple[int, ...], rate: float) -> Native: ...
+    def dropout(self, x: Native, keep: Native, rate: float) -> Native: ...
+    def cast(self, x: Native, dtype: str) -> Native: ...
+
+
+class ManualOps(AutodiffOps, Protocol):
+    """What a framework supplies besides :class:`AutodiffOps` for the ``manual`` training method
+    (backprop written with its linear algebra, no autodiff):
 
     - ``loss_gradients[name](z, targets)``: ``dL/dz`` of the batch-mean loss (docs/contracts.md);
     - ``derivatives[name](h)``: ``f'`` from the activation's output ``h = f(z)``: relu ``[h > 0]``,
@@ -163,14 +193,10 @@ class ManualOps(Protocol):
       backend's own layout; ``dense_backward(delta, W) = δ Wᵀ`` (canonical ``W``'s transpose).
     """
 
-    activations: Table[Callable[[Native], Native]]
-    losses: Table[Callable[[Native, Native], Native]]
-    penalties: Table[Callable[[Native], Native]]
     loss_gradients: Table[Callable[[Native, Native], Native]]
     derivatives: Table[Callable[[Native], Native]]
     penalty_gradients: Table[Callable[[Native], Native]]
 
-    def dense(self, a: Native, w: Native, b: Native) -> Native: ...
     def dense_gradients(self, a: Native, delta: Native) -> tuple[Native, Native]: ...
     def dense_backward(self, delta: Native, w: Native) -> Native: ...
 
@@ -216,38 +242,6 @@ class Backprop:
                     delta = delta * masks[i - 1]
                 delta = delta * ops.derivatives[self.activation](outputs[i - 1])
         return objective, grads
-
-
-class AutodiffOps(Protocol):
-    """What an autodiff framework supplies in its ``ops.py``:
-
-    - ``activations[name](z)``; ``losses[name](outputs, targets)``, the batch mean, targets int64
-      (N,) or floats (N, K); ``penalties[kind](W)`` before λ (L1: gradient 0 at 0);
-    - ``dense(a, W, b) = a W + b``, ``W`` in the backend's own layout;
-    - ``tensor(array)``, ``numpy(value)``: conversions keeping values, dtype and shape, the latter
-      sharing no caller's memory;
-    - ``gradients(fn, args, n)``: ``fn(*args)`` and the gradients of the sum of its entries in the
-      first ``n`` args (the others pass through); ``fn`` is hashable (a table entry, a
-      :class:`Penalty`, a :class:`Network`), so a framework may cache by it;
-    - ``keep_mask(seed, shape, rate)``: a bool ``u >= float32(p)`` from its RNG keyed by ``seed``;
-    - ``dropout(x, keep, rate)``: ``where(keep, x · keep_scale(rate), 0)`` in ``x``'s dtype, so a
-      dropped entry is exactly 0 even where ``x`` is infinite or NaN;
-    - ``cast(x, dtype)``: ``x`` in the dtype of that name (``"bfloat16"``, ``"float16"``,
-      ``"float32"``), differentiable (the gradient is cast back); a static function, hashable.
-    """
-
-    activations: Table[Callable[[Native], Native]]
-    losses: Table[Callable[[Native, Native], Native]]
-    penalties: Table[Callable[[Native], Native]]
-
-    def dense(self, a: Native, w: Native, b: Native) -> Native: ...
-    def tensor(self, array: npt.NDArray[Any]) -> Native: ...
-    def numpy(self, value: Native) -> npt.NDArray[Any]: ...
-    def gradients(self, fn: Callable[..., Native], args: Sequence[Native],
-                  n: int) -> tuple[Native, list[Native]]: ...
-    def keep_mask(self, seed: int, shape: tuple[int, ...], rate: float) -> Native: ...
-    def dropout(self, x: Native, keep: Native, rate: float) -> Native: ...
-    def cast(self, x: Native, dtype: str) -> Native: ...
 
 
 class ModelBase:
@@ -358,17 +352,13 @@ class ModelBase:
                              f"not {config.method!r}")
         check_loss(config.loss)  # unknown names are refused here, before any trainer is built
         penalties(_KINDS, config.regularisers)
-        config = replace(config, method=config.method or self.default_method())
+        # float16 trains with the optimizer's method (its framework's loss scaler), if there
+        default = ("optimizer" if self.dtype == "float16" and "optimizer" in self.training_methods
+                   else self.training_methods[0])
+        config = replace(config, method=config.method or default)
         with self._placed():
             return self._trainer(config, np.ascontiguousarray(x, dtype=self.master),
                                  np.ascontiguousarray(labels(targets, self.master)), state)
-
-    def default_method(self) -> str:
-        """The training method of ``method=None``: the first, or for float16 the optimizer's
-        (whose framework loss scaler float16 training uses), when the backend has one."""
-        if self.dtype == "float16" and "optimizer" in self.training_methods:
-            return "optimizer"
-        return self.training_methods[0]
 
 
 class TrainerBase:
@@ -380,8 +370,9 @@ class TrainerBase:
     (:meth:`start_slots` in, :meth:`_slot_values` out).
 
     With ``config.world`` of ``N > 1`` ranks, :meth:`_block` gets this rank's columns of each
-    block (:meth:`World.rows <mlpcore.distributed.World.rows>` of the global ``batch``), and
-    :meth:`step_masks` this rank's rows of the global batch's masks; the subclass all-reduces
+    block (:meth:`World.rows <mlpcore.distributed.World.rows>` of the global ``batch`` the block
+    runs), ``share`` (its fraction of those rows; 1.0 in one process), and :meth:`step_masks`
+    this rank's rows of the global batch's masks; the subclass all-reduces
     ``share · (objective, gradients)`` over the ranks before it updates."""
 
     def __init__(self, spec: MLPSpec, config: TrainingConfig, n_rows: int,
@@ -389,10 +380,7 @@ class TrainerBase:
         self.spec, self.config, self.n_rows = spec, config, n_rows
         self.widths = dropout_widths(spec)
         self.dropout = config.dropout_mode if self.widths else "off"
-        self.batch = 0
-        """The global batch size of the block :meth:`_block` is running."""
-        self.share = 1.0
-        """This rank's fraction of that batch's rows (1.0 in one process)."""
+        self.batch, self.share = 0, 1.0
         self.kind = kind(config.optimizer)
         self.step = 0 if state is None else int(state.step)
         self._state = state
@@ -452,13 +440,8 @@ class TrainerBase:
         """The portable keep-masks of step ``step``: one bool (n, d_l) per hidden layer (this
         rank's ``n`` rows of the global batch's masks when there are several ranks)."""
         world = self.config.world
-        if world.size == 1:
-            return [portable_keep_mask(self.config.seed, step, layer, (n, width),
-                                       self.spec.dropout)
-                    for layer, width in enumerate(self.widths)]
-        rows = world.rows(self.batch)
-        assert rows.stop - rows.start == n, "step_masks of a block's own batch only"
-        return [portable_keep_mask(self.config.seed, step, layer, (self.batch, width),
+        batch, rows = (n, slice(None)) if world.size == 1 else (self.batch, world.rows(self.batch))
+        return [portable_keep_mask(self.config.seed, step, layer, (batch, width),
                                    self.spec.dropout)[rows]
                 for layer, width in enumerate(self.widths)]
 
