@@ -225,9 +225,8 @@ def export_checkpoint(model: MLP, path: PathArg, *, format: str | None = None,
     problems = [f"{n!r} is not mapped" for n in variables if n not in names]
     problems += [f"{n!r} is not a variable of the model" for n in names if n not in variables]
     if problems := problems + collisions(names):
-        raise CheckpointError(f"cannot save {file}: the export name map must map every "
-                              "canonical variable to its own name:\n"
-                              + "\n".join(f"  - {p}" for p in problems))
+        raise CheckpointError(ckpt.listing(f"cannot save {file}: the export name map must map "
+                                           "every canonical variable to its own name", problems))
     _resolve(entry.writer, entry)(file, {names[n]: variables[n] for n in variables})
     return file
 

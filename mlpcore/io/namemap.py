@@ -13,7 +13,7 @@ from typing import Any, Final
 import numpy as np
 
 from mlpcore.errors import CheckpointError
-from mlpcore.io.checkpoint import shape_text
+from mlpcore.io.checkpoint import listing, shape_text
 from mlpcore.spec import MLPSpec, bias_name, weights_name
 
 __all__ = ["CANONICAL", "canonical_map", "collisions", "complete_model", "format_map",
@@ -102,9 +102,8 @@ def complete_model(file: Path, source: Mapping[str, Any], name_map: Mapping[str,
     values = {new: source[old] for old, new in name_map.items() if old in source}
     problems = problems or _model_problems(values)
     if problems:
-        raise _suggestion_error(file, "\n".join([f"checkpoint {file}: the name map does not "
-                                                 "give a whole MLP:",
-                                                 *(f"  - {p}" for p in problems)]), source)
+        raise _suggestion_error(file, listing(f"checkpoint {file}: the name map does not give a "
+                                              "whole MLP", problems), source)
     return values
 
 
@@ -175,7 +174,7 @@ def select(file: Path, source: Mapping[str, Any], expected: Mapping[str, tuple[i
         else:
             chosen[target] = source[old]
     if problems or not chosen:
-        raise CheckpointError(f"cannot load {file} into the model; nothing was assigned:\n"
-                              + "\n".join(f"  - {p}" for p in problems or [
-                                  "nothing was selected (empty include list or name map)"]))
+        raise CheckpointError(listing(f"cannot load {file} into the model; nothing was assigned",
+                                      problems or ["nothing was selected (empty include list or "
+                                                   "name map)"]))
     return chosen
