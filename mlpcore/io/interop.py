@@ -14,7 +14,7 @@ import importlib.util
 import os
 from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -79,8 +79,7 @@ def _resolve(reference: str, entry: FormatEntry) -> Callable[..., Any]:
                               "installed; install it with: "
                               f"{entry.install_hint or f'pip install {entry.framework}'}")
     module, _, attribute = reference.partition(":")
-    function: Callable[..., Any] = getattr(importlib.import_module(module), attribute)
-    return function
+    return cast("Callable[..., Any]", getattr(importlib.import_module(module), attribute))
 
 
 def detect_format(path: PathArg, *, writing: bool = False,
@@ -117,15 +116,13 @@ def read_variables(path: PathArg, *, format: str | None = None) -> Arrays:
     entry = detect_format(file, format=format)
     if entry.reader is None:
         raise CheckpointError(f"the {entry.name} format cannot be read")
-    result: Arrays = _resolve(entry.reader, entry)(file)
-    return result
+    return cast(Arrays, _resolve(entry.reader, entry)(file))
 
 
 def default_map(entry: FormatEntry, names: list[str]) -> dict[str, str] | None:
     """The format's own source -> canonical map for ``names``, ``None`` when they do not fit."""
-    result: dict[str, str] | None = None if entry.default_map is None else _resolve(
-        entry.default_map, entry)(names)
-    return result
+    return None if entry.default_map is None else cast(
+        "dict[str, str] | None", _resolve(entry.default_map, entry)(names))
 
 
 def import_variables(path: PathArg, *, format: str | None = None,
