@@ -227,20 +227,23 @@ def test_a_repeated_key_among_many_is_found_in_linear_time(tmp_path: Path) -> No
     assert str(path) in str(info.value)
 
 
-def test_symlinked_checkpoint_is_refused(tmp_path: Path) -> None:
-    real = save(MLP(SPEC), tmp_path / "real.safetensors")
-    link = tmp_path / "link.safetensors"
-    link.symlink_to(real)
-    with pytest.raises(CheckpointError, match="symbolic link") as info:
-        read_checkpoint(link)
-    assert str(link) in str(info.value)
+SPECIAL_FILES: list[tuple[str, Callable[[Path], None], str]] = [
+    ("symlink", lambda p: p.symlink_to(save(MLP(SPEC), p.with_name("real.safetensors"))),
+     "symbolic link"),
+    ("symlink-to-a-device", lambda p: p.symlink_to("/dev/zero"), "symbolic link"),  # unread
+    ("fifo", os.mkfifo, "not a regular file"),  # without hanging
+]
 
 
-def test_symlink_to_a_device_is_refused_without_reading(tmp_path: Path) -> None:
-    link = tmp_path / "zero.safetensors"
-    link.symlink_to("/dev/zero")
-    with pytest.raises(CheckpointError, match="symbolic link"):
-        read_checkpoint(link)
+@pytest.mark.parametrize(("make", "refusal"), [c[1:] for c in SPECIAL_FILES],
+                         ids=[c[0] for c in SPECIAL_FILES])
+def test_special_file_is_refused(tmp_path: Path, make: Callable[[Path], None],
+                                 refusal: str) -> None:
+    path = tmp_path / "special.safetensors"
+    make(path)
+    with pytest.raises(CheckpointError, match=refusal) as info:
+        read_checkpoint(path)
+    assert str(path) in str(info.value)
 
 
 def test_saving_onto_a_symlink_is_refused_and_leaves_both_alone(tmp_path: Path) -> None:
@@ -252,14 +255,6 @@ def test_saving_onto_a_symlink_is_refused_and_leaves_both_alone(tmp_path: Path) 
         save(MLP(SPEC, seed=2), link)
     assert str(link) in str(info.value)
     assert link.is_symlink() and real.read_bytes() == original
-
-
-def test_fifo_is_refused_without_hanging(tmp_path: Path) -> None:
-    fifo = tmp_path / "pipe.safetensors"
-    os.mkfifo(fifo)
-    with pytest.raises(CheckpointError, match="not a regular file") as info:
-        read_checkpoint(fifo)
-    assert str(fifo) in str(info.value)
 
 
 def test_a_valid_file_passes_the_same_checks(tmp_path: Path) -> None:
