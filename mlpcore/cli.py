@@ -14,7 +14,7 @@ import math
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from importlib.machinery import ModuleSpec
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
@@ -30,23 +30,18 @@ __all__ = ["main"]
 RUN_ERROR = 1
 
 
-def _sizes(text: str) -> tuple[int, ...]:
-    try:
-        sizes = tuple(int(part) for part in text.split(","))
-    except ValueError:
-        sizes = ()
-    if len(sizes) < 2 or min(sizes) < 1:
-        raise argparse.ArgumentTypeError(
-            f"expected two or more comma-separated positive integers like 784,128,10, got {text!r}")
-    return sizes
-
-
-def _devices(text: str) -> tuple[str, ...]:
-    devices = tuple(part.strip() for part in text.split(","))
-    if len(devices) < 2 or not all(devices):
-        raise argparse.ArgumentTypeError(
-            f"expected two or more comma-separated device names like gpu:0,gpu:1, got {text!r}")
-    return devices
+def _several(item: Callable[[str], Any], what: str) -> Callable[[str], tuple[Any, ...]]:
+    """An argparse type: two or more comma-separated ``item``-s; ``what`` names them."""
+    def parse(text: str) -> tuple[Any, ...]:
+        try:
+            items = tuple(item(part) for part in text.split(","))
+        except (ValueError, argparse.ArgumentTypeError):
+            items = ()
+        if len(items) < 2 or not all(items):
+            raise argparse.ArgumentTypeError(
+                f"expected two or more comma-separated {what}, got {text!r}")
+        return items
+    return parse
 
 
 def _ranged(kind: type[float] | type[int], interval: str) -> Any:
@@ -89,7 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
         "train", parents=[shared], help="train an MLP and report per-epoch cost and accuracy",
         description="Train an MLP with mini-batch SGD or Adam; the defaults reproduce the "
                     "textbook run (784-128 sigmoid-10, truncated-normal(0.1) weights).")
-    train.add_argument("--sizes", type=_sizes, default=(784, 128, 10),
+    train.add_argument("--sizes", default=(784, 128, 10),
+                       type=_several(_ranged(int, "[1, inf)"), "positive integers like 784,128,10"),
                        help="layer widths, input first (default: 784,128,10)")
     train.add_argument("--activation", choices=("relu", "sigmoid", "tanh"), default="sigmoid")
     train.add_argument("--dropout", type=_ranged(float, "[0, 1]"), default=0.0,
@@ -129,7 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="train data-parallel in this many local processes, started by the "
                             "backend's own launcher (docs/distributed.md); the batch size must "
                             "be a multiple of it")
-    train.add_argument("--devices", type=_devices, metavar="DEVICE,DEVICE[,...]",
+    train.add_argument("--devices", type=_several(str.strip, "device names like gpu:0,gpu:1"),
+                       metavar="DEVICE,DEVICE[,...]",
                        help="train data-parallel in this process, sharing every batch over these "
                             "devices (e.g. gpu:0,gpu:1; docs/distributed.md); the batch size "
                             "must be a multiple of their number")
