@@ -211,11 +211,23 @@ def _backends(args: argparse.Namespace) -> int:
     return 0
 
 
-def _train_callbacks(args: argparse.Namespace) -> list[Any]:
-    """The callbacks train's options ask for, made (and their paths checked) before training."""
+def _train_options(args: argparse.Namespace) -> tuple[Optimizer, list[Any]]:
+    """The optimizer (``--lr`` defaults to its own) and the callbacks train's options ask for,
+    every option and path checked before a backend or any data is loaded."""
     from mlpcore.callbacks import EarlyStopping, HistoryLogger, ModelCheckpoint
+    from mlpcore.optimizers import SGD, Adam
     from mlpcore.plot import check_plot_path
 
+    sgd_only = [flag for flag, given in (("--momentum", args.momentum is not None),
+                                         ("--nesterov", args.nesterov)) if given]
+    if args.optimizer == "adam" and sgd_only:
+        raise ValueError(f"{' and '.join(sgd_only)}: an SGD option; --optimizer adam takes "
+                         "--lr (β1 0.9, β2 0.999, ε 1e-8)")
+    if args.nesterov and not args.momentum:
+        raise ValueError("--nesterov needs --momentum greater than 0")
+    lr = {} if args.lr is None else {"lr": args.lr}
+    optimizer = (Adam(**lr) if args.optimizer == "adam"
+                 else SGD(**lr, momentum=args.momentum or 0.0, nesterov=args.nesterov))
     monitoring = [flag for flag, value in (("--early-stopping", args.early_stopping),
                                            ("--checkpoint-best", args.checkpoint_best))
                   if value is not None]
@@ -234,40 +246,24 @@ def _train_callbacks(args: argparse.Namespace) -> list[Any]:
                 callbacks.append(make(value))
             except ValueError as error:
                 raise ValueError(f"{flag}: {error}") from None
-    return callbacks
-
-
-def _train_optimizer(args: argparse.Namespace) -> Optimizer:
-    """The optimizer train's options ask for: ``--optimizer``, ``--lr`` (default: the optimizer's
-    own), ``--momentum`` and ``--nesterov`` (SGD only)."""
-    from mlpcore.optimizers import SGD, Adam
-
-    if args.optimizer == "adam":
-        sgd_only = [flag for flag, given in (("--momentum", args.momentum is not None),
-                                             ("--nesterov", args.nesterov)) if given]
-        if sgd_only:
-            raise ValueError(f"{' and '.join(sgd_only)}: an SGD option; --optimizer adam takes "
-                             "--lr (β1 0.9, β2 0.999, ε 1e-8)")
-        return Adam() if args.lr is None else Adam(args.lr)
-    if args.nesterov and not args.momentum:
-        raise ValueError("--nesterov needs --momentum greater than 0")
-    return SGD(SGD().lr if args.lr is None else args.lr, args.momentum or 0.0, args.nesterov)
+    return optimizer, callbacks
 
 
 def _train(args: argparse.Namespace) -> int:
+    """``mlpcore train``: with ``--workers`` the launching process starts the workers, each of
+    which runs this again; there rank 0 alone prints (progress bar included) and saves."""
     import contextlib
 
     from mlpcore.backend import Capability
     from mlpcore.registry import get_backend
+    from mlpcore.training import replica_devices
 
-    _train_optimizer(args)  # checked before a backend or any data is loaded
+    optimizer, callbacks = _train_options(args)
     if args.devices and args.workers > 1:
         raise ValueError("--devices shares each batch over one process's devices, --workers over "
                          "several processes: give one of them")
     backend = get_backend(args.backend)
     if args.devices:  # checked before any data is read
-        from mlpcore.training import replica_devices
-
         replica_devices(backend, args.devices)
     world: World | None = None
     if Capability.DATA_PARALLEL in backend.capabilities and isinstance(backend, ProcessGroup):
@@ -277,7 +273,6 @@ def _train(args: argparse.Namespace) -> int:
                 raise ValueError(f"--batch-size {args.batch_size} is not a multiple of "
                                  f"--workers {args.workers}: each worker takes batch size / "
                                  "workers rows of every batch")
-            _train_callbacks(args)  # the options checked once, before the workers start
             backend.launch(args.workers, [sys.executable, "-m", "mlpcore.cli", *args.argv],
                            args.timeout)
             return 0
@@ -287,16 +282,15 @@ def _train(args: argparse.Namespace) -> int:
     if world is not None and args.workers > 1 and world.size != args.workers:
         raise ValueError(f"--workers {args.workers}, but this process is one of {world.size} "
                          "workers started by a launcher")
-    if world is None or world.rank == 0:
-        return _train_here(args, world)
-    with open(os.devnull, "w") as null, contextlib.redirect_stdout(null):
-        return _train_here(args, world)
+    lead = world is None or world.rank == 0
+    with open(os.devnull, "w") as null, contextlib.redirect_stdout(sys.stdout if lead else null):
+        return _train_here(args, world, optimizer, callbacks)
 
 
-def _train_here(args: argparse.Namespace, world: World | None) -> int:
+def _train_here(args: argparse.Namespace, world: World | None, optimizer: Optimizer,
+                callbacks: list[Any]) -> int:
     """The training of ``mlpcore train`` in this process, one of the workers of ``world`` if
-    there is one: each reads the data, rank 0 alone prints (others: progress bar included) and
-    saves."""
+    there is one (each reads the data)."""
     from tqdm import tqdm
 
     from mlpcore.callbacks import EarlyStopping, ModelCheckpoint
@@ -307,7 +301,7 @@ def _train_here(args: argparse.Namespace, world: World | None) -> int:
     from mlpcore.training import EpochRecord, fit
     from mlpcore.validation import check_targets
 
-    callbacks = _train_callbacks(args)
+    lead = world is None or world.rank == 0
     splits = _load_splits(args.data, args.validation_size)
     spec = MLPSpec(sizes=args.sizes, activation=args.activation, dropout=args.dropout)
     model = MLP(spec, backend=args.backend, seed=args.seed, dtype=args.dtype, device=args.device)
@@ -344,14 +338,14 @@ def _train_here(args: argparse.Namespace, world: World | None) -> int:
 
     started = time.perf_counter()
     history = fit(
-        model, splits.train, optimizer=_train_optimizer(args),
+        model, splits.train, optimizer=optimizer,
         regulariser=([L1(args.l1)] if args.l1 else []) + ([L2(args.l2)] if args.l2 else []),
         epochs=args.epochs, batch_size=args.batch_size, validation=splits.valid, seed=args.seed,
         steps_per_call=max(1, math.ceil(n_train / args.batch_size) // 50),
-        progress=None if args.no_progress or (world and world.rank) else progress,
+        progress=progress if lead and not args.no_progress else None,
         on_epoch=report, callbacks=callbacks,
-        data_parallel=(DataParallel(args.timeout, args.devices) if args.devices
-                       else False if world is None else DataParallel(args.timeout)))
+        data_parallel=(DataParallel(args.timeout, args.devices or ())
+                       if args.devices or world is not None else False))
     print(f"Total training time: {time.perf_counter() - started:.1f} s")
     for callback in callbacks:
         if isinstance(callback, EarlyStopping) and callback.stopped_epoch is not None:
@@ -365,9 +359,9 @@ def _train_here(args: argparse.Namespace, world: World | None) -> int:
                   f"valid_loss {callback.best:.3f})")
     if args.log:
         print(f"History log: {args.log}")
-    if args.plot and (world is None or world.rank == 0):
+    if args.plot and lead:
         print(f"Training curves: {history.plot(args.plot)}")
-    if args.save and (world is None or world.rank == 0):  # before the test evaluation
+    if args.save and lead:  # before the test evaluation
         print(f"Saved checkpoint: {save(model, args.save)}")
     test = model.evaluate(splits.test.images, splits.test.labels)
     print(f"Test ACC: {test.accuracy:.3f}")
