@@ -317,6 +317,7 @@ def _train_here(args: argparse.Namespace, world: World | None, optimizer: Optimi
           f"backend {model.backend.name} {model.backend.framework_version()}, {model.dtype}"
           + ("" if model.device in ("cpu", "/CPU:0", "cpu:0") else f", device {model.device}")
           + (f", batches shared over {','.join(args.devices)}" if args.devices else ""))
+    print(f"Optimizer: {optimizer}")
     bar: tqdm[Any] | None = None  # the running epoch's, drawn only if stderr is a terminal
 
     def progress(epoch: int, done: int, total: int) -> None:

@@ -113,6 +113,18 @@ def test_the_optimizer_options_train_with_that_optimizer(
                for name, value in model.variables.items())
 
 
+@pytest.mark.parametrize(("argv", "line"), [
+    ([], "Optimizer: SGD(lr=0.1, momentum=0.0, nesterov=False)"),
+    (["--optimizer", "adam", "--lr", "0.01"],
+     "Optimizer: Adam(lr=0.01, betas=(0.9, 0.999), eps=1e-08)"),
+])
+def test_train_names_its_optimizer_after_the_model(capsys: pytest.CaptureFixture[str],
+                                                   argv: list[str], line: str) -> None:
+    code, out, err = run(capsys, "train", *SMALL, "--epochs", "1", *argv)
+    assert code == 0, err
+    assert out.splitlines()[1].startswith("Model: ") and out.splitlines()[2] == line
+
+
 def test_an_unknown_optimizer_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main(["train", "--optimizer", "rmsprop"])
