@@ -400,11 +400,11 @@ def _inspect(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from mlpcore.io.checkpoint import MANIFEST_KEY, check_fit, read_checkpoint, shape_text
-    from mlpcore.io.interop import default_map, detect_format, formats, read_variables
+    from mlpcore.io.interop import default_map, detect_format, read_variables
     from mlpcore.io.namemap import format_map, suggest_map
 
     path = Path(args.path)
-    entry = formats()[args.format] if args.format in formats() else detect_format(path)
+    entry = detect_format(path, format=args.format)
     checkpoint = read_checkpoint(path, mmap=True) if entry.name == "mlpcore" else None
     if checkpoint is not None:  # refuse what load refuses
         check_fit(checkpoint, checkpoint.spec, "its own spec")

@@ -228,3 +228,14 @@ def test_a_closed_pipe_ends_the_command_quietly(tmp_path: Path) -> None:
     run = subprocess.run(f"'{sys.executable}' -m mlpcore.cli inspect '{checkpoint}' | head -c 1",
                          shell=True, capture_output=True, text=True, check=False)
     assert run.stdout and run.stderr == ""
+
+
+def test_inspect_refuses_an_unknown_format_naming_the_known_ones(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    import mlpcore
+
+    checkpoint = mlpcore.save(mlpcore.MLP(mlpcore.MLPSpec((2, 3, 2))), tmp_path / "x.safetensors")
+    code, out, err = run(capsys, "inspect", str(checkpoint), "--format", "onnx")
+    assert (code, out) == (1, "")
+    assert err.startswith("mlpcore: error: unknown checkpoint format 'onnx'; known formats: ")
+    assert "mlpcore" in err and "torch-state-dict" in err
