@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import argparse
 import importlib.abc
-import importlib.util
 import math
 import os
 import sys
 import time
 from collections.abc import Callable, Sequence
-from importlib.machinery import ModuleSpec
+from importlib.machinery import ModuleSpec, PathFinder
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
@@ -444,14 +443,9 @@ class _QuietTensorFlowImport(importlib.abc.MetaPathFinder):
     and CPU-feature notices, CUDA probing) is written before any log level applies."""
 
     def find_spec(self, name: str, path: Any, target: Any = None) -> ModuleSpec | None:
-        if name != "tensorflow":
-            return None
-        sys.meta_path.remove(self)  # while the real finders look
-        spec = importlib.util.find_spec(name)
-        sys.meta_path.insert(0, self)  # find_spec is also called without importing
-        loader = None if spec is None else spec.loader
-        if loader is not None and hasattr(loader, "exec_module"):
-            run = loader.exec_module
+        spec = PathFinder.find_spec(name, path, target) if name == "tensorflow" else None
+        if spec is not None and spec.loader is not None:  # find_spec also runs without importing
+            run = spec.loader.exec_module
 
             def exec_quietly(module: ModuleType) -> None:
                 sys.stderr.flush()
@@ -464,7 +458,7 @@ class _QuietTensorFlowImport(importlib.abc.MetaPathFinder):
                     os.dup2(saved, 2)
                     os.close(saved)
 
-            loader.exec_module = exec_quietly  # type: ignore[method-assign]
+            spec.loader.exec_module = exec_quietly  # type: ignore[method-assign]
         return spec
 
 
