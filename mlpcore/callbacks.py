@@ -1,13 +1,10 @@
 """The callbacks mlpcore ships, on the :class:`~mlpcore.training.Callback` protocol: stop early,
 keep the best checkpoint, log the history (CSV or JSON lines) and read such a log back.
-
-A callback monitors one of :data:`~mlpcore.training.METRICS`, fields of each
-:class:`~mlpcore.training.EpochRecord`: ``valid_loss`` and ``loss`` improve when they fall,
-``valid_accuracy`` and ``train_accuracy`` when they rise.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import json
@@ -181,7 +178,8 @@ class HistoryLogger(Callback):
         values = dataclasses.asdict(record)
         with self.path.open("a", encoding="utf-8", newline="") as file:
             if self.format == "csv":
-                csv.writer(file).writerow([_csv_text(values[f]) for f in FIELDS])
+                csv.writer(file).writerow(  # None is written as an empty cell
+                    [v if v is None or isinstance(v, int) else float(v) for v in values.values()])
             else:
                 file.write(json.dumps(values) + "\n")
 
@@ -205,19 +203,11 @@ def _record(values: dict[str, Any], where: str) -> EpochRecord:
     return EpochRecord(**{**numbers, "epoch": epoch})
 
 
-def _csv_text(value: int | float | None) -> str:
-    return "" if value is None else str(value if isinstance(value, int) else float(value))
-
-
 def _csv_value(text: str) -> int | float | str | None:
-    if text == "":
-        return None
     for kind in (int, float):
-        try:
+        with contextlib.suppress(ValueError):
             return kind(text)
-        except ValueError:
-            pass
-    return text
+    return text or None
 
 
 def read_history(path: PathArg, format: LogFormat | None = None) -> History:
@@ -229,28 +219,25 @@ def read_history(path: PathArg, format: LogFormat | None = None) -> History:
         text = file.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
         raise DataError(f"cannot read history log {file}: {error}") from error
-    lines = text.splitlines()
+    at = f"history log {file}, line"
     entries: list[tuple[int, dict[str, Any]]] = []
     if kind == "csv":
-        rows = list(csv.reader(lines))
+        rows = list(csv.reader(text.splitlines()))
         if not rows or tuple(rows[0]) != FIELDS:
-            raise DataError(f"history log {file}, line 1: expected the header "
-                            f"{','.join(FIELDS)}")
+            raise DataError(f"{at} 1: expected the header {','.join(FIELDS)}")
         for number, row in enumerate(rows[1:], start=2):
             if len(row) != len(FIELDS):
-                raise DataError(f"history log {file}, line {number}: expected {len(FIELDS)} "
-                                f"values, got {len(row)}")
+                raise DataError(f"{at} {number}: expected {len(FIELDS)} values, got {len(row)}")
             entries.append((number, {f: _csv_value(v) for f, v in zip(FIELDS, row, strict=True)}))
     else:
-        for number, line in enumerate(lines, start=1):
+        for number, line in enumerate(text.splitlines(), start=1):
             if not line.strip():
                 continue
             try:
                 values = json.loads(line)
             except (json.JSONDecodeError, RecursionError) as error:
-                raise DataError(f"history log {file}, line {number}: not JSON ({error})") from None
+                raise DataError(f"{at} {number}: not JSON ({error})") from None
             if not isinstance(values, dict):
-                raise DataError(f"history log {file}, line {number}: expected a JSON object")
+                raise DataError(f"{at} {number}: expected a JSON object")
             entries.append((number, values))
-    return History([_record(values, f"history log {file}, line {number}")
-                    for number, values in entries])
+    return History([_record(values, f"{at} {number}") for number, values in entries])
