@@ -1,10 +1,6 @@
-"""The TensorFlow backend object and its model.
-
-Variables are ``tf.Variable`` objects in the canonical layout, ``dense_{i}/weights``
-(d_i, d_{i+1}) and ``dense_{i}/bias`` (d_{i+1},), so the boundary converts only NumPy <-> tensor
-and copies the values bit for bit. A model lives on one device (``/CPU:0``, ``/GPU:N``): its
-variables are made, its ops run and its training set is copied under ``tf.device`` of it.
-"""
+"""The TensorFlow backend object and its model: ``tf.Variable`` objects in the canonical layout
+``dense_{i}/weights`` (d_i, d_{i+1}), ``dense_{i}/bias`` (d_{i+1},), on one device (``/CPU:0``,
+``/GPU:N``) where its ops run and its training set is copied."""
 
 from __future__ import annotations
 
@@ -12,7 +8,6 @@ import contextlib
 from types import ModuleType
 from typing import Any, ClassVar
 
-import numpy as np
 import numpy.typing as npt
 import tensorflow as tf
 
@@ -21,15 +16,14 @@ from mlpcore.backend_common import (
     AUTODIFF_CAPABILITIES,
     BackendBase,
     DistributedBase,
+    FloatArray,
     ModelBase,
 )
 from mlpcore.devices import Portable
 from mlpcore.optimizers import OptimizerState
 from mlpcore_tensorflow import distributed
-from mlpcore_tensorflow.ops import OPS
+from mlpcore_tensorflow.ops import OPS, on_device
 from mlpcore_tensorflow.training import TensorflowTrainer
-
-FloatArray = npt.NDArray[np.floating]
 
 
 class TensorflowModel(ModelBase):
@@ -45,16 +39,13 @@ class TensorflowModel(ModelBase):
         return placed
 
     def _tensor(self, array: npt.NDArray[Any]) -> tf.Tensor:
-        """On the CPU, a tensor sharing nothing written later; elsewhere copied to the device
-        (``convert_to_tensor`` makes host tensors whatever the device scope)."""
-        tensor = tf.convert_to_tensor(array)
-        return tensor if self.device.startswith("/CPU") else tf.identity(tensor)
+        return on_device(array, self.device)
 
     def _native(self, array: FloatArray) -> tf.Variable:
         return tf.Variable(array)
 
-    def _canonical(self, value: tf.Tensor) -> FloatArray:
-        return np.array(value.numpy())
+    def _canonical(self, value: tf.Variable) -> FloatArray:
+        return OPS.numpy(value)
 
     def _assign(self, weights: list[tf.Variable], biases: list[tf.Variable]) -> None:
         for target, source in zip(self._weights + self._biases, weights + biases, strict=True):
@@ -62,18 +53,14 @@ class TensorflowModel(ModelBase):
 
     def _trainer(self, config: TrainingConfig, x: FloatArray, targets: npt.NDArray[Any],
                  state: OptimizerState | None) -> TensorflowTrainer:
-        return TensorflowTrainer(self.spec, self._weights, self._biases, config,
-                                 self._tensor(x), self._tensor(targets), self.dtype, self.device,
-                                 state)
+        return TensorflowTrainer(self.spec, self._weights, self._biases, config, x, targets,
+                                 self.dtype, self.device, state)
 
 
 class TensorflowBackend(DistributedBase, BackendBase):
-    """:class:`mlpcore.backend.Backend` on TensorFlow: ``tf.GradientTape`` gradients (or backprop
-    by hand, ``manual``) and whole chunks of training steps inside one ``tf.function``
-    (optionally XLA-compiled), on the CPU or a GPU; mixed precision in bfloat16 and float16;
-    data-parallel training on ``tf.distribute`` (a ``TF_CONFIG`` cluster, joined when the
-    backend is made: TensorFlow allows it only before the process's first op; or the
-    ``MirroredStrategy`` of several devices of this process)."""
+    """:class:`mlpcore.backend.Backend` on TensorFlow (docs/backend-tensorflow.md). A
+    ``TF_CONFIG`` cluster is joined when the backend is made: TensorFlow allows it only before
+    the process's first op."""
 
     name = "tensorflow"
     capabilities = AUTODIFF_CAPABILITIES | {Capability.DATA_PARALLEL, Capability.BFLOAT16,

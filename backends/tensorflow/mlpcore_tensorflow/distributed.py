@@ -1,18 +1,13 @@
-"""Data-parallel training on tf.distribute (:mod:`mlpcore.distributed`): a
-``tf.distribute.MultiWorkerMirroredStrategy`` across processes, configured by ``TF_CONFIG``
-(TensorFlow's own mechanism), one CPU replica per worker, and one collective all-reduce of
-``share · (objective, gradients)`` per step (``ReplicaContext.all_reduce`` inside
-``strategy.run``); or a ``tf.distribute.MirroredStrategy`` over several devices of one process
-(:func:`mirrored`), the same all-reduce between its replicas.
-
-TensorFlow configures its collective runtime only before the process's first op, so the
-strategy is made when the backend object is (:func:`join`), before mlpcore makes any variable;
-the worker waits there until every worker of ``TF_CONFIG`` has started. TensorFlow has no local
-launcher: :func:`launch` starts the processes itself, each with its ``TF_CONFIG``.
+"""Data-parallel training on tf.distribute (:mod:`mlpcore.distributed`, docs/distributed.md): a
+``MultiWorkerMirroredStrategy`` across the processes of ``TF_CONFIG``, one CPU replica each, made
+when the backend object is (:func:`join`: TensorFlow configures its collectives only before the
+process's first op); or a ``MirroredStrategy`` over several devices of one process
+(:func:`mirrored`). :func:`launch` starts local workers, each with its ``TF_CONFIG``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import faulthandler
 import json
 import os
@@ -20,7 +15,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import tensorflow as tf
@@ -55,26 +50,21 @@ def cluster() -> World | None:
 
 
 class _CpuResolver(tf.distribute.cluster_resolver.TFConfigClusterResolver):  # type: ignore[misc]
-    """``TF_CONFIG``'s cluster with no accelerators: one CPU replica per worker process (the
-    trainer places its own ops on the model's device)."""
+    """``TF_CONFIG``'s cluster, one CPU replica a worker (the trainer places its own ops)."""
 
     def num_accelerators(self, task_type: str | None = None, task_id: int | None = None,
                          config_proto: Any = None) -> dict[str, int]:
         return {}
 
 
-JOIN_TIMEOUT = "MLPCORE_JOIN_TIMEOUT"
-"""The variable :func:`launch` sets to its ``timeout``, which :func:`join` then waits for."""
+JOIN_TIMEOUT = "MLPCORE_JOIN_TIMEOUT"  # set by launch, read by join
 
 
 def join(timeout: float | None = None) -> None:
-    """Make the strategy of ``$TF_CONFIG``'s cluster (if there is one of several workers and it
-    is not made yet), waiting until every worker has started; after ``timeout`` s (default
-    ``$MLPCORE_JOIN_TIMEOUT``, else :data:`~mlpcore.distributed.DEFAULT_TIMEOUT`) without them
-    the process exits with status 1, printing ``Timeout`` and where it waited (the wait is in
-    TensorFlow's C++ runtime, which holds the interpreter and ignores SIGTERM: only
-    :func:`faulthandler.dump_traceback_later`'s watchdog, a C thread, can end it). A failure to
-    join is kept for :func:`world` to raise."""
+    """Make the strategy of ``$TF_CONFIG``'s cluster of several workers (once), waiting until
+    every worker has started; after ``timeout`` s (default ``$MLPCORE_JOIN_TIMEOUT``, else
+    ``DEFAULT_TIMEOUT``) the process exits with status 1 by :mod:`faulthandler`'s watchdog (the
+    wait holds the interpreter in C++ and ignores SIGTERM). A failure is kept for :func:`world`."""
     if _joined:
         return
     try:
@@ -133,8 +123,7 @@ _mirrored: dict[tuple[str, ...], tf.distribute.MirroredStrategy] = {}
 
 
 def mirrored(devices: Sequence[str]) -> tf.distribute.MirroredStrategy:
-    """The ``MirroredStrategy`` of these devices (native names), one replica each, made once a
-    process (its all-reduce: TensorFlow's default for the devices, collective ops)."""
+    """The ``MirroredStrategy`` of these devices (native names), made once a process."""
     key = tuple(devices)
     if key not in _mirrored:
         _mirrored[key] = tf.distribute.MirroredStrategy(devices=list(key))
@@ -152,17 +141,10 @@ def all_reduce(values: Sequence[tf.Tensor]) -> list[tf.Tensor]:
 
 
 def all_sum(values: Sequence[float]) -> list[float]:
-    """Each value summed over the ranks: :func:`all_reduce` of a float64 vector inside
-    ``strategy().run``."""
+    """Each value summed over the ranks: :func:`all_reduce` of a float64 vector."""
     vector = tf.constant(list(values), tf.float64)
-    world: World = _joined["world"]
-    try:
+    with reporting("an evaluation"):
         summed = strategy().run(tf.function(lambda: all_reduce([vector])[0]))
-    except COLLECTIVE_ERRORS as error:
-        raise DistributedError(f"rank {world.rank} of {world.size}: the all-reduce of an "
-                               "evaluation failed, another worker exited or timed out "
-                               f"({type(error).__name__}: "
-                               f"{error.message.strip().splitlines()[-1]})") from error
     return [float(v) for v in summed.numpy()]
 
 
@@ -172,9 +154,22 @@ COLLECTIVE_ERRORS = (tf.errors.DeadlineExceededError, tf.errors.UnavailableError
 """What a collective raises when another worker exited, stalled or restarted."""
 
 
+@contextlib.contextmanager
+def reporting(what: str) -> Iterator[None]:
+    """A collective's failure as :class:`DistributedError` naming this rank and ``what``."""
+    try:
+        yield
+    except COLLECTIVE_ERRORS as error:
+        world: World = _joined["world"]
+        raise DistributedError(f"rank {world.rank} of {world.size}: the all-reduce of {what} "
+                               "failed, another worker exited or timed out "
+                               f"({type(error).__name__}: "
+                               f"{error.message.strip().splitlines()[-1]})") from error
+
+
 def _free_ports(n: int) -> list[int]:
-    """``n`` distinct ports free on 127.0.0.1 now, chosen by the system (sockets bound to port 0,
-    all held until all are chosen, then closed for the workers' servers to bind)."""
+    """``n`` distinct ports free on 127.0.0.1 now (sockets bound to port 0, all held until all are
+    chosen)."""
     sockets = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(n)]
     try:
         for s in sockets:
@@ -186,12 +181,9 @@ def _free_ports(n: int) -> list[int]:
 
 
 def launch(workers: int, command: Sequence[str], timeout: float) -> None:
-    """``command`` in ``workers`` local processes, rank ``r`` with
-    ``TF_CONFIG={"cluster": {"worker": [127.0.0.1:port, ...]}, "task": {"type": "worker",
-    "index": r}}`` (free ports) and, unless set, ``TF_NUM_INTRAOP_THREADS=1``, as torchrun's one
-    OpenMP thread each. The first worker to fail ends the run: the others are killed (SIGKILL:
-    a worker waiting in TensorFlow's runtime ignores SIGTERM). ``timeout`` bounds each worker's
-    wait for the others to start (:func:`join`, through ``$MLPCORE_JOIN_TIMEOUT``)."""
+    """``command`` in ``workers`` local processes, each with its ``TF_CONFIG`` (127.0.0.1, free
+    ports), ``$MLPCORE_JOIN_TIMEOUT`` and, unless set, ``TF_NUM_INTRAOP_THREADS=1``. The first
+    worker to fail ends the run: the others get SIGKILL (TensorFlow's runtime ignores SIGTERM)."""
     addresses = [f"127.0.0.1:{port}" for port in _free_ports(workers)]
     processes: list[subprocess.Popen[bytes]] = []
     try:

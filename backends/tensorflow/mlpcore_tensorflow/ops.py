@@ -1,31 +1,24 @@
 """The TensorFlow backend's function for each name of the contract, and its arrays and gradients.
 
-What :class:`mlpcore.backend_common.AutodiffOps` asks for (maths in :mod:`mlpcore.activations`,
-:mod:`mlpcore.losses`, :mod:`mlpcore.regularisers`, :mod:`mlpcore.dropout`):
+What :class:`mlpcore.backend_common.AutodiffOps` and :class:`~mlpcore.backend_common.ManualOps`
+ask for (maths in :mod:`mlpcore.activations`, :mod:`mlpcore.losses`, :mod:`mlpcore.regularisers`,
+:mod:`mlpcore.dropout`; numerics in docs/backend-tensorflow.md):
 
 ==============  =================================================================================
-dense           ``tf.nn.bias_add(tf.matmul(a, W), b)``, ``W`` canonical ``(d_in, d_out)``;
-                ``bias_add`` rather than ``+``: the same values, but its gradient is one
-                ``BiasAddGrad`` where a broadcast add's is ``BroadcastGradientArgs``, ``Sum`` and
-                ``Reshape`` on shapes computed at run time, and the graph optimiser can fuse it
-activations     ``tf.nn.relu`` (``ReluGrad``: relu'(0) = 0), ``tf.math.sigmoid`` (exactly 0 and 1
-                at ∓1000, no overflow), ``tf.math.tanh``
-losses          cross-entropy: integer labels by the fused
-                ``tf.nn.sparse_softmax_cross_entropy_with_logits`` (row max subtracted); float
-                targets by ``L_n = s_n log Σ_k exp(u_nk) - t_n·u_n``, ``u_n = z_n - max z_n``
-                (the max held constant), ``s_n = Σ_k t_nk``, exact for rows that do not sum to
-                one (the fused ``softmax_cross_entropy_with_logits``'s gradient is
-                ``softmax - t`` whatever ``s_n`` is); ``mse``: ``mean((o - t)²)``
-penalties       ``tf.nn.l2_loss`` (``Σ W² / 2``) and ``Σ |W|`` (the tape: ``sign(W)``, 0 at 0)
-native masks    :func:`native_keep_mask`, TensorFlow's counter-based stateless RNG
+dense           ``tf.nn.bias_add(tf.matmul(a, W), b)``, ``W`` canonical ``(d_in, d_out)``
+                (``bias_add``: its gradient is one ``BiasAddGrad``, a broadcast add's a reduction
+                on shapes computed at run time)
+activations     ``tf.nn.relu`` (relu'(0) = 0), ``tf.math.sigmoid`` (0 and 1 at ∓1000), ``tanh``
+losses          integer labels: ``sparse_softmax_cross_entropy_with_logits``; float targets:
+                ``L_n = s_n log Σ_k exp(u_nk) - t_n·u_n``, ``u_n = z_n - max z_n`` (held constant),
+                ``s_n = Σ_k t_nk`` (exact for rows that do not sum to one); ``mse``:
+                ``mean((o - t)²)``
+penalties       ``tf.nn.l2_loss`` (``Σ W² / 2``) and ``Σ |W|`` (gradient ``sign(W)``, 0 at 0)
+manual          ``dL/dz`` (``(softmax(z)·Σ_k t_k - t) / N``, ``2 (o - t) / (N K)``), ``f'`` from
+                the output, ``aᵀ δ`` and ``δ Wᵀ``
 ==============  =================================================================================
 
-Gradients are ``tf.GradientTape``'s; the ``manual`` method's backprop
-(:class:`mlpcore.backend_common.Backprop`) takes ``dL/dz`` (``(softmax(z)·Σ_k t_k - t) / N``,
-``2 (o - t) / (N K)``), ``f'`` from the output, ``aᵀ δ`` and ``δ Wᵀ`` from the functions of
-:class:`mlpcore.backend_common.ManualOps` here. These functions build ops only: they run
-eagerly or inside a ``tf.function`` alike, so the eager calls and the in-graph training loop
-share them.
+These functions build ops only: eager calls and the in-graph training loop share them.
 """
 
 from __future__ import annotations
@@ -40,12 +33,6 @@ import tensorflow as tf
 from mlpcore.backend_common import Table
 from mlpcore.dropout import keep_scale
 
-SEED_MASK = (1 << 63) - 1
-"""Seeds are reduced to int64 range for ``tf.random.stateless_uniform``."""
-
-NATIVE_ALGORITHMS = {False: "philox", True: "threefry"}
-"""The stateless RNG algorithm of native masks, keyed by ``compiled`` (XLA mode)."""
-
 
 def _cross_entropy(outputs: tf.Tensor, targets: tf.Tensor) -> tf.Tensor:
     if targets.dtype.is_integer:
@@ -58,21 +45,19 @@ def _cross_entropy(outputs: tf.Tensor, targets: tf.Tensor) -> tf.Tensor:
 
 
 def native_seed(seed: int, counter: tf.Tensor | int) -> tf.Tensor:
-    """The stateless seed pair ``(seed, counter)`` as an int64 tensor of shape (2,)."""
-    return tf.stack([tf.constant(seed & SEED_MASK, tf.int64), tf.cast(counter, tf.int64)])
+    """The stateless seed pair ``(seed mod 2^63, counter)`` as an int64 tensor of shape (2,)."""
+    return tf.stack([tf.constant(seed & ((1 << 63) - 1), tf.int64), tf.cast(counter, tf.int64)])
 
 
 def native_keep_mask(shape: Any, rate: float, seed: tf.Tensor, compiled: bool = False) -> tf.Tensor:
     """A bool keep-mask of ``shape`` from the stateless RNG keyed by ``seed`` (int64 (2,)):
     ``stateless_uniform(shape, seed) >= float32(p)`` in float32, a pure function of the seed.
 
-    Philox, or Threefry when ``compiled`` (inside an XLA-compiled function): TensorFlow's CPU
-    kernels implement only Philox, and XLA's CPU Philox is slow (the (128, 256) mask of the
-    dropout benchmark: ~0.23 ms a step against 0.065 ms). So native masks in XLA mode differ from
-    those of the same run without XLA; portable masks are the same in both.
+    Philox, or Threefry when ``compiled`` (XLA's CPU Philox is slow, TensorFlow's CPU kernels
+    have only Philox): native masks differ with and without XLA, portable ones do not.
     """
     uniform = tf.random.stateless_uniform(shape, seed=seed, dtype=tf.float32,
-                                          alg=NATIVE_ALGORITHMS[compiled])
+                                          alg="threefry" if compiled else "philox")
     return uniform >= tf.constant(rate, tf.float32)
 
 
@@ -106,6 +91,7 @@ class TensorflowOps:
     penalty_gradients: Table[Callable[[tf.Tensor], tf.Tensor]] = Table("regulariser", {
         "l2": tf.identity, "l1": tf.sign})
     tensor = staticmethod(tf.convert_to_tensor)
+    cast = staticmethod(tf.cast)
 
     @staticmethod
     def dense_gradients(a: tf.Tensor, delta: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
@@ -122,10 +108,6 @@ class TensorflowOps:
     @staticmethod
     def numpy(value: tf.Tensor) -> npt.NDArray[Any]:
         return np.array(value.numpy())
-
-    @staticmethod
-    def cast(x: tf.Tensor, dtype: str) -> tf.Tensor:
-        return tf.cast(x, dtype)
 
     @staticmethod
     def gradients(fn: Callable[..., tf.Tensor], args: Sequence[tf.Tensor],
@@ -154,3 +136,11 @@ def scaled_mask(keep: tf.Tensor, rate: float, dtype: tf.DType) -> tf.Tensor:
     """``where(keep, keep_scale(rate), 0)`` in ``dtype``: what the kept units of a hidden layer
     are multiplied by in the network, the scale rounded once to ``dtype``."""
     return tf.where(keep, tf.constant(keep_scale(rate), dtype), tf.constant(0, dtype))
+
+
+def on_device(array: npt.NDArray[Any], device: str) -> tf.Tensor:
+    """``array`` as a tensor on ``device`` sharing nothing written later (``convert_to_tensor``
+    makes host tensors whatever the device scope: elsewhere it is copied by ``identity``)."""
+    with tf.device(device):
+        tensor = tf.convert_to_tensor(array)
+        return tensor if device.startswith("/CPU") else tf.identity(tensor)
