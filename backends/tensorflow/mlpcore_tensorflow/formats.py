@@ -40,21 +40,15 @@ def prefix_of(path: Path) -> Path | None:
     return path if Path(f"{path}.index").is_file() else None
 
 
-def _index_bytes(path: Path) -> bytes | None:
-    prefix = prefix_of(path)
-    if prefix is None:
-        return None
-    index = Path(f"{prefix}.index")
-    if not index.is_file() or index.is_symlink() or index.stat().st_size > 1 << 30:
-        return None
-    data = index.read_bytes()
-    return data if data.endswith(TABLE_MAGIC) else None
-
-
 def _sniff(path: Path, object_graph: bool) -> bool:
     """A TensorFlow bundle with (``tf.train.Checkpoint``) or without an object graph (Saver)."""
-    data = _index_bytes(path)
-    return data is not None and (OBJECT_GRAPH_KEY in data) == object_graph
+    prefix = prefix_of(path)
+    index = Path(f"{prefix}.index")
+    if prefix is None or not index.is_file() or index.is_symlink() \
+            or index.stat().st_size > 1 << 30:
+        return False
+    data = index.read_bytes()
+    return data.endswith(TABLE_MAGIC) and (OBJECT_GRAPH_KEY in data) == object_graph
 
 
 sniff_tf1 = functools.partial(_sniff, object_graph=False)
