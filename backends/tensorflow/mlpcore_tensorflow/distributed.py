@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import faulthandler
+import functools
 import json
 import os
 import signal
@@ -24,8 +25,7 @@ from mlpcore.distributed import DEFAULT_TIMEOUT, World
 from mlpcore.errors import DistributedError
 
 _joined: dict[str, Any] = {}
-"""This process's group once joined: ``strategy``, ``world``, ``timeout`` (of a collective);
-or ``error``, why it could not join."""
+"""Once joined: ``strategy``, ``world``, ``timeout`` (of a collective); or ``error``."""
 
 
 def cluster() -> World | None:
@@ -119,20 +119,14 @@ def strategy() -> tf.distribute.Strategy:
     return found
 
 
-_mirrored: dict[tuple[str, ...], tf.distribute.MirroredStrategy] = {}
-
-
-def mirrored(devices: Sequence[str]) -> tf.distribute.MirroredStrategy:
+@functools.cache
+def mirrored(devices: tuple[str, ...]) -> tf.distribute.MirroredStrategy:
     """The ``MirroredStrategy`` of these devices (native names), made once a process."""
-    key = tuple(devices)
-    if key not in _mirrored:
-        _mirrored[key] = tf.distribute.MirroredStrategy(devices=list(key))
-    return _mirrored[key]
+    return tf.distribute.MirroredStrategy(devices=list(devices))
 
 
 def all_reduce(values: Sequence[tf.Tensor]) -> list[tf.Tensor]:
-    """``Σ_ranks values`` by one collective all-reduce (call it inside ``strategy().run``),
-    failing after the group's timeout."""
+    """``Σ_ranks values`` by one collective all-reduce inside ``strategy().run``."""
     options = tf.distribute.experimental.CommunicationOptions(timeout_seconds=_joined["timeout"])
     context = tf.distribute.get_replica_context()
     summed: list[tf.Tensor] = context.all_reduce(tf.distribute.ReduceOp.SUM, list(values),
