@@ -13,14 +13,9 @@ A ``tf.function`` call costs about 0.4 ms, more than one step of an MLP this siz
         update θ (apply_sgd / apply_adam, or Keras's apply_gradients: optimizer)
         losses[j] = J
 
-One ``input_signature`` with both order dimensions unknown: traced once per trainer; x and
-targets are arguments, not captures, so the trainer's copy goes with the trainer. XLA
-(``config.compiled``) compiles once per order shape. Several devices of one process
-(``config.devices``): each step's gradients come from a ``MirroredStrategy`` inside the same loop
-(:meth:`TensorflowTrainer._replicated`); several workers (``config.world``): one
-``strategy.run`` step a call (:meth:`TensorflowTrainer._shard_step`). float16 scales the loss
-with Keras's ``LossScaleOptimizer`` (method ``"optimizer"``). The why and the figures:
-docs/backend-tensorflow.md.
+One ``input_signature`` with both order dimensions unknown: traced once per trainer (x and
+targets are arguments, not captures, so the trainer's copy goes with it); XLA compiles once per
+order shape. The why and the figures: docs/backend-tensorflow.md.
 """
 
 from __future__ import annotations
@@ -100,7 +95,7 @@ class TensorflowTrainer(TrainerBase):
             self._slots = [[tf.Variable(tf.zeros_like(v) if value is None else value,
                                         trainable=False, dtype=self._dtype) for value in values]
                            for v, values in zip(self._variables, self.start_slots(), strict=True)]
-        self._mirrored = distributed.mirrored(config.devices) if config.devices else None
+        self._mirrored = distributed.mirrored(tuple(config.devices)) if config.devices else None
         local = _weakly(self, "_local")
         self._local_fn = tf.function(local, jit_compile=True) if config.compiled else local
         data = [tf.TensorSpec([None, *t.shape[1:]], t.dtype) for t in (self._x, self._targets)]
@@ -122,14 +117,10 @@ class TensorflowTrainer(TrainerBase):
 
     def _keras_optimizer(self, starts: list[list[FloatArray | None]]) -> None:
         """The config's Keras optimizer (``_keras``; ``_optimizer`` wraps it in a loss scaler for
-        float16), built, its iterations and slots set from :attr:`step` and ``starts``.
-
-        Keras's SGD keeps ``m = -lr·v`` (``m = μ m - lr g; w += m``, the contract's trajectory
-        for a constant lr). Keras's Adam adds ε to ``√v`` before the bias correction, so its
-        ``epsilon`` is a variable set to ``ε·√(1-β2^t)`` before each update, which makes it the
-        contract's update. The lr is a callable returning a NumPy float64, momentum and betas
-        NumPy float64: Keras casts them straight to each variable's dtype (Python floats go
-        through float32, and float64 runs drift by ~1e-8)."""
+        float16), its iterations and slots set from :attr:`step` and ``starts``. Keras's SGD slot
+        is ``-lr·v``; its Adam adds ε to ``√v`` before the bias correction, so ``epsilon`` is a
+        variable set to ``ε·√(1-β2^t)`` before each update. Hyper-parameters are NumPy float64:
+        Keras rounds Python floats through float32 (docs/backend-tensorflow.md)."""
         import keras
 
         opt, lr = self.config.optimizer, np.float64(self.config.optimizer.lr)
@@ -169,10 +160,9 @@ class TensorflowTrainer(TrainerBase):
         return [slots[i * n:(i + 1) * n] for i in range(len(self._variables))]
 
     def _slot_values(self) -> list[list[FloatArray]]:
-        """The slots now. A Keras slot is divided by ``_scale`` and then set to that value's
-        ``_scale`` multiple: as no ``v`` of the slot's precision gives back every ``-lr·v``, the
-        trainer thus goes on from exactly the state it reported (a resumed run is the straight
-        run, bit for bit)."""
+        """The slots now; a Keras slot divided by ``_scale``, then set to that value's ``_scale``
+        multiple (no ``v`` gives back every ``-lr·v``), so the trainer goes on from exactly the
+        state it reported: a resumed run is the straight run, bit for bit."""
         if self._keras is None:
             return [[np.array(v.numpy()) for v in values] for values in self._slots]
         read = [[np.array(v.numpy()) for v in slots] for slots in self._keras_slots()]
@@ -225,10 +215,9 @@ class TensorflowTrainer(TrainerBase):
 
     def _local(self, x: tf.Tensor, targets: tf.Tensor, masks: Sequence[tf.Tensor],
                share: tf.Tensor, values: Sequence[tf.Tensor] | None = None) -> list[tf.Tensor]:
-        """``share · (objective, gradients)`` of one replica's (or rank's) rows, to be summed
-        (``multiply_no_nan``: no rows add 0, not the NaN of an empty mean). XLA-compiled in
-        compiled mode, then given the variables' ``values`` on another device (XLA reads no
-        variable of another device)."""
+        """``share · (objective, gradients)`` of one replica's (or rank's) rows (no rows: 0, not
+        the NaN of an empty mean), at the variables or their ``values`` copied to a replica's
+        device (XLA, in compiled mode, reads no variable of another device)."""
         keep = [scaled_mask(k, self.spec.dropout, self._dtype) for k in masks]
         value, grads = self._gradients(x, targets, keep, values)
         return [tf.math.multiply_no_nan(v, share) for v in (value, *grads)]
@@ -297,8 +286,7 @@ class TensorflowTrainer(TrainerBase):
         return [scaled_mask(keep, rate, self._dtype) for keep in masks]
 
     def _update(self, grads: Sequence[tf.Tensor], t: tf.Tensor) -> None:
-        """Apply update number ``t`` to the variables (the Keras optimizer's, or
-        :func:`apply_sgd` / :func:`apply_adam`)."""
+        """Apply update number ``t`` to the variables."""
         opt = self.config.optimizer
         if self._optimizer is not None:
             if isinstance(opt, Adam):
@@ -311,7 +299,7 @@ class TensorflowTrainer(TrainerBase):
             apply_sgd(self._variables, grads, self._lr, [s[0] for s in self._slots if s],
                       self._momentum, nesterov=opt.nesterov)
 
-    # --- the Python side: one call per block (at most two per chunk) --------------------------
+    # --- the Python side -------------------------------------------------------------------
 
     def _bind(self, x: npt.NDArray[Any], targets: npt.NDArray[Any]) -> None:
         self._x, self._targets = (on_device(a, self._device) for a in (x, targets))
