@@ -1,24 +1,8 @@
-"""The TensorFlow backend's function for each name of the contract, and its arrays and gradients.
-
-What :class:`mlpcore.backend_common.AutodiffOps` and :class:`~mlpcore.backend_common.ManualOps`
+"""The TensorFlow backend's function for each name of the contract, and its arrays and gradients:
+what :class:`mlpcore.backend_common.AutodiffOps` and :class:`~mlpcore.backend_common.ManualOps`
 ask for (maths in :mod:`mlpcore.activations`, :mod:`mlpcore.losses`, :mod:`mlpcore.regularisers`,
-:mod:`mlpcore.dropout`; numerics in docs/backend-tensorflow.md):
-
-==============  =================================================================================
-dense           ``tf.nn.bias_add(tf.matmul(a, W), b)``, ``W`` canonical ``(d_in, d_out)``
-                (``bias_add``: its gradient is one ``BiasAddGrad``, a broadcast add's a reduction
-                on shapes computed at run time)
-activations     ``tf.nn.relu`` (relu'(0) = 0), ``tf.math.sigmoid`` (0 and 1 at ∓1000), ``tanh``
-losses          integer labels: ``sparse_softmax_cross_entropy_with_logits``; float targets:
-                ``L_n = s_n log Σ_k exp(u_nk) - t_n·u_n``, ``u_n = z_n - max z_n`` (held constant),
-                ``s_n = Σ_k t_nk`` (exact for rows that do not sum to one); ``mse``:
-                ``mean((o - t)²)``
-penalties       ``tf.nn.l2_loss`` (``Σ W² / 2``) and ``Σ |W|`` (gradient ``sign(W)``, 0 at 0)
-manual          ``dL/dz`` (``(softmax(z)·Σ_k t_k - t) / N``, ``2 (o - t) / (N K)``), ``f'`` from
-                the output, ``aᵀ δ`` and ``δ Wᵀ``
-==============  =================================================================================
-
-These functions build ops only: eager calls and the in-graph training loop share them.
+:mod:`mlpcore.dropout`; numerics in docs/backend-tensorflow.md). They build ops only: eager calls
+and the in-graph training loop share them.
 """
 
 from __future__ import annotations
@@ -35,6 +19,9 @@ from mlpcore.dropout import keep_scale
 
 
 def _cross_entropy(outputs: tf.Tensor, targets: tf.Tensor) -> tf.Tensor:
+    """Integer labels: the fused sparse op; float targets: ``L_n = s_n log Σ_k exp(u_nk) -
+    t_n·u_n``, ``u_n = z_n - max z_n`` (held constant), ``s_n = Σ_k t_nk`` (exact for rows that
+    do not sum to one)."""
     if targets.dtype.is_integer:
         return tf.reduce_mean(
             tf.nn.sparse_softmax_cross_entropy_with_logits(labels=targets, logits=outputs))
@@ -62,6 +49,7 @@ def native_keep_mask(shape: Any, rate: float, seed: tf.Tensor, compiled: bool = 
 
 
 def _cross_entropy_gradient(z: tf.Tensor, targets: tf.Tensor) -> tf.Tensor:
+    """``dL/dz = (softmax(z)·Σ_k t_k - t) / N`` (the manual method's)."""
     probabilities = tf.nn.softmax(z, axis=1)
     if targets.dtype.is_integer:
         delta = probabilities - tf.one_hot(targets, tf.shape(z)[1], dtype=z.dtype)
@@ -103,6 +91,8 @@ class TensorflowOps:
 
     @staticmethod
     def dense(a: tf.Tensor, w: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
+        """``a W + b``, ``W`` (d_in, d_out); ``bias_add``'s gradient is one ``BiasAddGrad``, a
+        broadcast add's a reduction on shapes computed at run time."""
         return tf.nn.bias_add(tf.matmul(a, w), b)
 
     @staticmethod
