@@ -1,12 +1,6 @@
-"""TensorFlow checkpoints (``tf1-saver``, ``tf2-checkpoint``), read and written.
-
-Read with ``tf.train.load_checkpoint`` (every tensor checked against its CRC32C; nothing in the
-file runs). TensorFlow stores weights ``(fan_in, fan_out)`` already. ``tf1-saver`` keeps every
-variable by name, ``tf2-checkpoint`` the ``/.ATTRIBUTES/VARIABLE_VALUE`` entries by object path;
-both leave out training bookkeeping (``global_step``, ``beta1_power``, optimizer slots,
-``save_counter``). Written from a private graph with ``tf.compat.v1.train.Saver`` (names exactly
-as given) or a tree of ``tf.Module`` objects, through :func:`mlpcore.io.atomic.write_atomically`
-(data file, then index; a failed save leaves the previous checkpoint loadable).
+"""TensorFlow checkpoints (``tf1-saver``, ``tf2-checkpoint``, docs/interop.md), read with
+``tf.train.load_checkpoint`` (CRC32C-checked; weights already ``(fan_in, fan_out)``; training
+bookkeeping left out) and written atomically (:func:`mlpcore.io.atomic.write_atomically`).
 """
 
 from __future__ import annotations
