@@ -106,8 +106,6 @@ class TensorflowTrainer(TrainerBase):
             _weakly(self, "_chunk"), input_signature=[*data, tf.TensorSpec([None, None], tf.int64),
                                                    count, count, masks],
             jit_compile=config.compiled and self._mirrored is None)
-        self._reduced = 0
-        """All-reduces made (data-parallel steps), to name the one that failed."""
         if config.world.size > 1:
             self._shard_fn = tf.function(_weakly(self, "_shard_step"), input_signature=[
                 *data, tf.TensorSpec([None], tf.int64), count, tf.TensorSpec([], self._dtype),
@@ -334,8 +332,7 @@ class TensorflowTrainer(TrainerBase):
         share = tf.constant(self.share, self._dtype)
         values = []
         for j in range(n_steps):
-            self._reduced += 1
-            with distributed.reporting(f"its step {self._reduced}"):
+            with distributed.reporting(f"its step {self.calls + 1}"):  # calls: steps made
                 values.append(self._shard_fn(
                     self._x, self._targets, tf.constant(order[j]),
                     tf.constant(self.step, tf.int64), share,
