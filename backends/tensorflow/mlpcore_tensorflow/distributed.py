@@ -142,18 +142,15 @@ def all_sum(values: Sequence[float]) -> list[float]:
     return [float(v) for v in summed.numpy()]
 
 
-COLLECTIVE_ERRORS = (tf.errors.DeadlineExceededError, tf.errors.UnavailableError,
-                     tf.errors.AbortedError, tf.errors.CancelledError,
-                     tf.errors.FailedPreconditionError, tf.errors.InternalError)
-"""What a collective raises when another worker exited, stalled or restarted."""
-
-
 @contextlib.contextmanager
 def reporting(what: str) -> Iterator[None]:
-    """A collective's failure as :class:`DistributedError` naming this rank and ``what``."""
+    """A collective's failure (another worker exited, stalled or restarted) as
+    :class:`DistributedError` naming this rank and ``what``."""
     try:
         yield
-    except COLLECTIVE_ERRORS as error:
+    except (tf.errors.DeadlineExceededError, tf.errors.UnavailableError, tf.errors.AbortedError,
+            tf.errors.CancelledError, tf.errors.FailedPreconditionError,
+            tf.errors.InternalError) as error:
         world: World = _joined["world"]
         raise DistributedError(f"rank {world.rank} of {world.size}: the all-reduce of {what} "
                                "failed, another worker exited or timed out "
@@ -190,13 +187,12 @@ def launch(workers: int, command: Sequence[str], timeout: float) -> None:
             processes.append(subprocess.Popen(list(command), env=env))
         while True:
             codes = [p.poll() for p in processes]
-            failed = next(((rank, code) for rank, code in enumerate(codes) if code), None)
-            if failed is not None:
-                rank, code = failed
-                how = (f"was killed by signal {signal.Signals(-code).name}" if code < 0
-                       else f"exited with status {code}")
-                raise DistributedError(f"worker rank {rank} of {workers} {how}; the launcher "
-                                       "stopped the others")
+            for rank, code in enumerate(codes):
+                if code:
+                    how = (f"was killed by signal {signal.Signals(-code).name}" if code < 0
+                           else f"exited with status {code}")
+                    raise DistributedError(f"worker rank {rank} of {workers} {how}; the "
+                                           "launcher stopped the others")
             if all(code == 0 for code in codes):
                 return
             time.sleep(0.05)
