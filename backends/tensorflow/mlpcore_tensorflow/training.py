@@ -273,10 +273,9 @@ class TensorflowTrainer(TrainerBase):
         """Step ``j``'s scaled masks, one per hidden layer (none without dropout)."""
         rate = self.spec.dropout
         if self.dropout == "native":
-            step = first_step + tf.cast(j, tf.int64)
+            first = (first_step + tf.cast(j, tf.int64)) * len(self.widths)
             masks = tuple(native_keep_mask(tf.stack([n, width]), rate,
-                                           native_seed(self.config.seed,
-                                                       step * len(self.widths) + layer),
+                                           native_seed(self.config.seed, first + layer),
                                            compiled=self.config.compiled)
                           for layer, width in enumerate(self.widths))
         else:
