@@ -356,6 +356,9 @@ class ModelBase:
         default = ("optimizer" if self.dtype == "float16" and "optimizer" in self.training_methods
                    else self.training_methods[0])
         config = replace(config, method=config.method or default)
+        if config.method == "manual" and self.dtype != self.master:
+            raise ValueError(f"the manual method's backprop computes in the model's {self.master} "
+                             f"variables; {self.dtype} trains with 'autodiff' or 'optimizer'")
         with self._placed():
             return self._trainer(config, np.ascontiguousarray(x, dtype=self.master),
                                  np.ascontiguousarray(labels(targets, self.master)), state)

@@ -161,6 +161,15 @@ def test_float16_trains_with_the_optimizer_and_its_loss_scaler(backend: str) -> 
     mlpcore.fit(model, (X, Y), epochs=1, method="optimizer")
 
 
+@pytest.mark.parametrize("backend", ["torch", "tensorflow"])
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+def test_mixed_precision_refuses_the_manual_method(backend: str, dtype: str) -> None:
+    model = mlpcore.MLP(SPEC, backend=backend, dtype=dtype)
+    with pytest.raises(ValueError, match=f"backprop computes in the model's float32 variables; "
+                                         f"{dtype} trains with 'autodiff' or 'optimizer'"):
+        mlpcore.fit(model, (X, Y), epochs=1, method="manual")
+
+
 def test_cli_device_and_mixed_dtype(capsys: pytest.CaptureFixture[str]) -> None:
     from mlpcore.cli import main
 

@@ -68,9 +68,6 @@ class TensorflowTrainer(TrainerBase):
         self.calls = 0
         self.compile_seconds = 0.0
         self.shapes: set[tuple[int, int]] = set()
-        if config.method == "manual" and dtype not in ("float32", "float64"):
-            raise ValueError(f"the manual method's backprop computes in the model's float32 "
-                             f"variables; {dtype} trains with 'autodiff' or 'optimizer'")
         self._loss_scaled = dtype == "float16"
         if self._loss_scaled and config.method != "optimizer":
             raise ValueError("float16 training scales the loss with keras' LossScaleOptimizer: "

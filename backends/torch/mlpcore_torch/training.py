@@ -131,9 +131,6 @@ class TorchTrainer(TrainerBase):
         super().__init__(spec, config, x.shape[0], state)
         self._x, self._targets, self._device = x, targets, x.device
         self._params = interleave(weights, biases)
-        if config.method == "manual" and dtype not in ("float32", "float64"):
-            raise ValueError(f"the manual method's backprop computes in the model's float32 "
-                             f"variables; {dtype} trains with 'autodiff' or 'optimizer'")
         self._net: Network | Backprop = (
             Backprop(OPS, spec.activation, config.loss, config.regularisers)
             if config.method == "manual"
