@@ -19,15 +19,19 @@ A backend declaring :attr:`~mlpcore.backend.Capability.DATA_PARALLEL` implements
 from __future__ import annotations
 
 import math
+import signal
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+from mlpcore.errors import DistributedError
 
 if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
 
-__all__ = ["DEFAULT_TIMEOUT", "DataParallel", "ProcessGroup", "World"]
+__all__ = ["DEFAULT_TIMEOUT", "DataParallel", "ProcessGroup", "World", "collective_failed",
+           "worker_failed"]
 
 DEFAULT_TIMEOUT = 300.0
 """Seconds a worker waits for the others (a collective, the rendezvous) before failing."""
@@ -104,3 +108,24 @@ class ProcessGroup(Protocol):
         """Run ``command`` (a program and its arguments) in ``workers`` local processes through
         the engine's own launcher, as one group; return when all have exited with status 0, or
         raise :class:`~mlpcore.errors.DistributedError` naming the first rank that failed."""
+
+
+def collective_failed(world: World, what: str, error: BaseException,
+                      detail: str | None = None) -> DistributedError:
+    """The error a rank raises when the all-reduce of ``what`` fails (``detail``: the engine's
+    reason, default ``str(error)``)."""
+    return DistributedError(f"rank {world.rank} of {world.size}: the all-reduce of {what} failed, "
+                            f"another worker exited or timed out ({type(error).__name__}: "
+                            f"{error if detail is None else detail})")
+
+
+def worker_failed(rank: int, workers: int, exitcode: int) -> DistributedError:
+    """The error a launcher raises when worker ``rank`` ends with ``exitcode`` (negative: the
+    signal that killed it) and it has stopped the others."""
+    try:
+        how = (f"was killed by signal {signal.Signals(-exitcode).name}" if exitcode < 0
+               else f"exited with status {exitcode}")
+    except ValueError:  # a number no signal of this system has
+        how = f"was killed by signal {-exitcode}"
+    return DistributedError(f"worker rank {rank} of {workers} {how}; the launcher stopped the "
+                            "others")

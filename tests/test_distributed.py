@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import mlpcore
-from mlpcore.distributed import DataParallel, World
+from mlpcore.distributed import DataParallel, World, collective_failed, worker_failed
 from mlpcore_conformance import workers
 
 pytest.importorskip("torch.distributed")
@@ -53,6 +53,23 @@ def test_positions_are_the_ranks_rows_of_each_batch(size: int, n: int, batch: in
 def test_world_refuses_a_rank_outside_it(rank: int, size: int) -> None:
     with pytest.raises(ValueError, match="rank must be in"):
         World(rank, size)
+
+
+@pytest.mark.parametrize(("exitcode", "how"), [(3, "exited with status 3"),
+                                              (-9, "was killed by signal SIGKILL"),
+                                              (-200, "was killed by signal 200")])
+def test_a_failed_worker_is_named_with_how_it_ended(exitcode: int, how: str) -> None:
+    error = worker_failed(1, 4, exitcode)
+    assert isinstance(error, mlpcore.DistributedError)
+    assert str(error) == f"worker rank 1 of 4 {how}; the launcher stopped the others"
+
+
+def test_a_failed_collective_names_the_rank_and_what_it_summed() -> None:
+    error = collective_failed(World(2, 3), "step 6", TimeoutError("gloo timed out"))
+    assert str(error) == ("rank 2 of 3: the all-reduce of step 6 failed, another worker exited "
+                          "or timed out (TimeoutError: gloo timed out)")
+    assert "(RuntimeError: last line)" in str(
+        collective_failed(World(0, 2), "x", RuntimeError("a\nlast line"), "last line"))
 
 
 @pytest.mark.parametrize("timeout", [0, -1.0, float("nan"), float("inf"), "10"])

@@ -12,7 +12,6 @@ import faulthandler
 import functools
 import json
 import os
-import signal
 import socket
 import subprocess
 import time
@@ -21,7 +20,7 @@ from typing import Any
 
 import tensorflow as tf
 
-from mlpcore.distributed import DEFAULT_TIMEOUT, World
+from mlpcore.distributed import DEFAULT_TIMEOUT, World, collective_failed, worker_failed
 from mlpcore.errors import DistributedError
 
 _joined: dict[str, Any] = {}
@@ -151,11 +150,8 @@ def reporting(what: str) -> Iterator[None]:
     except (tf.errors.DeadlineExceededError, tf.errors.UnavailableError, tf.errors.AbortedError,
             tf.errors.CancelledError, tf.errors.FailedPreconditionError,
             tf.errors.InternalError) as error:
-        world: World = _joined["world"]
-        raise DistributedError(f"rank {world.rank} of {world.size}: the all-reduce of {what} "
-                               "failed, another worker exited or timed out "
-                               f"({type(error).__name__}: "
-                               f"{error.message.strip().splitlines()[-1]})") from error
+        raise collective_failed(_joined["world"], what, error,
+                                error.message.strip().splitlines()[-1]) from error
 
 
 def _free_ports(n: int) -> list[int]:
@@ -189,10 +185,7 @@ def launch(workers: int, command: Sequence[str], timeout: float) -> None:
             codes = [p.poll() for p in processes]
             for rank, code in enumerate(codes):
                 if code:
-                    how = (f"was killed by signal {signal.Signals(-code).name}" if code < 0
-                           else f"exited with status {code}")
-                    raise DistributedError(f"worker rank {rank} of {workers} {how}; the "
-                                           "launcher stopped the others")
+                    raise worker_failed(rank, workers, code)
             if all(code == 0 for code in codes):
                 return
             time.sleep(0.05)

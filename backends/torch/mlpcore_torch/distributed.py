@@ -13,7 +13,7 @@ from datetime import timedelta
 import torch
 import torch.distributed as dist
 
-from mlpcore.distributed import World
+from mlpcore.distributed import World, collective_failed, worker_failed
 from mlpcore.errors import DistributedError
 
 LAUNCHER_VARIABLES = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
@@ -59,9 +59,8 @@ def _all_reduce(tensor: torch.Tensor, what: str) -> None:
     try:
         dist.all_reduce(tensor)
     except Exception as error:
-        raise DistributedError(f"rank {dist.get_rank()} of {dist.get_world_size()}: the "
-                               f"all-reduce of {what} failed, another worker exited or timed "
-                               f"out ({type(error).__name__}: {error})") from error
+        raise collective_failed(World(dist.get_rank(), dist.get_world_size()), what,
+                                error) from error
 
 
 class GradientSum:
@@ -110,10 +109,7 @@ def launch(workers: int, command: Sequence[str], timeout: float) -> None:
         elastic_launch(config, command[0])(*command[1:])
     except ChildFailedError as error:
         rank, failure = error.get_first_failure()
-        how = (f"was killed by signal {failure.signal_name()}" if failure.exitcode < 0
-               else f"exited with status {failure.exitcode}")
-        raise DistributedError(f"worker rank {rank} of {workers} {how}; the launcher stopped "
-                               f"the others") from error
+        raise worker_failed(rank, workers, failure.exitcode) from error
     finally:
         if threads is None:
             os.environ.pop("OMP_NUM_THREADS", None)
