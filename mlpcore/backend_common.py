@@ -352,7 +352,7 @@ class ModelBase:
                              f"not {config.method!r}")
         check_loss(config.loss)  # unknown names are refused here, before any trainer is built
         penalties(_KINDS, config.regularisers)
-        # float16 trains with the optimizer's method (its framework's loss scaler), if there
+        # float16 defaults to the optimizer method (its framework's loss scaler) where there is one
         default = ("optimizer" if self.dtype == "float16" and "optimizer" in self.training_methods
                    else self.training_methods[0])
         config = replace(config, method=config.method or default)
